@@ -1,0 +1,1 @@
+"""Dataset spec → fine-tuned ConvNeXt hashing model dir (save_pretrained)."""

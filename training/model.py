@@ -1,0 +1,174 @@
+"""ConvNeXt with a hash layer between the pooled features and the classifier.
+
+pooled features ──► hash (Linear → n_bits) ──► tanh ──► classifier
+                        └─ sign > 0 is the image's binary code
+
+The tanh outputs are pulled towards one fixed ±1 "hash centre" per class (CSQ, Yuan et al. 2020): rows of
+a Hadamard matrix when there are few enough classes, so any two classes' centres differ in n_bits/2 bits
+and every bit is balanced over the classes. A quantisation term pushes |tanh| to 1 so the sign loses
+little. The classifier on top keeps the model a classifier (predicted class, accuracy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import nn
+from transformers import ConvNextConfig, ConvNextImageProcessorPil, ConvNextModel, ConvNextPreTrainedModel
+from transformers.utils import ModelOutput
+
+# Configurations trained from scratch. `fmnist-small` is sized for 28×28 inputs on 2 CPU cores: patch 2 and
+# three stages leave a 7×7 → 3×3 map for the last stage (four stages would leave 1×1).
+PRESETS: dict[str, dict] = {
+    "fmnist-small": dict(
+        patch_size=2, num_stages=3, hidden_sizes=[32, 64, 128], depths=[2, 2, 2], image_size=28, drop_path_rate=0.05
+    ),
+    # A few thousand parameters: what the tests train in seconds.
+    "tiny": dict(patch_size=2, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], image_size=32),
+}
+DEFAULT_MEAN = [0.5, 0.5, 0.5]
+DEFAULT_STD = [0.5, 0.5, 0.5]
+
+
+@dataclass
+class HashOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
+    hash_logits: torch.Tensor | None = None
+
+
+def hash_centres(num_classes: int, n_bits: int, seed: int = 0) -> torch.Tensor:
+    """One ±1 target code per class: Hadamard rows where possible, else seeded balanced random codes."""
+    if n_bits & (n_bits - 1) == 0 and num_classes <= n_bits:
+        h = torch.ones(1, 1)
+        while h.shape[0] < n_bits:
+            h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+        # Row 0 is all ones (an unbalanced code); rows 1.. are balanced and pairwise n_bits/2 apart.
+        rows = torch.arange(1, num_classes + 1) % n_bits
+        return h[rows]
+    g = torch.Generator().manual_seed(seed)
+    half = torch.tensor([1.0] * (n_bits // 2) + [-1.0] * (n_bits - n_bits // 2))
+    return torch.stack([half[torch.randperm(n_bits, generator=g)] for _ in range(num_classes)])
+
+
+class ConvNextForImageHashing(ConvNextPreTrainedModel):
+    """ConvNeXt backbone + `config.n_bits` hash layer + classifier over the tanh codes."""
+
+    def __init__(self, config: ConvNextConfig):
+        super().__init__(config)
+        config.n_bits = getattr(config, "n_bits", 64)
+        self.convnext = ConvNextModel(config)
+        self.hash = nn.Linear(config.hidden_sizes[-1], config.n_bits)
+        self.classifier = nn.Linear(config.n_bits, config.num_labels)
+        self.register_buffer("centres", hash_centres(config.num_labels, config.n_bits), persistent=False)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> HashOutput:
+        pooled = self.convnext(pixel_values).pooler_output
+        h = self.hash(pooled)
+        z = torch.tanh(h)
+        logits = self.classifier(z)
+        loss = None
+        if labels is not None:
+            target = (self.centres[labels] + 1) / 2
+            centre = F.binary_cross_entropy_with_logits(2 * h, target)  # sigmoid(2h) = (tanh(h)+1)/2
+            quant = (z.abs() - 1).pow(2).mean()
+            ce = F.cross_entropy(logits, labels, label_smoothing=getattr(self.config, "label_smoothing", 0.1))
+            loss = ce + centre + getattr(self.config, "quant_weight", 0.1) * quant
+        return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h)
+
+
+def build_model(
+    model: str, *, n_bits: int, id2label: dict[int, str], image_size: int | None = None
+) -> tuple[ConvNextForImageHashing, ConvNextImageProcessorPil]:
+    """A preset name trains from scratch; anything else is a checkpoint (Hub id or local dir) to fine-tune."""
+    label2id = {name: i for i, name in id2label.items()}
+    common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id, n_bits=n_bits)
+    if model in PRESETS:
+        preset = dict(PRESETS[model])
+        size = image_size or preset.pop("image_size")
+        preset.pop("image_size", None)
+        config = ConvNextConfig(num_channels=3, image_size=size, **preset, **common)
+        config.architectures = [ConvNextForImageHashing.__name__]
+        net = ConvNextForImageHashing(config)
+        processor = make_processor(size)
+    else:
+        # ignore_mismatched_sizes: the checkpoint's own classifier (e.g. 1000 ImageNet classes) is replaced.
+        net = ConvNextForImageHashing.from_pretrained(model, ignore_mismatched_sizes=True, **common)
+        net.config.architectures = [ConvNextForImageHashing.__name__]
+        processor = ConvNextImageProcessorPil.from_pretrained(model)
+        if image_size:
+            processor = make_processor(image_size, processor.image_mean, processor.image_std)
+    return net, processor
+
+
+def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextImageProcessorPil:
+    # crop_pct=1: resize the short side to `size`, centre-crop a square; what `preprocess` below does too.
+    return ConvNextImageProcessorPil(
+        size={"shortest_edge": size}, crop_pct=1.0, image_mean=list(mean), image_std=list(std), do_convert_rgb=True
+    )
+
+
+def processor_size(processor: ConvNextImageProcessorPil) -> int:
+    return int(processor.size["shortest_edge"])
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright RGB: honours EXIF rotation, composites transparency on white, takes a GIF's first frame."""
+    image.seek(0) if getattr(image, "n_frames", 1) > 1 else None
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping.
+        array = np.asarray(image, dtype=np.float32)
+        image = Image.fromarray((array / max(float(array.max()), 1.0) * 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
+def preprocess(images: list[Image.Image], size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> torch.Tensor:
+    """PIL images → normalised float tensor [B, 3, size, size], batched in NumPy (the processor loops in Python)."""
+    arrays = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        image = to_rgb(image)
+        w, h = image.size
+        if (w, h) != (size, size):
+            scale = size / min(w, h)
+            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+            image = image.resize((nw, nh), Image.Resampling.BILINEAR)
+            left, top = (nw - size) // 2, (nh - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+        arrays[i] = np.asarray(image)
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Refuse a model dir that is incomplete or holds pickled weights: we never unpickle."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model dir {path} does not exist; train one with `python -m training --output {path}`")
+    missing = [n for n in ("config.json", "model.safetensors", "preprocessor_config.json") if not (path / n).is_file()]
+    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt*"))
+    if pickles and "model.safetensors" in missing:
+        raise ValueError(f"model dir {path} holds pickled weights ({', '.join(pickles)}); only safetensors are loaded")
+    if missing:
+        raise FileNotFoundError(f"model dir {path} is missing {', '.join(missing)}; retrain or copy the whole dir")
+    return path
+
+
+def load_model(path: str | Path) -> tuple[ConvNextForImageHashing, ConvNextImageProcessorPil]:
+    path = check_model_dir(path)
+    net = ConvNextForImageHashing.from_pretrained(path, use_safetensors=True)
+    net.eval()
+    return net, ConvNextImageProcessorPil.from_pretrained(path)

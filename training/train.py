@@ -1,0 +1,171 @@
+"""Fine-tune (or train from scratch) a ConvNeXt hashing model on a labelled image dataset.
+
+The whole recipe in one file, in the shape of transformers' run_image_classification.py: dataclass
+arguments, `datasets` transforms applied lazily, `Trainer` for the loop, `save_pretrained` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from training.data import label_names, load_image_dataset
+from training.model import PRESETS, build_model, preprocess, processor_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainArgs:
+    dataset: str = field(default="fashion_mnist", metadata={"help": "Hub id, image folder, or fashion_mnist"})
+    model: str = field(
+        default="fmnist-small",
+        metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune, "
+                  "e.g. facebook/convnext-tiny-224"},
+    )
+    output: str = field(default="models/fmnist-small", metadata={"help": "model dir to write"})
+    epochs: float = 12
+    bits: int = field(default=64, metadata={"help": "length of the binary code"})
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.05
+    image_size: int | None = field(default=None, metadata={"help": "input size; default: the model's"})
+    augment: bool = field(default=True, metadata={"help": "random flips and shifts while training"})
+    seed: int = 0
+    max_train_samples: int | None = None
+    max_test_samples: int | None = None
+    resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in <output>/checkpoints"})
+
+
+def _augment(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Random horizontal flip and a random shift of up to `shift` px (edge-padded), per image."""
+    if torch.rand(()) < 0.5:
+        x = x.flip(-1)
+    if shift:
+        size = x.shape[-1]
+        padded = F.pad(x.unsqueeze(0), (shift,) * 4, mode="replicate")[0]
+        dx, dy = torch.randint(0, 2 * shift + 1, (2,)).tolist()
+        x = padded[:, dy : dy + size, dx : dx + size]
+    return x
+
+
+def make_transform(size: int, mean, std, augment: bool):
+    shift = max(1, size // 14) if augment else 0
+
+    def transform(batch):
+        pixels = preprocess(batch["image"], size, mean, std)
+        if augment:
+            pixels = torch.stack([_augment(p, shift) for p in pixels])
+        return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
+
+    return transform
+
+
+def train(args: TrainArgs) -> dict:
+    set_seed(args.seed)
+    out = Path(args.output)
+    ds = load_image_dataset(args.dataset, seed=args.seed)
+    if args.max_train_samples:
+        ds["train"] = ds["train"].shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(ds["train"]))))
+    if args.max_test_samples:
+        ds["test"] = ds["test"].select(range(min(args.max_test_samples, len(ds["test"]))))
+    names = label_names(ds)
+    model, processor = build_model(
+        args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size
+    )
+    size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
+    train_ds = ds["train"].with_transform(make_transform(size, mean, std, args.augment))
+    test_ds = ds["test"].with_transform(make_transform(size, mean, std, False))
+
+    ckpt_dir = out / "checkpoints"
+    targs = _training_arguments(args, ckpt_dir)
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds)
+    last = get_last_checkpoint(str(ckpt_dir)) if args.resume and ckpt_dir.is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last)
+    train_seconds = time.perf_counter() - start
+
+    prediction = trainer.predict(test_ds)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    accuracy = float((np.argmax(logits, axis=-1) == np.asarray(ds["test"]["label"])).mean())
+
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    metrics = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "bits": args.bits,
+        "test_accuracy": accuracy,
+        "train_samples": len(ds["train"]),
+        "test_samples": len(ds["test"]),
+        "epochs": args.epochs,
+        "train_seconds": round(train_seconds, 1),
+        "resumed_from": last,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "args": asdict(args),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_model_card(out, metrics, names)
+    return metrics
+
+
+def _training_arguments(args: TrainArgs, ckpt_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=max(256, args.batch_size),
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_ratio,
+        lr_scheduler_type="cosine",
+        save_strategy="epoch",
+        save_total_limit=1,
+        eval_strategy="no",
+        logging_steps=50,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        report_to="none",
+        seed=args.seed,
+    )
+
+
+def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
+    card = f"""---
+library_name: transformers
+pipeline_tag: image-feature-extraction
+tags: [convnext, image-retrieval, deep-hashing]
+---
+# {out.name}
+
+ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, trained on `{metrics['dataset']}`
+for image search: pooled features are the float vector (cosine), the signs of the hash layer the binary
+code (Hamming distance).
+
+| metric | value |
+|---|---|
+| test accuracy | {metrics['test_accuracy']:.4f} |
+| train samples | {metrics['train_samples']} |
+| epochs | {metrics['epochs']} |
+| training time (s) | {metrics['train_seconds']} |
+| parameters | {metrics['parameters']:,} |
+
+Labels: {', '.join(names)}.
+
+Load with `ConvNextForImageHashing.from_pretrained(path)` from this project's `training.model`; the
+backbone alone loads as `ConvNextModel` (`pipeline("image-feature-extraction", model=path)`).
+"""
+    (out / "README.md").write_text(card)
