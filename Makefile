@@ -1,0 +1,56 @@
+# `make demo`: venv + install, Fashion-MNIST, train the small model, index 70k images, serve on :7860.
+# `make test`: install what the tests need and run them. Each step reuses what an earlier run made.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= models/fmnist-small
+EPOCHS ?= 12
+COLLECTION ?= fashion_mnist
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED ?= False
+
+.PHONY: install data model index demo serve test test-fast eval bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU wheel of torch this machine carries; an unpinned torch would pull a CUDA build of several GB.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+data: $(FMNIST)
+$(FMNIST):
+	apt-get update && apt-get install -y dataset-fashion-mnist
+
+model: $(MODEL)/model.safetensors
+$(MODEL)/model.safetensors: | install data
+	$(PY) -m training --dataset fashion_mnist --model fmnist-small --epochs $(EPOCHS) --bits 64 --output $(MODEL)
+
+index: model
+	$(PY) -m indexer build --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION)
+
+demo: index serve
+
+serve: install
+	$(PY) -m app --model $(MODEL) --collection $(COLLECTION)
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not realdata and not browser"
+
+eval: model index
+	$(PY) -m indexer evaluate --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION) \
+		--bench-json bench/results/retrieval.json
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Gradio front end: a client of indexer/ (its embedder and store)."""

@@ -1,0 +1,209 @@
+"""The search service behind the UI and the API: the indexer's embedder and store, plus what a page needs.
+
+Plain Python, so the Gradio layer (app/main.py) only maps components to these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from indexer.embedder import Embedder, Embeddings
+from indexer.images import BadImage, open_image, sha256
+from indexer.pipeline import add_images
+from indexer.sources import SourceError, resolve_image
+from indexer.store import METRICS, Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    model_dir: str = "models/fmnist-small"
+    collection: str = "fashion_mnist"
+    qdrant: str | None = None  # folder, URL or :memory:; None: $QDRANT_URL, $QDRANT_PATH, <data_dir>/qdrant
+    data_dir: str = "data"
+    max_upload_mb: float = 10.0
+    oversampling: int = 4
+    examples: int = 10
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def image_dir(self) -> Path:
+        return Path(self.data_dir) / "images"
+
+
+class SearchService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.embedder = Embedder(settings.model_dir)
+        self._store: Store | None = None
+        self._store_error: str | None = None
+        self._write_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._cache: OrderedDict[str, Embeddings] = OrderedDict()  # upload sha → embeddings, for paging
+        settings.image_dir.mkdir(parents=True, exist_ok=True)
+        _ = self.store  # open now if we can; if not, the page says why and each request tries again
+
+    # --- the collection, opened lazily so a Qdrant that is down at start does not stop the app ---------
+    @property
+    def store(self) -> Store | None:
+        with self._open_lock:
+            if self._store is None:
+                try:
+                    location = self.settings.qdrant or None
+                    if location is None:
+                        import os
+
+                        location = os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or str(
+                            Path(self.settings.data_dir) / "qdrant"
+                        )
+                    store = open_store(self.settings.collection, location)
+                    store.require(self.embedder.meta)
+                    self._store, self._store_error = store, None
+                except StoreError as e:
+                    self._store_error = str(e)
+                    log.warning("collection not available: %s", e)
+        return self._store
+
+    def require_store(self) -> Store:
+        store = self.store
+        if store is None:
+            raise StoreError(self._store_error or "the collection is not available")
+        return store
+
+    def status(self) -> str:
+        store = self.store
+        if store is None:
+            return f"⚠️ {self._store_error}"
+        return f"{store.count():,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`"
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- queries ---------------------------------------------------------------------------------
+    def read_upload(self, path: str | Path) -> bytes:
+        path = Path(path)
+        limit = int(self.settings.max_upload_mb * 1024 * 1024)
+        size = path.stat().st_size
+        if size > limit:
+            raise BadImage(
+                f"the file is {size / 1e6:.1f} MB; the limit is {self.settings.max_upload_mb:g} MB: "
+                "upload a smaller image"
+            )
+        return path.read_bytes()
+
+    def embed_upload(self, data: bytes) -> Embeddings:
+        key = sha256(data)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        emb = self.embedder.embed([open_image(data)])
+        self._cache[key] = emb
+        while len(self._cache) > 256:
+            self._cache.popitem(last=False)
+        return emb
+
+    def predict(self, emb: Embeddings, top: int = 3) -> dict[str, float]:
+        probs = emb.probs[0]
+        order = np.argsort(-probs)[:top]
+        return {self.embedder.labels[i]: float(probs[i]) for i in order}
+
+    def search(
+        self,
+        data: bytes,
+        metric: str = "cosine",
+        k: int = 10,
+        labels: list[str] | None = None,
+        threshold: float | None = None,
+        offset: int = 0,
+    ) -> tuple[list[dict], dict[str, float]]:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        k = int(k)
+        if not 1 <= k <= 1000:
+            raise ValueError(f"k must be between 1 and 1000, not {k}")
+        store = self.require_store()
+        emb = self.embed_upload(data)
+        hits = store.search(metric, emb.floats[0], emb.codes[0], k=k, offset=int(offset), labels=labels or None,
+                            threshold=threshold, oversampling=self.settings.oversampling)
+        results = [
+            {"rank": offset + i + 1, "id": h.id, "score": round(h.score, 4), "label": h.payload.get("label"),
+             "source": h.payload.get("source")}
+            for i, h in enumerate(hits)
+        ]
+        return results, self.predict(emb)
+
+    def image_of(self, result: dict) -> Image.Image | None:
+        try:
+            image = resolve_image(result, self.settings.image_dir)
+        except (SourceError, OSError, KeyError, IndexError) as e:
+            log.warning("cannot show %s: %s", result.get("id"), e)
+            return None
+        if max(image.size) < 96:  # tiny images (Fashion-MNIST's 28 px) are enlarged, pixels kept sharp
+            scale = 96 // max(image.size) + 1
+            image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+        return image
+
+    # --- the collection grows and shrinks ----------------------------------------------------------
+    def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:
+        store = self.require_store()
+        with self._write_lock:
+            return add_images(self.embedder, store, items, self.settings.image_dir)
+
+    def delete(self, ids: list[str]) -> int:
+        store = self.require_store()
+        ids = [i.strip() for i in ids if i and i.strip()]
+        with self._write_lock:
+            found = [h.id for h in store.retrieve(ids)]
+            if found:
+                store.delete(found)
+        return len(found)
+
+    def overview(self) -> dict:
+        store = self.require_store()
+        meta = store.meta
+        return {
+            "collection": self.settings.collection,
+            "images": store.count(),
+            "labels": dict(sorted(store.label_counts().items())),
+            "model": meta.get("model"),
+            "model_sha256": meta.get("model_sha256"),
+            "n_bits": meta.get("n_bits"),
+            "float_dim": meta.get("float_dim"),
+        }
+
+    def example_files(self) -> list[str]:
+        """One stored image per label (up to `examples`), written once under <data_dir>/examples."""
+        out = Path(self.settings.data_dir) / "examples"
+        existing = sorted(str(p) for p in out.glob("*.png"))
+        if existing or self.store is None:
+            return existing
+        out.mkdir(parents=True, exist_ok=True)
+        seen: dict[str, dict] = {}
+        hits, _ = self._store.scroll(limit=500)
+        for h in hits:
+            seen.setdefault(h.payload.get("label"), dict(h.payload, id=h.id))
+        files = []
+        for n, (label, payload) in enumerate(sorted(seen.items(), key=lambda kv: str(kv[0]))):
+            if n >= self.settings.examples:
+                break
+            image = self.image_of(payload)
+            if image is None:
+                continue
+            safe = "".join(c if c.isalnum() else "_" for c in str(label))
+            path = out / f"{n:02d}_{safe}.png"
+            image.convert("RGB").save(path)
+            files.append(str(path))
+        return files
+
+
+__all__ = ["SearchService", "Settings", "BadImage", "StoreError"]

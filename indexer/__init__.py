@@ -1,0 +1,1 @@
+"""Images → vectors (embedder) → Qdrant (store); build and evaluate indexes from the command line."""

@@ -1,0 +1,109 @@
+"""python -m indexer build|info|search|evaluate ...
+
+  build     embed a dataset's splits into a collection (float + code vectors, payload); resumable
+  info      what a collection holds and which model built it
+  search    the k nearest images to one image file, from the command line
+  evaluate  retrieval quality on the standard protocol (test queries against the train database)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from indexer.store import METRICS, StoreError, open_store
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", default="fashion_mnist", help="Qdrant collection name")
+    p.add_argument("--qdrant", "--url", dest="qdrant", default=None,
+                   help="Qdrant location: a folder (embedded engine, default $QDRANT_PATH or data/qdrant), "
+                        "an http(s) URL of a server (default $QDRANT_URL; key from $QDRANT_API_KEY), or :memory:")
+    p.add_argument("--shards", type=int, default=1, help="shard number for a new server collection")
+    p.add_argument("--replicas", type=int, default=1, help="replication factor for a new server collection")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m indexer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="index a dataset into a collection")
+    b.add_argument("--model", required=True, help="model dir written by `python -m training`")
+    b.add_argument("--dataset", default="fashion_mnist", help="Hub id, image folder, or fashion_mnist")
+    b.add_argument("--splits", default="train,test", help="comma-separated splits to index")
+    b.add_argument("--batch-size", type=int, default=256)
+    b.add_argument("--limit", type=int, default=None, help="index at most this many rows per split")
+    b.add_argument("--recreate", action="store_true", help="drop the collection first")
+    _store_args(b)
+
+    i = sub.add_parser("info", help="describe a collection")
+    _store_args(i)
+
+    s = sub.add_parser("search", help="search with one image file")
+    s.add_argument("image", type=Path)
+    s.add_argument("--model", required=True)
+    s.add_argument("--metric", choices=METRICS, default="cosine")
+    s.add_argument("-k", type=int, default=10)
+    _store_args(s)
+
+    e = sub.add_parser("evaluate", help="retrieval quality: test split queries against the train split")
+    e.add_argument("--model", required=True)
+    e.add_argument("--dataset", default="fashion_mnist")
+    e.add_argument("--output", default=None, help="report folder (default: the model dir)")
+    e.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N test images only")
+    e.add_argument("--bench-json", default=None, help="also write the summary here (bench/results/retrieval.json)")
+    _store_args(e)
+
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (StoreError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.command == "evaluate":
+        from indexer.evaluate import evaluate
+
+        report = evaluate(args.model, args.dataset, qdrant=args.qdrant, output=args.output,
+                          max_queries=args.max_queries, bench_json=args.bench_json)
+        print(json.dumps(report["summary"], indent=2))
+        return 0
+
+    store = open_store(args.collection, args.qdrant, shards=args.shards, replicas=args.replicas)
+    try:
+        if args.command == "info":
+            print(json.dumps({"collection": args.collection, "points": store.count(),
+                              "labels": store.label_counts(), "meta": store.meta}, indent=2))
+            return 0
+        from indexer.embedder import Embedder
+
+        embedder = Embedder(args.model)
+        if args.command == "build":
+            from indexer.pipeline import build_index
+
+            report = build_index(embedder, store, args.dataset, tuple(args.splits.split(",")),
+                                 args.batch_size, args.limit, args.recreate)
+            print(json.dumps({"collection": args.collection, "points": store.count(), **report.as_dict()}))
+            return 0
+        if args.command == "search":
+            from indexer.images import open_image
+
+            store.require(embedder.meta)
+            emb = embedder.embed([open_image(args.image.read_bytes())])
+            for hit in store.search(args.metric, emb.floats[0], emb.codes[0], k=args.k):
+                print(f"{hit.score:8.4f}  {hit.payload['label']:<14} {hit.id}  {json.dumps(hit.payload['source'])}")
+            return 0
+    finally:
+        store.close()
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

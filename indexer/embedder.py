@@ -1,0 +1,71 @@
+"""How an image becomes vectors: L2-normalised pooled features (`float`) and the hash layer's signs (`code`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from training.model import load_model, preprocess, processor_size
+
+
+@dataclass
+class Embeddings:
+    floats: np.ndarray  # [n, float_dim] float32, unit length
+    codes: np.ndarray  # [n, n_bits] uint8 0/1
+    probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
+
+
+def model_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Embedder:
+    def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None):
+        self.model_dir = Path(model_dir)
+        self.model, processor = load_model(self.model_dir)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        self.batch_size = batch_size
+        self.size = processor_size(processor)
+        self.mean, self.std = processor.image_mean, processor.image_std
+        config = self.model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.n_bits = int(config.n_bits)
+        self.float_dim = int(config.hidden_sizes[-1])
+        # What a collection records about the model that built it (and checks before every search).
+        self.meta = {
+            "model": self.model_dir.name,
+            "model_sha256": model_fingerprint(self.model_dir),
+            "n_bits": self.n_bits,
+            "float_dim": self.float_dim,
+            "labels": self.labels,
+        }
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        return preprocess(images, self.size, self.mean, self.std)
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
+        floats, codes, probs = [], [], []
+        for start in range(0, len(pixels), self.batch_size):
+            out = self.model(pixels[start : start + self.batch_size].to(self.device))
+            floats.append(torch.nn.functional.normalize(out.pooled, dim=-1).cpu())
+            codes.append((out.hash_logits > 0).to(torch.uint8).cpu())
+            probs.append(out.logits.softmax(-1).cpu())
+        return Embeddings(
+            floats=torch.cat(floats).numpy().astype(np.float32),
+            codes=torch.cat(codes).numpy(),
+            probs=torch.cat(probs).numpy().astype(np.float32),
+        )
+
+    def embed(self, images: list[Image.Image]) -> Embeddings:
+        return self.embed_pixels(self.preprocess(images))

@@ -1,0 +1,509 @@
+"""How vectors live in Qdrant: one schema, two engines.
+
+- `EdgeStore`: the Qdrant engine in-process (`qdrant-edge-py`), a folder on disk. The default.
+- `ClientStore`: `qdrant-client`, talking to a Qdrant server (`url`) or, for tests, its own local mode.
+
+Named vectors: `float` (L2-normalised features, Cosine) and `code` (n_bits uint8 0/1, Manhattan, which on 0/1
+vectors is the Hamming distance). Payload: `label` (name, keyword-indexed: what filters use), `label_id`,
+`source` (dataset/split/row or a stored file), `sha256`. The collection records the model that built it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+METRICS = ("cosine", "hamming", "hamming+rerank")
+METRIC_HELP = {
+    "cosine": "cosine similarity of the float features (1 = same direction)",
+    "hamming": "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
+    "hamming+rerank": "Hamming prefetch of k×oversampling candidates, re-scored by cosine inside Qdrant",
+}
+NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4b8e-9b43-2b8d3f9a7c10")
+
+
+class StoreError(RuntimeError):
+    """A problem with the collection that the user can fix; the message says how."""
+
+
+class IncompatibleCollection(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+def point_id(source: dict) -> str:
+    """Deterministic id of an image's source, so indexing the same thing twice adds nothing."""
+    return str(uuid.uuid5(NAMESPACE, json.dumps(source, sort_keys=True)))
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: dict
+    float_vector: np.ndarray | None = None
+
+
+def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
+    """A collection answers for one model: refuse another model, bit count or vector size, naming both."""
+    for key, what in (("model_sha256", "model"), ("n_bits", "bit count"), ("float_dim", "float vector size")):
+        if key in existing and key in wanted and existing[key] != wanted[key]:
+            raise IncompatibleCollection(
+                f"collection {collection!r} was built by {existing.get('model')} ({what} {existing[key]}), not by "
+                f"{wanted.get('model')} ({what} {wanted[key]}); search it with the model that built it, "
+                "or index into another collection (--collection) or rebuild it (--recreate)"
+            )
+
+
+class Store:
+    """What both engines share: the schema's search plans and the compatibility check."""
+
+    collection: str
+
+    # --- engine-specific primitives -------------------------------------------------------------
+    def _exists(self) -> bool: ...
+    def _create(self, meta: dict) -> None: ...
+    def _read_meta(self) -> dict: ...
+    def upsert(self, ids: list[str], floats: np.ndarray, codes: np.ndarray, payloads: list[dict]) -> None: ...
+    def _query(self, plan: dict) -> list[Hit]: ...
+    def count(self, labels: list[str] | None = None) -> int: ...
+    def label_counts(self) -> dict[str, int]: ...
+    def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Hit]: ...
+    def delete(self, ids: list[str]) -> None: ...
+    def scroll(self, limit: int, offset: Any = None, with_vectors: bool = False) -> tuple[list[Hit], Any]: ...
+    def close(self) -> None: ...
+    def drop(self) -> None: ...
+
+    # --- shared ---------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        return self._read_meta() if self._exists() else {}
+
+    def ensure(self, meta: dict, recreate: bool = False) -> dict:
+        """Create the collection for `meta`'s model, or check that the existing one was built by it."""
+        if recreate and self._exists():
+            self.drop()
+        if not self._exists():
+            self._create(meta)
+            return meta
+        existing = self._read_meta()
+        check_compatible(existing, meta, self.collection)
+        return existing
+
+    def require(self, meta: dict) -> dict:
+        """Open an existing collection for searching with `meta`'s model; refuse a mismatch."""
+        if not self._exists():
+            raise StoreError(
+                f"collection {self.collection!r} does not exist yet; build it with "
+                f"`python -m indexer build --collection {self.collection}`"
+            )
+        existing = self._read_meta()
+        check_compatible(existing, meta, self.collection)
+        return existing
+
+    def search(
+        self,
+        metric: str,
+        float_vector: np.ndarray,
+        code: np.ndarray,
+        k: int = 10,
+        offset: int = 0,
+        labels: list[str] | None = None,
+        threshold: float | None = None,
+        oversampling: int = 4,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """The k nearest points by `metric`, best first, after skipping `offset` (for paging).
+
+        `threshold`: the least cosine similarity for cosine and hamming+rerank, the most Hamming distance
+        for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant).
+        """
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        want = k + offset
+        fvec = [float(v) for v in float_vector]
+        cvec = [float(v) for v in code]
+        if metric == "cosine":
+            plan = dict(using="float", vector=fvec, limit=k, offset=offset, threshold=threshold)
+        elif metric == "hamming+rerank":
+            plan = dict(
+                using="float", vector=fvec, limit=k, offset=offset, threshold=threshold,
+                prefetch=dict(using="code", vector=cvec, limit=max(want * oversampling, want)),
+            )
+        else:
+            # Hamming distances tie a lot: fetch past the cut, then order by (distance, -cosine).
+            plan = dict(using="code", vector=cvec, limit=want * oversampling, offset=0, threshold=threshold,
+                        with_float=True)
+        plan.update(labels=labels, exact=exact)
+        hits = self._query(plan)
+        if metric == "hamming":
+            q = np.asarray(fvec, dtype=np.float32)
+            hits.sort(key=lambda h: (round(h.score), -float(np.dot(h.float_vector, q)), h.id))
+            hits = hits[offset:want]
+            for h in hits:
+                h.float_vector = None
+        return hits
+
+
+# ------------------------------------------------------------------------------------------------
+class EdgeStore(Store):
+    """The Qdrant engine in-process: a folder `<path>/<collection>/` holding the shard and `meta.json`.
+
+    One process at a time may open it (an exclusive file lock): two indexing runs, or an indexing run and
+    the app, are refused rather than interleaved.
+    """
+
+    def __init__(self, path: str | Path, collection: str):
+        import qdrant_edge  # noqa: F401  (fail here, with the import error, if the wheel is missing)
+
+        self.collection = collection
+        self.root = Path(path) / collection
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.root / ".lock", "w")  # noqa: SIM115 (held for the store's lifetime)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise StoreError(
+                f"collection {collection!r} at {self.root} is open in another process (an indexing run or the "
+                "app); wait for it to finish or stop it, then try again"
+            ) from None
+        self._shard = None
+        if self._exists():
+            self._open()
+
+    @property
+    def _shard_dir(self) -> Path:
+        return self.root / "shard"
+
+    def _exists(self) -> bool:
+        return (self.root / "meta.json").is_file()
+
+    def _open(self):
+        from qdrant_edge import EdgeShard
+
+        self._shard = EdgeShard.load(str(self._shard_dir))
+
+    def _create(self, meta: dict) -> None:
+        import shutil
+
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeShard,
+            EdgeVectorParams,
+            PayloadSchemaType,
+            UpdateOperation,
+            VectorStorageDatatype,
+        )
+
+        shutil.rmtree(self._shard_dir, ignore_errors=True)  # a shard left by a run killed before meta.json
+        config = EdgeConfig(
+            vectors={
+                "float": EdgeVectorParams(size=meta["float_dim"], distance=Distance.Cosine),
+                "code": EdgeVectorParams(
+                    size=meta["n_bits"], distance=Distance.Manhattan, datatype=VectorStorageDatatype.Uint8
+                ),
+            }
+        )
+        self._shard = EdgeShard.create(str(self._shard_dir), config)
+        self._shard.update(UpdateOperation.create_field_index("label", PayloadSchemaType.Keyword))
+        self._shard.flush()
+        # meta.json last, atomically: its presence is what says the collection exists.
+        tmp = self.root / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.root / "meta.json")
+
+    def _read_meta(self) -> dict:
+        return json.loads((self.root / "meta.json").read_text())
+
+    def drop(self) -> None:
+        import shutil
+
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        (self.root / "meta.json").unlink(missing_ok=True)
+        shutil.rmtree(self._shard_dir, ignore_errors=True)
+
+    def upsert(self, ids, floats, codes, payloads) -> None:
+        from qdrant_edge import Point, UpdateOperation
+
+        points = [
+            Point(id=i, vector={"float": f.tolist(), "code": c.tolist()}, payload=p)
+            for i, f, c, p in zip(ids, floats, codes, payloads, strict=True)
+        ]
+        self._shard.update(UpdateOperation.upsert_points(points))
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+
+    @staticmethod
+    def _filter(labels):
+        from qdrant_edge import FieldCondition, Filter, MatchAny
+
+        return Filter(must=[FieldCondition(key="label", match=MatchAny(any=list(labels)))]) if labels else None
+
+    def _query(self, plan: dict) -> list[Hit]:
+        from qdrant_edge import Prefetch, Query, QueryRequest, SearchParams
+
+        flt = self._filter(plan["labels"])
+        params = SearchParams(exact=True) if plan["exact"] else None
+        prefetches = None
+        if "prefetch" in plan:
+            pf = plan["prefetch"]
+            prefetches = [Prefetch(limit=pf["limit"], query=Query.Nearest(pf["vector"], using=pf["using"]),
+                                   filter=flt, params=params)]
+        request = QueryRequest(
+            limit=plan["limit"], offset=plan["offset"], query=Query.Nearest(plan["vector"], using=plan["using"]),
+            prefetches=prefetches, filter=flt, score_threshold=plan["threshold"], params=params,
+            with_payload=True, with_vector=["float"] if plan.get("with_float") else False,
+        )
+        return [_hit(p) for p in self._shard.query(request)]
+
+    def count(self, labels=None) -> int:
+        from qdrant_edge import CountRequest
+
+        return self._shard.count(CountRequest(exact=True, filter=self._filter(labels))) if self._shard else 0
+
+    def label_counts(self) -> dict[str, int]:
+        from qdrant_edge import FacetRequest
+
+        if self._shard is None:
+            return {}
+        return {h.value: h.count for h in self._shard.facet(FacetRequest(key="label", limit=10_000, exact=True))}
+
+    def retrieve(self, ids, with_vectors=False) -> list[Hit]:
+        if self._shard is None:
+            return []
+        return [_hit(r) for r in self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)]
+
+    def delete(self, ids) -> None:
+        from qdrant_edge import UpdateOperation
+
+        self._shard.update(UpdateOperation.delete_points(list(ids)))
+        self._shard.flush()
+
+    def scroll(self, limit, offset=None, with_vectors=False):
+        from qdrant_edge import ScrollRequest
+
+        records, nxt = self._shard.scroll(
+            ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors)
+        )
+        return [_hit(r) for r in records], nxt
+
+    def optimize(self) -> None:
+        self._shard.optimize()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+
+
+def _hit(p) -> Hit:
+    vec = p.vector
+    fv = None
+    if isinstance(vec, dict) and "float" in vec:
+        fv = np.asarray(vec["float"], dtype=np.float32)
+    score = getattr(p, "score", 0.0)
+    return Hit(id=str(p.id), score=float(score) if score is not None else 0.0, payload=dict(p.payload or {}),
+               float_vector=fv)
+
+
+# ------------------------------------------------------------------------------------------------
+class ClientStore(Store):
+    """qdrant-client: a Qdrant server (`url`, `api_key`) or the client's local mode (`location=":memory:"`
+    or `path=`). Server collections get binary quantization on `float` (in RAM, originals on disk,
+    rescored with oversampling) and a keyword index on `label`; shards and replicas are configurable."""
+
+    def __init__(
+        self,
+        collection: str,
+        url: str | None = None,
+        api_key: str | None = None,
+        location: str | None = None,
+        path: str | None = None,
+        timeout: int = 10,
+        shards: int = 1,
+        replicas: int = 1,
+    ):
+        from qdrant_client import QdrantClient
+
+        self.collection = collection
+        self.shards, self.replicas = shards, replicas
+        self.remote = url is not None
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+        elif path:
+            self.client = QdrantClient(path=path)
+        else:
+            self.client = QdrantClient(location=location or ":memory:")
+
+    def _call(self, fn, *args, **kwargs):
+        """Transient server errors (connection refused, timeouts) become StoreUnavailable, with what to do."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as e:  # qdrant-client raises httpx / grpc / ResponseHandlingException variants
+            if self.remote and _is_transient(e):
+                raise StoreUnavailable(
+                    f"the Qdrant server does not answer ({type(e).__name__}: {e}); check that it runs and that "
+                    "QDRANT_URL / QDRANT_API_KEY are right; the app retries on the next request"
+                ) from e
+            raise
+
+    def _exists(self) -> bool:
+        return self._call(self.client.collection_exists, self.collection)
+
+    def _create(self, meta: dict) -> None:
+        from qdrant_client import models
+
+        quant = None
+        if self.remote:
+            quant = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        self._call(
+            self.client.create_collection,
+            self.collection,
+            vectors_config={
+                "float": models.VectorParams(
+                    size=meta["float_dim"], distance=models.Distance.COSINE, on_disk=self.remote or None,
+                    quantization_config=quant,
+                ),
+                "code": models.VectorParams(
+                    size=meta["n_bits"], distance=models.Distance.MANHATTAN, datatype=models.Datatype.UINT8
+                ),
+            },
+            shard_number=self.shards if self.remote else None,
+            replication_factor=self.replicas if self.remote else None,
+            metadata=meta,
+        )
+        self._call(self.client.create_payload_index, self.collection, "label", models.PayloadSchemaType.KEYWORD)
+
+    def _read_meta(self) -> dict:
+        return dict(self._call(self.client.get_collection, self.collection).config.metadata or {})
+
+    def drop(self) -> None:
+        self._call(self.client.delete_collection, self.collection)
+
+    def upsert(self, ids, floats, codes, payloads) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(id=i, vector={"float": f.tolist(), "code": c.tolist()}, payload=p)
+            for i, f, c, p in zip(ids, floats, codes, payloads, strict=True)
+        ]
+        self._call(self.client.upsert, self.collection, points=points, wait=True)
+
+    def flush(self) -> None:
+        pass
+
+    @staticmethod
+    def _filter(labels):
+        from qdrant_client import models
+
+        if not labels:
+            return None
+        return models.Filter(must=[models.FieldCondition(key="label", match=models.MatchAny(any=list(labels)))])
+
+    def _query(self, plan: dict) -> list[Hit]:
+        from qdrant_client import models
+
+        flt = self._filter(plan["labels"])
+        params = models.SearchParams(
+            exact=plan["exact"] or None,
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0) if self.remote else None,
+        )
+        prefetch = None
+        if "prefetch" in plan:
+            pf = plan["prefetch"]
+            prefetch = [models.Prefetch(query=pf["vector"], using=pf["using"], limit=pf["limit"], filter=flt,
+                                        params=params)]
+        res = self._call(
+            self.client.query_points, self.collection, query=plan["vector"], using=plan["using"],
+            prefetch=prefetch, query_filter=flt, limit=plan["limit"], offset=plan["offset"],
+            score_threshold=plan["threshold"], search_params=params, with_payload=True,
+            with_vectors=["float"] if plan.get("with_float") else False,
+        )
+        return [_hit(p) for p in res.points]
+
+    def count(self, labels=None) -> int:
+        if not self._exists():
+            return 0
+        return self._call(self.client.count, self.collection, count_filter=self._filter(labels), exact=True).count
+
+    def label_counts(self) -> dict[str, int]:
+        if not self._exists():
+            return {}
+        res = self._call(self.client.facet, self.collection, key="label", limit=10_000, exact=True)
+        return {h.value: h.count for h in res.hits}
+
+    def retrieve(self, ids, with_vectors=False) -> list[Hit]:
+        recs = self._call(self.client.retrieve, self.collection, ids=list(ids), with_payload=True,
+                          with_vectors=with_vectors)
+        return [_hit(r) for r in recs]
+
+    def delete(self, ids) -> None:
+        from qdrant_client import models
+
+        self._call(self.client.delete, self.collection, points_selector=models.PointIdsList(points=list(ids)))
+
+    def scroll(self, limit, offset=None, with_vectors=False):
+        records, nxt = self._call(self.client.scroll, self.collection, limit=limit, offset=offset,
+                                  with_payload=True, with_vectors=with_vectors)
+        return [_hit(r) for r in records], nxt
+
+    def optimize(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _is_transient(e: Exception) -> bool:
+    names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
+    text = str(e).lower()
+    return bool(
+        names & {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError", "ResponseHandlingException",
+                 "ConnectionRefusedError", "TimeoutException", "WriteTimeout", "PoolTimeout"}
+    ) or "connection refused" in text or "timed out" in text
+
+
+def open_store(
+    collection: str,
+    location: str | None = None,
+    api_key: str | None = None,
+    shards: int = 1,
+    replicas: int = 1,
+) -> Store:
+    """`location`: an http(s) URL (a Qdrant server), `:memory:` (qdrant-client local mode), or a folder
+    (the embedded engine; default `$QDRANT_PATH` or `data/qdrant`). The URL and key default to
+    `$QDRANT_URL` and `$QDRANT_API_KEY`."""
+    location = location or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or "data/qdrant"
+    if location.startswith(("http://", "https://")):
+        return ClientStore(collection, url=location, api_key=api_key or os.environ.get("QDRANT_API_KEY"),
+                           shards=shards, replicas=replicas)
+    if location == ":memory:":
+        return ClientStore(collection, location=location)
+    if location.startswith("local:"):
+        return ClientStore(collection, path=location.removeprefix("local:"))
+    return EdgeStore(location, collection)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a generated image folder of visually distinct classes, a tiny model trained on it, and
+an embedded Qdrant collection built from them. Real components throughout, at tiny sizes."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CLASSES = {"circle": (220, 40, 40), "square": (40, 180, 60), "triangle": (50, 80, 220)}
+
+
+def draw_shape(kind: str, rng: random.Random, size: int = 32) -> Image.Image:
+    bg = tuple(rng.randint(0, 60) for _ in range(3))
+    image = Image.new("RGB", (size, size), bg)
+    d = ImageDraw.Draw(image)
+    r = rng.randint(size // 4, size // 2 - 2)
+    cx, cy = rng.randint(r, size - r), rng.randint(r, size - r)
+    colour = tuple(min(255, max(0, c + rng.randint(-30, 30))) for c in CLASSES[kind])
+    if kind == "circle":
+        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif kind == "square":
+        d.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    else:
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    return image
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """An `imagefolder`: one sub-folder per class, 40 PNGs each (no test split: the loader carves one)."""
+    root = tmp_path_factory.mktemp("shapes")
+    rng = random.Random(0)
+    for kind in CLASSES:
+        (root / kind).mkdir()
+        for i in range(40):
+            draw_shape(kind, rng).save(root / kind / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(shapes_dir, tmp_path_factory) -> Path:
+    from training.train import TrainArgs, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny-shapes"
+    train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(out), epochs=12, bits=16, batch_size=16,
+                    learning_rate=5e-3))
+    return out
+
+
+@pytest.fixture(scope="session")
+def indexed(tiny_model, shapes_dir, tmp_path_factory):
+    """(qdrant folder, collection name) of the shapes indexed by the tiny model into the embedded engine."""
+    from indexer.embedder import Embedder
+    from indexer.pipeline import build_index
+    from indexer.store import open_store
+
+    qdrant = tmp_path_factory.mktemp("qdrant")
+    store = open_store("shapes", str(qdrant))
+    try:
+        build_index(Embedder(tiny_model), store, str(shapes_dir), batch_size=32)
+    finally:
+        store.close()
+    return qdrant, "shapes"

@@ -1,0 +1,116 @@
+"""The app on loopback, called the way a user's script calls it: through gradio_client."""
+
+import socket
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from app.main import build_ui
+from app.service import SearchService, Settings
+from tests.conftest import draw_shape
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(indexed, tiny_model, tmp_path_factory):
+    qdrant, name = indexed
+    data_dir = tmp_path_factory.mktemp("appdata")
+    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(qdrant),
+                                     data_dir=str(data_dir)))
+    demo = build_ui(service)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
+                        allowed_paths=[str(data_dir / "examples")])
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), service, data_dir
+    finally:
+        demo.close()
+        service.close()
+
+
+@pytest.fixture
+def square_png(tmp_path):
+    import random
+
+    path = tmp_path / "query.png"
+    draw_shape("square", random.Random(42)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("metric", ["cosine", "hamming", "hamming+rerank"])
+def test_search_returns_the_documented_shape(served, square_png, metric):
+    client, _, _ = served
+    gallery, results, prediction, offset = client.predict(handle_file(str(square_png)), metric, 5,
+                                                          api_name="/search")
+    assert len(gallery) == len(results) == 5 and offset == 0
+    for item in gallery:
+        assert set(item) >= {"image", "caption"} and item["caption"].startswith("#")
+    for rank, r in enumerate(results, 1):
+        assert r["rank"] == rank and set(r) >= {"id", "score", "label", "source"}
+    assert sum(r["label"] == "square" for r in results) >= 4
+    assert prediction["label"] == "square" and len(prediction["confidences"]) == 3
+    scores = [r["score"] for r in results]
+    assert scores == (sorted(scores) if metric == "hamming" else sorted(scores, reverse=True))
+
+
+def test_next_page_follows_the_first(served, square_png):
+    client, _, _ = served
+    _, first, _, _ = client.predict(handle_file(str(square_png)), "cosine", 4, api_name="/search")
+    _, second, _, offset = client.predict(handle_file(str(square_png)), "cosine", 4, [], 0, 0,
+                                          api_name="/search_next")
+    assert offset == 4 and [r["rank"] for r in second] == [5, 6, 7, 8]
+    assert not {r["id"] for r in first} & {r["id"] for r in second}
+
+
+def test_label_filter_never_returns_another_label(served, square_png):
+    client, _, _ = served
+    _, results, _, _ = client.predict(handle_file(str(square_png)), "hamming+rerank", 10, ["circle"], 0,
+                                      api_name="/search")
+    assert results and {r["label"] for r in results} == {"circle"}
+
+
+def test_add_then_search_finds_it_then_delete(served, tmp_path):
+    import random
+
+    client, service, data_dir = served
+    new = tmp_path / "new.png"
+    draw_shape("triangle", random.Random(999)).save(new)
+    before = client.predict(api_name="/overview")["images"]
+    added, status = client.predict([handle_file(str(new))], "triangle", api_name="/add")
+    (item,) = added["added"]
+    assert client.predict(api_name="/overview")["images"] == before + 1
+    _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+    assert results[0]["id"] == item["id"] and results[0]["score"] == pytest.approx(1, abs=1e-3)
+    # stored once, content-addressed, inside the data folder
+    assert (data_dir / "images" / item["source"]["file"]).is_file()
+    client.predict([handle_file(str(new))], "triangle", api_name="/add")
+    assert client.predict(api_name="/overview")["images"] == before + 1
+    deleted, _ = client.predict(item["id"], api_name="/delete")
+    assert deleted == {"deleted": 1}
+    _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+    assert item["id"] not in {r["id"] for r in results}
+
+
+def test_a_bad_upload_is_an_error_and_the_server_keeps_serving(served, tmp_path, square_png):
+    client, _, _ = served
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    with pytest.raises(AppError):
+        client.predict(handle_file(str(bad)), "cosine", 5, api_name="/search")
+    with pytest.raises(AppError, match="nothing was added"):
+        client.predict([handle_file(str(bad))], "", api_name="/add")
+    _, results, _, _ = client.predict(handle_file(str(square_png)), "cosine", 5, api_name="/search")
+    assert len(results) == 5
+
+
+def test_overview_names_the_model_and_counts_labels(served):
+    client, service, _ = served
+    info = client.predict(api_name="/overview")
+    assert info["n_bits"] == 16 and info["model"] == service.embedder.meta["model"]
+    assert sum(info["labels"].values()) == info["images"]

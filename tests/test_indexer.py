@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from indexer.embedder import Embedder
+from indexer.pipeline import build_index
+from indexer.store import IncompatibleCollection, StoreError, open_store
+from training.data import load_image_dataset
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model):
+    return Embedder(tiny_model)
+
+
+@pytest.fixture
+def store(indexed):
+    qdrant, name = indexed
+    s = open_store(name, str(qdrant))
+    yield s
+    s.close()
+
+
+def _query(embedder, shapes_dir, row=0):
+    ds = load_image_dataset(str(shapes_dir))
+    item = ds["train"][row]
+    return embedder.embed([item["image"]]), ds["train"].features["label"].names[item["label"]]
+
+
+def test_embeddings_have_the_schema_shapes(embedder, shapes_dir):
+    emb, _ = _query(embedder, shapes_dir)
+    assert emb.floats.shape == (1, embedder.float_dim) and emb.codes.shape == (1, 16)
+    assert np.allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
+    assert set(np.unique(emb.codes)) <= {0, 1} and emb.codes.dtype == np.uint8
+
+
+def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
+    emb, label = _query(embedder, shapes_dir, row=5)
+    cos = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
+    assert cos[0].payload["source"]["row"] == 5 and cos[0].payload["source"]["split"] == "train"
+    assert cos[0].score == pytest.approx(1.0, abs=1e-4)
+    ham = store.search("hamming", emb.floats[0], emb.codes[0], k=10)
+    assert ham[0].score == 0 and ham[0].id == cos[0].id  # ties at distance 0 are broken by cosine
+    rerank = store.search("hamming+rerank", emb.floats[0], emb.codes[0], k=10)
+    assert rerank[0].id == cos[0].id
+    for hits in (cos, ham, rerank):
+        assert sum(h.payload["label"] == label for h in hits) >= 7
+    assert [h.score for h in cos] == sorted((h.score for h in cos), reverse=True)
+    assert [h.score for h in ham] == sorted(h.score for h in ham)
+
+
+def test_label_filter_and_paging(store, embedder, shapes_dir):
+    emb, _ = _query(embedder, shapes_dir)
+    only = store.search("cosine", emb.floats[0], emb.codes[0], k=20, labels=["triangle"])
+    assert only and {h.payload["label"] for h in only} == {"triangle"}
+    first = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
+    both = store.search("cosine", emb.floats[0], emb.codes[0], k=20)
+    second = store.search("cosine", emb.floats[0], emb.codes[0], k=10, offset=10)
+    assert [h.id for h in first + second] == [h.id for h in both]
+
+
+def test_indexing_twice_adds_nothing(indexed, embedder, shapes_dir):
+    qdrant, name = indexed
+    store = open_store(name, str(qdrant))
+    try:
+        before = store.count()
+        assert before == 120
+        report = build_index(embedder, store, str(shapes_dir))
+        assert report.indexed == 0 and report.skipped_existing == 120
+        assert store.count() == before
+        assert sum(store.label_counts().values()) == before
+    finally:
+        store.close()
+
+
+def test_another_model_is_refused(indexed, embedder):
+    qdrant, name = indexed
+    store = open_store(name, str(qdrant))
+    try:
+        other = dict(embedder.meta, model="other", model_sha256="0" * 64)
+        with pytest.raises(IncompatibleCollection, match="other"):
+            store.require(other)
+        with pytest.raises(IncompatibleCollection, match="bit count"):
+            store.require(dict(embedder.meta, n_bits=64))
+    finally:
+        store.close()
+
+
+def test_a_second_process_cannot_open_the_embedded_collection(indexed):
+    qdrant, name = indexed
+    first = open_store(name, str(qdrant))
+    try:
+        with pytest.raises(StoreError, match="open in another process"):
+            open_store(name, str(qdrant))
+    finally:
+        first.close()
+
+
+def test_embedded_engine_and_client_local_mode_agree(embedder, shapes_dir, tmp_path):
+    """One schema, two engines: the same data and query give the same ids in the same order."""
+    edge = open_store("agree", str(tmp_path / "edge"))
+    local = open_store("agree", ":memory:")
+    try:
+        for s in (edge, local):
+            build_index(embedder, s, str(shapes_dir), splits=("train",))
+        emb, _ = _query(embedder, shapes_dir, row=3)
+        for metric in ("cosine", "hamming", "hamming+rerank"):
+            a = edge.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
+            b = local.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
+            assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+            if metric != "hamming+rerank":  # rerank's prefetch may cut different ties at its limit
+                assert [h.id for h in a] == [h.id for h in b]
+    finally:
+        edge.close()
+        local.close()

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import FASHION_MNIST_NAMES, fashion_mnist_files_present, load_image_dataset
+from training.model import ConvNextForImageHashing, build_model, check_model_dir, hash_centres, load_model
+
+
+def test_imagefolder_gets_train_and_test_with_class_names(shapes_dir):
+    ds = load_image_dataset(str(shapes_dir))
+    assert set(ds) == {"train", "test"}
+    assert ds["train"].features["label"].names == ["circle", "square", "triangle"]
+    assert len(ds["train"]) + len(ds["test"]) == 120
+    # the carved test split is stratified: every class is in it
+    assert set(ds["test"]["label"]) == {0, 1, 2}
+
+
+def test_hash_centres_are_balanced_and_far_apart():
+    c = hash_centres(10, 64)
+    assert c.shape == (10, 64)
+    assert torch.all(c.sum(1) == 0)  # each centre half ones
+    d = (c[:, None, :] != c[None, :, :]).sum(-1)
+    assert torch.all(d[~torch.eye(10, dtype=bool)] == 32)
+    r = hash_centres(100, 48)  # more classes than a Hadamard matrix holds: seeded random, still balanced
+    assert r.shape == (100, 48) and torch.all(r.sum(1) == 0)
+
+
+def test_trained_model_saves_safetensors_metrics_and_card(tiny_model):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "metrics.json", "README.md"} <= names
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    assert metrics["bits"] == 16
+    assert metrics["test_accuracy"] >= 0.8  # three colours and shapes: easy
+    model, processor = load_model(tiny_model)
+    assert model.config.id2label[0] == "circle" and model.config.n_bits == 16
+
+
+def test_pickled_or_incomplete_model_dir_is_refused(tmp_path, tiny_model):
+    bad = tmp_path / "pickled"
+    bad.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (bad / name).write_bytes((tiny_model / name).read_bytes())
+    torch.save({"x": torch.zeros(1)}, bad / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pickled"):
+        check_model_dir(bad)
+    (bad / "pytorch_model.bin").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        check_model_dir(bad)
+
+
+def test_fine_tuning_a_checkpoint_replaces_its_head(tiny_model):
+    """The pretrained path (a Hub id in real use) loads the backbone and gives the new labels and bits."""
+    model, processor = build_model(str(tiny_model), n_bits=32, id2label={0: "a", 1: "b"})
+    assert isinstance(model, ConvNextForImageHashing)
+    assert model.hash.out_features == 32 and model.classifier.out_features == 2
+    source, _ = load_model(tiny_model)
+    assert torch.equal(model.convnext.embeddings.patch_embeddings.weight,
+                       source.convnext.embeddings.patch_embeddings.weight)
+
+
+def test_training_resumes_from_its_last_checkpoint(shapes_dir, tmp_path):
+    from training.train import TrainArgs, train
+
+    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32)
+    first = train(TrainArgs(epochs=1, **args))
+    assert first["resumed_from"] is None
+    second = train(TrainArgs(epochs=2, **args))
+    assert second["resumed_from"] and "checkpoint" in second["resumed_from"]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not fashion_mnist_files_present(),
+                    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_from_debian_files():
+    ds = load_image_dataset("fashion_mnist")
+    assert len(ds["train"]) == 60_000 and len(ds["test"]) == 10_000
+    assert ds["train"].features["label"].names == FASHION_MNIST_NAMES
+    first = ds["train"][0]
+    assert first["image"].size == (28, 28) and first["label"] == 9  # the IDX file's first item: an ankle boot
+    counts = np.bincount(ds["test"]["label"], minlength=10)
+    assert counts.tolist() == [1000] * 10
