@@ -88,6 +88,28 @@ def build_ui(service: SearchService) -> gr.Blocks:
         return {"deleted": service.delete(wanted)}, service.status()
 
     @_errors
+    def search_batch(files, metric="cosine", k=10):
+        """Several images at once: one result list per image, in the order given."""
+        if not files:
+            raise gr.Error("choose one or more images")
+        return service.search_batch([service.read_upload(f) for f in files], metric, int(k))
+
+    @_errors
+    def duplicates(threshold=0.98, sample=1000):
+        """Near-duplicate groups among a sample of the collection (cosine ≥ threshold)."""
+        groups = service.duplicates(threshold, sample)
+        shown = [(service.image_of(m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
+                 for m in grp[:4]]
+        return [x for x in shown if x[0] is not None], groups
+
+    @_errors
+    def check_duplicates(file, threshold=0.98):
+        """Before adding an image: which stored images it would duplicate."""
+        if not file:
+            raise gr.Error("choose an image to check")
+        return service.check_duplicates(service.read_upload(file), float(threshold))
+
+    @_errors
     def overview():
         """How many images, per-label counts, and the model and bit count that built the collection."""
         return service.overview()
@@ -124,9 +146,28 @@ def build_ui(service: SearchService) -> gr.Blocks:
             add_label = gr.Textbox(label="Label (optional)", placeholder=", ".join(labels[:3]) + ", …")
             add_btn = gr.Button("Add to collection", variant="primary")
             add_out = gr.JSON(label="Added")
+            with gr.Row():
+                dup_file = gr.File(label="Check one image for duplicates before adding it", type="filepath")
+                dup_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Duplicate if cosine ≥")
+            dup_btn = gr.Button("Check for duplicates")
+            dup_out = gr.JSON(label="Would duplicate")
             del_ids = gr.Textbox(label="Ids to delete", lines=2)
             del_btn = gr.Button("Delete", variant="stop")
             del_out = gr.JSON(label="Deleted")
+        with gr.Tab("Batch"):
+            batch_files = gr.File(file_count="multiple", label="Query images", type="filepath")
+            with gr.Row():
+                batch_metric = gr.Radio(list(METRICS), value="cosine", label="Metric")
+                batch_k = gr.Slider(1, 100, value=10, step=1, label="k")
+            batch_btn = gr.Button("Search all", variant="primary")
+            batch_out = gr.JSON(label="Results per image")
+        with gr.Tab("Duplicates"):
+            with gr.Row():
+                groups_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Near-duplicate if cosine ≥")
+                groups_sample = gr.Slider(100, 10_000, value=1000, step=100, label="Images sampled")
+            groups_btn = gr.Button("Find near-duplicates")
+            groups_gallery = gr.Gallery(label="Groups", columns=8, height="auto")
+            groups_out = gr.JSON(label="Groups")
         with gr.Tab("Collection"):
             info_btn = gr.Button("Refresh")
             info = gr.JSON(label="Overview")
@@ -137,6 +178,9 @@ def build_ui(service: SearchService) -> gr.Blocks:
         more.click(search_next, query, outputs, api_name="search_next")
         add_btn.click(add, [files, add_label], [add_out, status], api_name="add")
         del_btn.click(delete, [del_ids], [del_out, status], api_name="delete")
+        dup_btn.click(check_duplicates, [dup_file, dup_thr], dup_out, api_name="check_duplicates")
+        batch_btn.click(search_batch, [batch_files, batch_metric, batch_k], batch_out, api_name="search_batch")
+        groups_btn.click(duplicates, [groups_thr, groups_sample], [groups_gallery, groups_out], api_name="duplicates")
         info_btn.click(overview, None, info, api_name="overview")
         demo.load(overview, None, info, api_name=False)
     return demo

@@ -153,6 +153,51 @@ class SearchService:
             image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
         return image
 
+    def search_batch(self, items: list[bytes], metric: str = "cosine", k: int = 10) -> list[dict]:
+        """Each image's results, in order; a bad image gets an error entry instead of failing the batch."""
+        out = []
+        for n, data in enumerate(items):
+            try:
+                results, prediction = self.search(data, metric, k)
+                out.append({"index": n, "results": results, "predicted": max(prediction, key=prediction.get)})
+            except BadImage as e:
+                out.append({"index": n, "error": str(e), "results": []})
+        return out
+
+    def duplicates(self, threshold: float = 0.98, sample: int = 1000) -> list[list[dict]]:
+        """Groups of near-duplicates among `sample` stored images (connected pairs with cosine ≥ threshold)."""
+        pairs = self.require_store().duplicate_pairs(float(threshold), sample=int(sample))
+        parent: dict[str, str] = {}
+
+        def root(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        best: dict[str, float] = {}
+        for a, b, score in pairs:
+            parent[root(a)] = root(b)
+            best[a], best[b] = max(best.get(a, 0), score), max(best.get(b, 0), score)
+        groups: dict[str, list[str]] = {}
+        for x in parent:
+            groups.setdefault(root(x), []).append(x)
+        records = {h.id: h for h in self.require_store().retrieve(list(parent))}
+        out = [
+            [{"id": i, "label": records[i].payload.get("label"), "source": records[i].payload.get("source"),
+              "best_score": round(best[i], 4)} for i in sorted(ids) if i in records]
+            for ids in groups.values()
+        ]
+        return sorted((g for g in out if len(g) > 1), key=len, reverse=True)
+
+    def check_duplicates(self, data: bytes, threshold: float = 0.98) -> list[dict]:
+        """Stored images that an upload would duplicate: the same bytes, or cosine ≥ threshold."""
+        results, _ = self.search(data, "cosine", 10, threshold=float(threshold))
+        digest = sha256(data)
+        same = {h.id for h in self.require_store().retrieve([r["id"] for r in results])
+                if h.payload.get("sha256") == digest}
+        return [dict(r, identical=r["id"] in same) for r in results]
+
     # --- the collection grows and shrinks ----------------------------------------------------------
     def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:
         store = self.require_store()

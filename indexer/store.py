@@ -114,6 +114,10 @@ class Store:
         check_compatible(existing, meta, self.collection)
         return existing
 
+    def duplicate_pairs(self, threshold: float, sample: int = 1000, limit: int = 5) -> list[tuple[str, str, float]]:
+        """Pairs (a, b, cosine) among `sample` points whose float vectors are at least `threshold` alike."""
+        raise NotImplementedError
+
     def search(
         self,
         metric: str,
@@ -125,11 +129,13 @@ class Store:
         threshold: float | None = None,
         oversampling: int = 4,
         exact: bool = False,
+        split: str | None = None,
     ) -> list[Hit]:
         """The k nearest points by `metric`, best first, after skipping `offset` (for paging).
 
         `threshold`: the least cosine similarity for cosine and hamming+rerank, the most Hamming distance
-        for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant).
+        for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant);
+        `split`: only points from that dataset split (the evaluation's train-only database).
         """
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -147,7 +153,7 @@ class Store:
             # Hamming distances tie a lot: fetch past the cut, then order by (distance, -cosine).
             plan = dict(using="code", vector=cvec, limit=want * oversampling, offset=0, threshold=threshold,
                         with_float=True)
-        plan.update(labels=labels, exact=exact)
+        plan.update(labels=labels, split=split, exact=exact)
         hits = self._query(plan)
         if metric == "hamming":
             q = np.asarray(fvec, dtype=np.float32)
@@ -253,15 +259,17 @@ class EdgeStore(Store):
             self._shard.flush()
 
     @staticmethod
-    def _filter(labels):
-        from qdrant_edge import FieldCondition, Filter, MatchAny
+    def _filter(labels, split=None):
+        from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue
 
-        return Filter(must=[FieldCondition(key="label", match=MatchAny(any=list(labels)))]) if labels else None
+        must = [FieldCondition(key="label", match=MatchAny(any=list(labels)))] if labels else []
+        must += [FieldCondition(key="source.split", match=MatchValue(split))] if split else []
+        return Filter(must=must) if must else None
 
     def _query(self, plan: dict) -> list[Hit]:
         from qdrant_edge import Prefetch, Query, QueryRequest, SearchParams
 
-        flt = self._filter(plan["labels"])
+        flt = self._filter(plan["labels"], plan["split"])
         params = SearchParams(exact=True) if plan["exact"] else None
         prefetches = None
         if "prefetch" in plan:
@@ -308,6 +316,22 @@ class EdgeStore(Store):
 
     def optimize(self) -> None:
         self._shard.optimize()
+
+    def duplicate_pairs(self, threshold, sample=1000, limit=5):
+        # qdrant-edge has no distance-matrix API: the same thing as a batch of nearest-neighbour queries.
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest
+
+        points, _ = self.scroll(limit=sample, with_vectors=["float"])
+        requests = [
+            QueryRequest(limit=limit + 1, query=Query.Nearest(p.float_vector.tolist(), using="float"),
+                         score_threshold=threshold, with_payload=False)
+            for p in points
+        ]
+        pairs = []
+        for p, hits in zip(points, self._shard.query_batch(QueryBatchRequest(requests)) if requests else [],
+                           strict=True):
+            pairs += [(p.id, str(h.id), float(h.score)) for h in hits if str(h.id) != p.id]
+        return pairs
 
     def close(self) -> None:
         if self._shard is not None:
@@ -418,17 +442,17 @@ class ClientStore(Store):
         pass
 
     @staticmethod
-    def _filter(labels):
+    def _filter(labels, split=None):
         from qdrant_client import models
 
-        if not labels:
-            return None
-        return models.Filter(must=[models.FieldCondition(key="label", match=models.MatchAny(any=list(labels)))])
+        must = [models.FieldCondition(key="label", match=models.MatchAny(any=list(labels)))] if labels else []
+        must += [models.FieldCondition(key="source.split", match=models.MatchValue(value=split))] if split else []
+        return models.Filter(must=must) if must else None
 
     def _query(self, plan: dict) -> list[Hit]:
         from qdrant_client import models
 
-        flt = self._filter(plan["labels"])
+        flt = self._filter(plan["labels"], plan["split"])
         params = models.SearchParams(
             exact=plan["exact"] or None,
             quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0) if self.remote else None,
@@ -474,6 +498,10 @@ class ClientStore(Store):
 
     def optimize(self) -> None:
         pass
+
+    def duplicate_pairs(self, threshold, sample=1000, limit=5):
+        res = self._call(self.client.search_matrix_pairs, self.collection, sample=sample, limit=limit, using="float")
+        return [(str(p.a), str(p.b), float(p.score)) for p in res.pairs if p.score >= threshold]
 
     def close(self) -> None:
         self.client.close()

@@ -114,3 +114,36 @@ def test_overview_names_the_model_and_counts_labels(served):
     info = client.predict(api_name="/overview")
     assert info["n_bits"] == 16 and info["model"] == service.embedder.meta["model"]
     assert sum(info["labels"].values()) == info["images"]
+
+
+def test_batch_returns_one_result_list_per_image(served, square_png, tmp_path):
+    import random
+
+    client, _, _ = served
+    circle = tmp_path / "circle.png"
+    draw_shape("circle", random.Random(7)).save(circle)
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    out = client.predict([handle_file(str(square_png)), handle_file(str(circle)), handle_file(str(bad))],
+                         "hamming", 4, api_name="/search_batch")
+    assert [o["index"] for o in out] == [0, 1, 2]
+    assert len(out[0]["results"]) == len(out[1]["results"]) == 4
+    assert out[0]["predicted"] == "square" and out[1]["predicted"] == "circle"
+    assert "empty" in out[2]["error"] and out[2]["results"] == []
+
+
+def test_duplicates_are_found_and_checked_before_adding(served, shapes_dir, tmp_path):
+    client, _, _ = served
+    stored = sorted((shapes_dir / "circle").glob("*.png"))[0]
+    before = client.predict(api_name="/overview")["images"]
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(stored.read_bytes())
+    would = client.predict(handle_file(str(copy)), 0.99, api_name="/check_duplicates")
+    assert would and would[0]["identical"] and would[0]["score"] == pytest.approx(1, abs=1e-3)
+    # the same picture added as an upload (a second copy under another source) makes a duplicate group
+    added, _ = client.predict([handle_file(str(copy))], "circle", api_name="/add")
+    new_id = added["added"][0]["id"]
+    _, groups = client.predict(0.999, 1000, api_name="/duplicates")
+    assert any(new_id in {m["id"] for m in g} and len(g) >= 2 for g in groups)
+    client.predict(new_id, api_name="/delete")
+    assert client.predict(api_name="/overview")["images"] == before

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import pytest
+
+from indexer.metrics import average_precision, code_balance, precision_at, recall_at
+
+
+def test_average_precision_on_hand_computed_rankings():
+    rel = np.array([[1, 0, 1, 0, 0],   # hits at ranks 1 and 3: (1/1 + 2/3) / 2
+                    [0, 0, 0, 0, 1],   # one hit at rank 5: 1/5
+                    [0, 0, 0, 0, 0]])  # nothing relevant: 0
+    assert average_precision(rel) == pytest.approx([5 / 6, 0.2, 0.0])
+    # AP@2 divides by the relevant items within the cut-off
+    assert average_precision(rel, cutoff=2) == pytest.approx([1.0, 0.0, 0.0])
+    assert average_precision(rel, cutoff=3) == pytest.approx([5 / 6, 0.0, 0.0])
+
+
+def test_precision_and_recall_at_k():
+    rel = np.array([[1, 0, 1, 0], [0, 1, 1, 1]])
+    assert precision_at(rel, [1, 2, 4]) == pytest.approx({1: 0.5, 2: 0.5, 4: 0.625})
+    # query 0 has 2 relevant items in all, query 1 has 4 (one never retrieved)
+    assert recall_at(rel, [1, 4], np.array([2, 4])) == pytest.approx({1: 0.25, 4: (1.0 + 0.75) / 2})
+
+
+def test_code_balance_reports_per_bit_ones_and_correlation():
+    codes = np.array([[1, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]], dtype=np.uint8)
+    b = code_balance(codes)
+    assert b["ones_per_bit"] == [0.5, 0.5, 0.5]
+    # bits 0 and 1 are identical (|r| = 1); bit 2 is uncorrelated with both (r = 0)
+    assert b["mean_abs_bit_correlation"] == pytest.approx((1 + 0 + 0) / 3)
+
+
+def test_evaluate_writes_report_figure_and_card(tiny_model, shapes_dir, indexed, tmp_path):
+    from indexer.evaluate import evaluate
+
+    qdrant, name = indexed
+    report = evaluate(str(tiny_model), str(shapes_dir), qdrant=str(qdrant), collection=name, output=str(tmp_path),
+                      bench_json=str(tmp_path / "bench.json"))
+    summary = json.loads((tmp_path / "bench.json").read_text())
+    assert set(summary) >= {"accuracy", "bits", "cosine", "hamming", "hamming_rerank", "baselines"}
+    assert set(summary["baselines"]) == {"raw_pixels", "phash64"}
+    assert (tmp_path / "retrieval.png").stat().st_size > 10_000
+    assert "## Retrieval" in (tiny_model / "README.md").read_text()
+    # the learned codes beat pixels and pHash on shapes whose colour and position vary
+    assert summary["hamming"]["map_all"] > summary["baselines"]["phash64"]["map_all"]
+    assert summary["cosine"]["map_all"] > 0.8
+    q = report["qdrant"]
+    assert q["cosine"]["top10_overlap_with_exact"] > 0.95  # the collection's answers are the exact ones
+    assert q["hamming"]["top10_overlap_with_exact"] > 0.95
