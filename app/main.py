@@ -136,7 +136,8 @@ def build_ui(service: SearchService) -> gr.Blocks:
                         more = gr.Button("Next k")
                     prediction = gr.Label(num_top_classes=3, label="Predicted class")
                 with gr.Column(scale=2):
-                    gallery = gr.Gallery(label="Most similar", columns=5, height="auto", object_fit="contain")
+                    gallery = gr.Gallery(label="Most similar", columns=5, height="auto", object_fit="contain",
+                                         elem_id="results")
                     results = gr.JSON(label="Results")
             examples = service.example_files()
             if examples:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,32 @@ def indexed(tiny_model, shapes_dir, tmp_path_factory):
     finally:
         store.close()
     return qdrant, "shapes"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(indexed, tiny_model, tmp_path_factory):
+    """(gradio_client.Client, SearchService, data dir) of the app serving the shapes collection on loopback."""
+    from gradio_client import Client
+
+    from app.main import build_ui
+    from app.service import SearchService, Settings
+
+    qdrant, name = indexed
+    data_dir = tmp_path_factory.mktemp("appdata")
+    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(qdrant),
+                                     data_dir=str(data_dir)))
+    demo = build_ui(service)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
+                        allowed_paths=[str(data_dir / "examples")])
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), service, data_dir
+    finally:
+        demo.close()
+        service.close()

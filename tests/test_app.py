@@ -1,37 +1,11 @@
 """The app on loopback, called the way a user's script calls it: through gradio_client."""
 
-import socket
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from app.main import build_ui
-from app.service import SearchService, Settings
 from tests.conftest import draw_shape
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(indexed, tiny_model, tmp_path_factory):
-    qdrant, name = indexed
-    data_dir = tmp_path_factory.mktemp("appdata")
-    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(qdrant),
-                                     data_dir=str(data_dir)))
-    demo = build_ui(service)
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
-                        allowed_paths=[str(data_dir / "examples")])
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), service, data_dir
-    finally:
-        demo.close()
-        service.close()
 
 
 @pytest.fixture

@@ -154,8 +154,20 @@ def preprocess(images: list[Image.Image], size: int, mean=DEFAULT_MEAN, std=DEFA
 
 
 def check_model_dir(path: str | Path) -> Path:
-    """Refuse a model dir that is incomplete or holds pickled weights: we never unpickle."""
+    """Refuse a model dir that is incomplete or holds pickled weights: we never unpickle.
+
+    A Hub model id (`owner/name`) that is not a local folder is fetched, safetensors and JSON only."""
     path = Path(path)
+    if not path.is_dir() and len(path.parts) == 2 and not str(path).startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = Path(snapshot_download(str(path), allow_patterns=["*.safetensors", "*.json", "*.md"]))
+        except Exception as e:  # offline, or no such repo: say which, and what to do
+            raise FileNotFoundError(
+                f"model {path} is neither a local dir nor reachable on the Hugging Face Hub ({type(e).__name__}); "
+                "train one with `python -m training` or check the id"
+            ) from None
     if not path.is_dir():
         raise FileNotFoundError(f"model dir {path} does not exist; train one with `python -m training --output {path}`")
     missing = [n for n in ("config.json", "model.safetensors", "preprocessor_config.json") if not (path / n).is_file()]
