@@ -37,6 +37,19 @@ def _errors(fn):
     return wrapped
 
 
+class UploadedImage(gr.Image):
+    """gr.Image whose upload reaches the handler as the path of the raw bytes: we decode them ourselves
+    (indexer.images.open_image), so a broken or hostile file gets a message that says what to do, not a PIL
+    traceback inside Gradio's preprocessing. `is_template` keeps gr.Image's page component."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None or (payload.url and payload.url.startswith("data:")):
+            return super().preprocess(payload)
+        return payload.path
+
+
 def _caption(metric: str, r: dict) -> str:
     score = f"{int(r['score'])} bits" if metric == "hamming" else f"{r['score']:.3f}"
     return f"#{r['rank']} {r['label']} · {score}"
@@ -120,7 +133,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
         with gr.Tab("Search"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image = gr.Image(type="filepath", label="Query image", sources=["upload", "clipboard"],
+                    image = UploadedImage(type="filepath", label="Query image", sources=["upload", "clipboard"],
                                      height=260)
                     metric = gr.Radio(list(METRICS), value="cosine", label="Metric",
                                       info=" · ".join(f"**{m}**: {h}" for m, h in METRIC_HELP.items()))

@@ -75,7 +75,7 @@ def test_a_bad_upload_is_an_error_and_the_server_keeps_serving(served, tmp_path,
     client, _, _ = served
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    with pytest.raises(AppError):
+    with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(str(bad)), "cosine", 5, api_name="/search")
     with pytest.raises(AppError, match="nothing was added"):
         client.predict([handle_file(str(bad))], "", api_name="/add")

@@ -112,3 +112,20 @@ def test_embedded_engine_and_client_local_mode_agree(embedder, shapes_dir, tmp_p
     finally:
         edge.close()
         local.close()
+
+
+def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_path):
+    import shutil
+
+    from tests.hostile import bad_cases
+
+    folder = tmp_path / "with_bad"
+    shutil.copytree(shapes_dir, folder)
+    (folder / "circle" / "999_truncated.png").write_bytes(bad_cases()["png_bad_checksum"][0])
+    store = open_store("bad", str(tmp_path / "q"))
+    try:
+        report = build_index(embedder, store, str(folder))
+        assert len(report.bad) == 1 and "damaged" in report.bad[0]["error"]
+        assert report.indexed == 120 and store.count() == 120
+    finally:
+        store.close()

@@ -1,0 +1,220 @@
+"""The Gradio app: every event has an `api_name`, so the page and `gradio_client` see the same endpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from app.service import SearchService
+from indexer.images import BadImage
+from indexer.store import METRIC_HELP, METRICS, StoreError
+
+log = logging.getLogger(__name__)
+
+INTRO = """# Search by image
+Upload a picture (or click an example) and get the most similar images of the collection, best first."""
+
+
+def _errors(fn):
+    """Errors a person can fix become gr.Error (a message in the page, an error the API client sees)."""
+
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (BadImage, StoreError, ValueError, FileNotFoundError) as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # the server keeps serving; the log has the traceback
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"unexpected error ({type(e).__name__}); the server log has the details") from None
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+class UploadedImage(gr.Image):
+    """gr.Image whose upload reaches the handler as the path of the raw bytes: we decode them ourselves
+    (indexer.images.open_image), so a broken or hostile file gets a message that says what to do, not a PIL
+    traceback inside Gradio's preprocessing. `is_template` keeps gr.Image's page component."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None or (payload.url and payload.url.startswith("data:")):
+            return super().preprocess(payload)
+        return payload.path
+    from collections.abc import Callable, Sequence
+    from typing import TYPE_CHECKING, Any, Literal
+
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _caption(metric: str, r: dict) -> str:
+    score = f"{int(r['score'])} bits" if metric == "hamming" else f"{r['score']:.3f}"
+    return f"#{r['rank']} {r['label']} · {score}"
+
+
+def build_ui(service: SearchService) -> gr.Blocks:
+    labels = service.embedder.labels
+
+    def _search(image, metric, k, label_filter, threshold, offset):
+        if image is None:
+            raise gr.Error("upload an image first (or click one of the examples)")
+        data = service.read_upload(image)
+        thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
+        results, prediction = service.search(data, metric, int(k), list(label_filter or []), thr, int(offset or 0))
+        gallery = [(service.image_of(r), _caption(metric, r)) for r in results]
+        return [g for g in gallery if g[0] is not None], results, prediction
+
+    @_errors
+    def search(image, metric="cosine", k=10, label_filter=None, threshold=0):
+        """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
+        the predicted class with its top-3 probabilities, and the offset of this page (0)."""
+        gallery, results, prediction = _search(image, metric, k, label_filter, threshold, 0)
+        return gallery, results, prediction, 0
+
+    @_errors
+    def search_next(image, metric, k, label_filter, threshold, offset):
+        """The next k results of the same query (the upload's embedding is cached: no model run)."""
+        offset = int(offset or 0) + int(k)
+        gallery, results, prediction = _search(image, metric, k, label_filter, threshold, offset)
+        return gallery, results, prediction, offset
+
+    @_errors
+    def add(files, label):
+        """Add uploaded images (one label for all, optional) to the collection; returns what was added."""
+        if not files:
+            raise gr.Error("choose one or more image files to add")
+        items = [(service.read_upload(f), label or None) for f in files]
+        added, errors = service.add(items)
+        if not added:
+            raise gr.Error("nothing was added: " + "; ".join(errors))
+        return {"added": added, "errors": errors}, service.status()
+
+    @_errors
+    def delete(ids):
+        """Delete images by id (comma- or newline-separated)."""
+        wanted = [i for i in str(ids or "").replace(",", "\n").splitlines() if i.strip()]
+        if not wanted:
+            raise gr.Error("give the id(s) of the image(s) to delete (the `id` of a search result)")
+        return {"deleted": service.delete(wanted)}, service.status()
+
+    @_errors
+    def search_batch(files, metric="cosine", k=10):
+        """Several images at once: one result list per image, in the order given."""
+        if not files:
+            raise gr.Error("choose one or more images")
+        return service.search_batch([service.read_upload(f) for f in files], metric, int(k))
+
+    @_errors
+    def duplicates(threshold=0.98, sample=1000):
+        """Near-duplicate groups among a sample of the collection (cosine ≥ threshold)."""
+        groups = service.duplicates(threshold, sample)
+        shown = [(service.image_of(m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
+                 for m in grp[:4]]
+        return [x for x in shown if x[0] is not None], groups
+
+    @_errors
+    def check_duplicates(file, threshold=0.98):
+        """Before adding an image: which stored images it would duplicate."""
+        if not file:
+            raise gr.Error("choose an image to check")
+        return service.check_duplicates(service.read_upload(file), float(threshold))
+
+    @_errors
+    def overview():
+        """How many images, per-label counts, and the model and bit count that built the collection."""
+        return service.overview()
+
+    with gr.Blocks(title="Search by image") as demo:
+        gr.Markdown(INTRO)
+        status = gr.Markdown(service.status())
+        with gr.Tab("Search"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image = UploadedImage(type="filepath", label="Query image", sources=["upload", "clipboard"],
+                                     height=260)
+                    metric = gr.Radio(list(METRICS), value="cosine", label="Metric",
+                                      info=" · ".join(f"**{m}**: {h}" for m, h in METRIC_HELP.items()))
+                    k = gr.Slider(1, 100, value=10, step=1, label="k (results per page)")
+                    with gr.Accordion("Filters", open=False):
+                        label_filter = gr.Dropdown(labels, multiselect=True, label="Only these labels")
+                        threshold = gr.Number(
+                            value=0, label="Score threshold (0 = none): least cosine, or most Hamming bits"
+                        )
+                    offset = gr.Number(value=0, visible=False, precision=0)
+                    with gr.Row():
+                        go = gr.Button("Search", variant="primary")
+                        more = gr.Button("Next k")
+                    prediction = gr.Label(num_top_classes=3, label="Predicted class")
+                with gr.Column(scale=2):
+                    gallery = gr.Gallery(label="Most similar", columns=5, height="auto", object_fit="contain",
+                                         elem_id="results")
+                    results = gr.JSON(label="Results")
+            examples = service.example_files()
+            if examples:
+                gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
+        with gr.Tab("Add & delete"):
+            files = gr.File(file_count="multiple", label="Images to add", type="filepath")
+            add_label = gr.Textbox(label="Label (optional)", placeholder=", ".join(labels[:3]) + ", …")
+            add_btn = gr.Button("Add to collection", variant="primary")
+            add_out = gr.JSON(label="Added")
+            with gr.Row():
+                dup_file = gr.File(label="Check one image for duplicates before adding it", type="filepath")
+                dup_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Duplicate if cosine ≥")
+            dup_btn = gr.Button("Check for duplicates")
+            dup_out = gr.JSON(label="Would duplicate")
+            del_ids = gr.Textbox(label="Ids to delete", lines=2)
+            del_btn = gr.Button("Delete", variant="stop")
+            del_out = gr.JSON(label="Deleted")
+        with gr.Tab("Batch"):
+            batch_files = gr.File(file_count="multiple", label="Query images", type="filepath")
+            with gr.Row():
+                batch_metric = gr.Radio(list(METRICS), value="cosine", label="Metric")
+                batch_k = gr.Slider(1, 100, value=10, step=1, label="k")
+            batch_btn = gr.Button("Search all", variant="primary")
+            batch_out = gr.JSON(label="Results per image")
+        with gr.Tab("Duplicates"):
+            with gr.Row():
+                groups_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Near-duplicate if cosine ≥")
+                groups_sample = gr.Slider(100, 10_000, value=1000, step=100, label="Images sampled")
+            groups_btn = gr.Button("Find near-duplicates")
+            groups_gallery = gr.Gallery(label="Groups", columns=8, height="auto")
+            groups_out = gr.JSON(label="Groups")
+        with gr.Tab("Collection"):
+            info_btn = gr.Button("Refresh")
+            info = gr.JSON(label="Overview")
+
+        query = [image, metric, k, label_filter, threshold, offset]
+        outputs = [gallery, results, prediction, offset]
+        go.click(search, query[:-1], outputs, api_name="search")
+        more.click(search_next, query, outputs, api_name="search_next")
+        add_btn.click(add, [files, add_label], [add_out, status], api_name="add")
+        del_btn.click(delete, [del_ids], [del_out, status], api_name="delete")
+        dup_btn.click(check_duplicates, [dup_file, dup_thr], dup_out, api_name="check_duplicates")
+        batch_btn.click(search_batch, [batch_files, batch_metric, batch_k], batch_out, api_name="search_batch")
+        groups_btn.click(duplicates, [groups_thr, groups_sample], [groups_gallery, groups_out], api_name="duplicates")
+        info_btn.click(overview, None, info, api_name="overview")
+        demo.load(overview, None, info, api_name=False)
+    return demo
+
+
+def allowed_paths(service: SearchService) -> list[str]:
+    """Gradio serves only the examples folder besides its own cache."""
+    return [str(Path(service.settings.data_dir, "examples").resolve())]
+
+
+def launch(service: SearchService, host: str, port: int, **kwargs):
+    demo = build_ui(service)
+    demo.queue(default_concurrency_limit=4)
+    log.info("serving %s", json.dumps({"host": host, "port": port}))
+    return demo.launch(server_name=host, server_port=port, allowed_paths=allowed_paths(service), show_error=True,
+                       max_file_size=f"{int(service.settings.max_upload_mb * 1024)}kb", **kwargs)
