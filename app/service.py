@@ -6,6 +6,7 @@ Plain Python, so the Gradio layer (app/main.py) only maps components to these ca
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -57,15 +58,14 @@ class SearchService:
         with self._open_lock:
             if self._store is None:
                 try:
-                    location = self.settings.qdrant or None
-                    if location is None:
-                        import os
-
-                        location = os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or str(
-                            Path(self.settings.data_dir) / "qdrant"
-                        )
+                    location = (self.settings.qdrant or os.environ.get("QDRANT_URL")
+                                or os.environ.get("QDRANT_PATH") or str(Path(self.settings.data_dir) / "qdrant"))
                     store = open_store(self.settings.collection, location)
-                    store.require(self.embedder.meta)
+                    try:
+                        store.require(self.embedder.meta)
+                    except BaseException:
+                        store.close()  # releases the embedded engine's lock, so `indexer build` can run
+                        raise
                     self._store, self._store_error = store, None
                 except StoreError as e:
                     self._store_error = str(e)

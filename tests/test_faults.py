@@ -1,0 +1,134 @@
+"""Faults: a killed indexing run, two runs at once, Qdrant away, a collection that appears later."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.service import SearchService, Settings
+from indexer.store import open_store, point_id
+from tests.conftest import CLASSES, draw_shape
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big")
+    rng = random.Random(1)
+    for kind in CLASSES:
+        (root / kind).mkdir()
+        for i in range(500):
+            draw_shape(kind, rng).save(root / kind / f"{i:04d}.png")
+    return root
+
+
+def _indexer(model, folder, qdrant, *extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "indexer", "build", "--model", str(model), "--dataset", str(folder),
+         "--collection", "big", "--qdrant", str(qdrant), "--batch-size", "8", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+    )
+
+
+def _wait_for_progress(proc, at_least: int, timeout: float = 120) -> bool:
+    """Read the indexer's tqdm bar from stderr until it shows `at_least` images done."""
+    seen = threading.Event()
+
+    def read():
+        buf = b""
+        while chunk := proc.stderr.read1(4096):
+            buf = (buf + chunk)[-400:]
+            for part in buf.replace(b"\r", b"\n").split(b"\n"):
+                if b"indexing:" in part and b"|" in part:
+                    try:
+                        done = int(part.split(b"|")[2].split(b"/")[0])
+                    except (IndexError, ValueError):
+                        continue
+                    if done >= at_least:
+                        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return seen.wait(timeout)
+
+
+def test_sigkill_half_way_then_rerun_gives_exactly_the_expected_points(tiny_model, big_folder, tmp_path):
+    qdrant = tmp_path / "q"
+    proc = _indexer(tiny_model, big_folder, qdrant)
+    assert _wait_for_progress(proc, 200), "the indexer never got going"
+    # a second run while the first holds the collection is refused, not interleaved
+    second = _indexer(tiny_model, big_folder, qdrant)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and b"open in another process" in err
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    store = open_store("big", str(qdrant))
+    partial = store.count()
+    store.close()
+    assert 0 < partial < 1500, f"the kill came too late to test anything ({partial} points)"
+
+    again = _indexer(tiny_model, big_folder, qdrant)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err.decode()[-2000:]
+
+    from training.data import load_image_dataset
+
+    ds = load_image_dataset(str(big_folder))
+    expected = [point_id({"dataset": str(big_folder), "split": s, "row": i}) for s in ds for i in range(len(ds[s]))]
+    store = open_store("big", str(qdrant))
+    try:
+        assert store.count() == len(expected) == 1500  # no duplicates
+        assert len(store.retrieve(expected)) == 1500  # no gaps
+    finally:
+        store.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_app_starts_and_says_what_is_wrong_when_qdrant_is_unreachable(tiny_model, tmp_path):
+    from indexer.store import StoreError
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    start = time.perf_counter()
+    service = SearchService(Settings(model_dir=str(tiny_model), qdrant=url, data_dir=str(tmp_path)))
+    try:
+        assert time.perf_counter() - start < 30
+        assert service.status().startswith("⚠️") and "does not answer" in service.status()
+        with pytest.raises(StoreError, match="QDRANT_URL"):
+            service.search(b"irrelevant", "cosine", 3)
+    finally:
+        service.close()
+
+
+def test_app_recovers_when_the_collection_appears(tiny_model, shapes_dir, tmp_path):
+    """The app opens the collection lazily: started before the index exists, it works once it is built."""
+    from indexer.embedder import Embedder
+    from indexer.pipeline import build_index
+
+    qdrant = tmp_path / "q"
+    service = SearchService(Settings(model_dir=str(tiny_model), collection="later", qdrant=str(qdrant),
+                                     data_dir=str(tmp_path)))
+    try:
+        assert "does not exist yet" in service.status()
+        store = open_store("later", str(qdrant))  # the app does not hold the lock while it has no collection
+        build_index(Embedder(tiny_model), store, str(shapes_dir))
+        store.close()
+        assert service.status().startswith("120 images")
+        data = next((shapes_dir / "square").glob("*.png")).read_bytes()
+        results, _ = service.search(data, "cosine", 3)
+        assert results[0]["score"] == pytest.approx(1, abs=1e-3)
+    finally:
+        service.close()
