@@ -49,6 +49,13 @@ eval: model index
 	$(PY) -m indexer evaluate --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION) \
 		--bench-json bench/results/retrieval.json
 
+bench: model index
+	$(PY) bench/embedding.py --model $(MODEL)
+	$(PY) bench/indexing.py --model $(MODEL)
+	$(PY) bench/search.py --model $(MODEL)
+	$(PY) bench/serving.py --model $(MODEL) --collection $(COLLECTION)
+	$(PY) bench/report.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -1,0 +1,51 @@
+"""Shared by the benchmarks: one JSON line per figure, each with its baseline and the ratio between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "processor": platform.processor()
+            or platform.machine(), "python": platform.python_version()}
+
+
+class Recorder:
+    def __init__(self, name: str):
+        self.name = name
+        self.lines: list[dict] = []
+
+    def figure(self, figure: str, value: float, unit: str, baseline: float | None = None,
+               baseline_name: str | None = None, better: str = "higher", **extra) -> dict:
+        line = {"benchmark": self.name, "figure": figure, "value": round(value, 4), "unit": unit}
+        if baseline is not None:
+            ratio = value / baseline if better == "higher" else baseline / value
+            line.update(baseline=round(baseline, 4), baseline_name=baseline_name, ratio=round(ratio, 2),
+                        better=better)
+        line.update(extra)
+        print(json.dumps(line), flush=True)
+        self.lines.append(line)
+        return line
+
+    def save(self) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        path.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
+                                    "figures": self.lines}, indent=2) + "\n")
+        return path
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99))}

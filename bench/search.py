@@ -1,0 +1,153 @@
+"""Search latency and recall: the embedded engine (qdrant-edge) vs qdrant-client local mode vs an exact
+NumPy scan, at the demo collection's real vectors and at synthetic scale.
+
+python bench/search.py [--collection fashion_mnist] [--qdrant data/qdrant] [--synthetic 1000000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Recorder, percentiles  # noqa: E402
+from indexer.store import open_store  # noqa: E402
+
+K = 10
+
+
+def synthetic(n: int, dim: int, bits: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered unit vectors (like class-structured features) and their sign codes through a random projection."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(1000, dim)).astype(np.float32)
+    floats = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        floats[start : start + m] = centres[rng.integers(0, 1000, m)] + 0.6 * rng.normal(size=(m, dim))
+    floats /= np.linalg.norm(floats, axis=1, keepdims=True)
+    proj = rng.normal(size=(dim, bits)).astype(np.float32)
+    codes = np.empty((n, bits), dtype=np.uint8)
+    for start in range(0, n, 100_000):
+        codes[start : start + 100_000] = floats[start : start + 100_000] @ proj > 0
+    return floats, codes
+
+
+def exact(metric: str, floats, codes, q: int) -> np.ndarray:
+    if metric == "cosine":
+        s = floats @ floats[q]
+        top = np.argpartition(-s, K)[:K]
+        return top[np.argsort(-s[top])]
+    c = codes[q].astype(np.float32)
+    dist = (codes.astype(np.float32) @ (1 - c)) + ((1 - codes.astype(np.float32)) @ c)
+    if metric == "hamming":
+        key = dist * 4 - floats @ floats[q]
+        top = np.argpartition(key, K)[:K]
+        return top[np.argsort(key[top])]
+    cand = np.argpartition(dist, 4 * K)[: 4 * K]
+    s = floats[cand] @ floats[q]
+    return cand[np.argsort(-s)[:K]]
+
+
+def bench_store(rec: Recorder, tag: str, store, floats, codes, queries, baseline: dict, numpy_top: dict,
+                upload: bool = True) -> None:
+    n = len(floats)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    if upload:
+        meta = {"model": "bench", "model_sha256": "bench", "n_bits": codes.shape[1], "float_dim": floats.shape[1]}
+        store.ensure(meta, recreate=True)
+        t0 = time.perf_counter()
+        for start in range(0, n, 2000):
+            sl = slice(start, start + 2000)
+            store.upsert(ids[sl], floats[sl], codes[sl], [{"label": str(i % 10)} for i in range(sl.start,
+                                                                                              min(sl.stop, n))])
+        store.flush()
+        rec.figure(f"upsert_seconds[{tag}]", time.perf_counter() - t0, "s", points=n)
+    index = {u: i for i, u in enumerate(ids)}
+    for metric in ("cosine", "hamming", "hamming+rerank"):
+        times, recall = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            hits = store.search(metric, floats[q], codes[q], k=K)
+            times.append(time.perf_counter() - t0)
+            recall.append(len({index[h.id] for h in hits} & set(numpy_top[metric][q].tolist())) / K)
+        pct = percentiles(times)
+        rec.figure(f"p50_ms[{tag}, {metric}]", pct["p50"], "ms", baseline[metric], "exact NumPy scan p50",
+                   better="lower", p95=round(pct["p95"], 3), p99=round(pct["p99"], 3),
+                   recall_at_10=round(float(np.mean(recall)), 4), points=n)
+
+
+def numpy_baseline(rec: Recorder, tag: str, floats, codes, queries) -> tuple[dict, dict]:
+    base, tops = {}, {}
+    for metric in ("cosine", "hamming", "hamming+rerank"):
+        times, tops[metric] = [], {}
+        for q in queries:
+            t0 = time.perf_counter()
+            tops[metric][q] = exact(metric, floats, codes, q)
+            times.append(time.perf_counter() - t0)
+        pct = percentiles(times)
+        base[metric] = pct["p50"]
+        rec.figure(f"numpy_p50_ms[{tag}, {metric}]", pct["p50"], "ms", p95=round(pct["p95"], 3), points=len(floats))
+    return base, tops
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode: bool) -> None:
+    rng = np.random.default_rng(1)
+    queries = rng.choice(len(floats), n_queries, replace=False).tolist()
+    base, tops = numpy_baseline(rec, tag, floats, codes, queries)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    try:
+        edge = open_store("bench", str(tmp))
+        bench_store(rec, f"{tag}, embedded", edge, floats, codes, queries, base, tops)
+        rec.figure(f"disk_bytes_per_point[{tag}, embedded]", disk_bytes(tmp / "bench") / len(floats), "B",
+                   raw_vector_bytes=floats.shape[1] * 4 + codes.shape[1])
+        t0 = time.perf_counter()
+        edge.optimize()
+        rec.figure(f"hnsw_build_seconds[{tag}, embedded]", time.perf_counter() - t0, "s")
+        bench_store(rec, f"{tag}, embedded+hnsw", edge, floats, codes, queries, base, tops, upload=False)
+        rec.figure(f"disk_bytes_per_point[{tag}, embedded+hnsw]", disk_bytes(tmp / "bench") / len(floats), "B")
+        edge.close()
+        if local_mode:
+            local = open_store("bench", ":memory:")
+            bench_store(rec, f"{tag}, client local mode", local, floats, codes, queries[:50], base, tops)
+            local.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="models/fmnist-small")
+    p.add_argument("--synthetic", type=int, default=1_000_000)
+    p.add_argument("--queries", type=int, default=200)
+    args = p.parse_args()
+    rec = Recorder("search")
+    from indexer.embedder import Embedder
+    from training.data import load_image_dataset
+
+    ds = load_image_dataset("fashion_mnist")
+    embedder = Embedder(args.model)
+    images = ds["train"]["image"] + ds["test"]["image"]
+    embs = [embedder.embed(images[s : s + 4096]) for s in range(0, len(images), 4096)]
+    floats = np.concatenate([e.floats for e in embs])
+    codes = np.concatenate([e.codes for e in embs])
+    run_scale(rec, f"{len(floats) // 1000}k real", floats, codes, args.queries, local_mode=True)
+    if args.synthetic:
+        f, c = synthetic(args.synthetic, floats.shape[1], codes.shape[1])
+        run_scale(rec, f"{args.synthetic // 1000}k synthetic", f, c, args.queries, local_mode=False)
+    print(rec.save())
+
+
+if __name__ == "__main__":
+    main()

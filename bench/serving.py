@@ -1,0 +1,127 @@
+"""Latency and throughput of /search through the Gradio HTTP API with 1, 4 and 16 concurrent gradio_client
+clients, a fixed number of requests each; also the app's start-up time and an in-process query's latency.
+
+python bench/serving.py [--model models/fmnist-small] [--requests 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Recorder, percentiles  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def query_files(n: int, folder: Path) -> list[str]:
+    from training.data import load_image_dataset
+
+    files = []
+    for i, image in enumerate(load_image_dataset("fashion_mnist")["test"].select(range(n))["image"]):
+        path = folder / f"q{i}.png"
+        image.save(path)
+        files.append(str(path))
+    return files
+
+
+def in_process(rec: Recorder, model: str, collection: str, qdrant: str, files: list[str]) -> None:
+    from app.service import SearchService, Settings
+
+    t0 = time.perf_counter()
+    service = SearchService(Settings(model_dir=model, collection=collection, qdrant=qdrant,
+                                     data_dir=tempfile.mkdtemp()))
+    rec.figure("service_start_seconds", time.perf_counter() - t0, "s", target=5)
+    times = []
+    for f in files * 3:
+        data = Path(f).read_bytes() + b"\0" * (len(times) % 7)  # defeat the embedding cache: every query decodes
+        t0 = time.perf_counter()
+        service.search(data, "cosine", 10)
+        times.append(time.perf_counter() - t0)
+    rec.figure("in_process_query_p50_ms", percentiles(times)["p50"], "ms", target=15,
+               p95=round(percentiles(times)["p95"], 2))
+    service.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="models/fmnist-small")
+    p.add_argument("--collection", default="fashion_mnist")
+    p.add_argument("--qdrant", default="data/qdrant")
+    p.add_argument("--requests", type=int, default=50)
+    args = p.parse_args()
+    rec = Recorder("serving")
+    from gradio_client import Client, handle_file
+
+    files = query_files(20, Path(tempfile.mkdtemp()))
+    in_process(rec, args.model, args.collection, args.qdrant, files)
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "app", "--model", args.model, "--collection", args.collection,
+                               "--qdrant", args.qdrant, "--port", str(port), "--data-dir", tempfile.mkdtemp()],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - t0 > 120:
+                    raise RuntimeError("the app did not start") from None
+                time.sleep(0.1)
+        rec.figure("app_listening_seconds", time.perf_counter() - t0, "s", note="process start incl. imports")
+        single_rps = None
+        for clients in (1, 4, 16):
+            latencies, errors = [], []
+
+            def worker(n: int, lat=latencies, err=errors) -> None:
+                client = Client(url, verbose=False)
+                for i in range(args.requests):
+                    t = time.perf_counter()
+                    try:
+                        _, results, _, _ = client.predict(handle_file(files[(n + i) % len(files)]), "cosine", 10,
+                                                          api_name="/search")
+                        assert len(results) == 10
+                        lat.append(time.perf_counter() - t)
+                    except Exception as e:  # counted, not raised: the figure is the error count
+                        err.append(repr(e))
+
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            rps = len(latencies) / wall
+            single_rps = single_rps or rps
+            pct = percentiles(latencies)
+            rec.figure(f"search_http_p50_ms[{clients} clients]", pct["p50"], "ms", p95=round(pct["p95"], 2),
+                       errors=len(errors), requests=clients * args.requests)
+            rec.figure(f"throughput_rps[{clients} clients]", rps, "req/s", single_rps, "1 client")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(rec.save())
+
+
+if __name__ == "__main__":
+    main()
