@@ -1,0 +1,59 @@
+"""Image references cannot leave the data folder; Gradio serves only what it must; secrets stay secret."""
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from indexer.sources import SourceError, resolve_image
+
+
+@pytest.mark.parametrize("rel", ["../../etc/passwd", "/etc/passwd", "ab/../../../etc/hostname", ""])
+def test_crafted_file_reference_is_refused(tmp_path, rel):
+    with pytest.raises(SourceError):
+        resolve_image({"source": {"file": rel}}, tmp_path)
+
+
+def test_symlink_out_of_the_data_folder_is_refused(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "ab").mkdir()
+    os.symlink("/etc/passwd", images / "ab" / "evil.png")
+    with pytest.raises(SourceError, match="outside"):
+        resolve_image({"source": {"file": "ab/evil.png"}}, images)
+
+
+def test_gradio_serves_examples_but_not_arbitrary_or_stored_files(served):
+    client, service, data_dir = served
+    examples = service.example_files()
+    assert examples
+    base = client.src.rstrip("/")
+    ok = httpx.get(f"{base}/gradio_api/file={examples[0]}")
+    assert ok.status_code == 200 and ok.content[:4] == b"\x89PNG"
+    secret = data_dir / "qdrant-like-secret.txt"
+    secret.write_text("do not serve")
+    for path in ("/etc/passwd", str(secret), str(Path(__file__).resolve())):
+        r = httpx.get(f"{base}/gradio_api/file={path}")
+        assert r.status_code in (403, 404) and b"root:" not in r.content and b"do not serve" not in r.content
+
+
+def test_api_key_never_reaches_the_logs_or_the_page(tiny_model, tmp_path, caplog, monkeypatch):
+    from app.service import SearchService, Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "sk-test-0123456789-very-secret"
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("QDRANT_API_KEY", key)
+    caplog.set_level(logging.DEBUG)
+    service = SearchService(Settings(model_dir=str(tiny_model), data_dir=str(tmp_path)))
+    try:
+        status = service.status()
+        assert "does not answer" in status and key not in status
+        assert key not in caplog.text
+    finally:
+        service.close()
