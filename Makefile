@@ -39,8 +39,9 @@ demo: index serve
 serve: install
 	$(PY) -m app --model $(MODEL) --collection $(COLLECTION)
 
+# CI (CI=true) and SLOW=1 also run the tests marked slow (load, real-data training).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(or $(CI),$(SLOW)),,-m "not slow")
 
 test-fast: install
 	$(PY) -m pytest -m "not realdata and not browser"

@@ -1,0 +1,42 @@
+"""The whole path on real Fashion-MNIST at a small scale: train the demo preset briefly, index, search."""
+
+import numpy as np
+import pytest
+
+from training.data import fashion_mnist_files_present
+
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.slow,
+    pytest.mark.skipif(not fashion_mnist_files_present(),
+                       reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"),
+]
+
+
+def test_fashion_mnist_end_to_end(tmp_path):
+    from indexer.embedder import Embedder
+    from indexer.pipeline import build_index
+    from indexer.store import open_store
+    from training.data import load_image_dataset
+    from training.train import TrainArgs, train
+
+    metrics = train(TrainArgs(dataset="fashion_mnist", model="fmnist-small", output=str(tmp_path / "m"), epochs=2,
+                              max_train_samples=6000, max_test_samples=1000))
+    assert metrics["test_accuracy"] > 0.6  # 2 epochs on 10 % of the data; chance is 0.1
+    embedder = Embedder(tmp_path / "m")
+    assert embedder.labels[9] == "Ankle boot" and embedder.float_dim == 128 and embedder.n_bits == 64
+    store = open_store("fm", str(tmp_path / "q"))
+    try:
+        report = build_index(embedder, store, "fashion_mnist", limit=1000)
+        assert report.indexed == 2000 and store.count() == 2000
+        ds = load_image_dataset("fashion_mnist")
+        agree = []
+        for row in range(0, 1000, 100):
+            item = ds["test"][row]
+            emb = embedder.embed([item["image"]])
+            hits = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
+            assert hits[0].payload["source"] == {"dataset": "fashion_mnist", "split": "test", "row": row}
+            agree += [h.payload["label_id"] == item["label"] for h in hits[1:]]
+        assert np.mean(agree) > 0.5
+    finally:
+        store.close()
