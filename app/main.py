@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app.components import UploadedImage
 from app.service import SearchService
 from indexer.images import BadImage
 from indexer.store import METRIC_HELP, METRICS, StoreError
@@ -35,19 +36,6 @@ def _errors(fn):
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
     return wrapped
-
-
-class UploadedImage(gr.Image):
-    """gr.Image whose upload reaches the handler as the path of the raw bytes: we decode them ourselves
-    (indexer.images.open_image), so a broken or hostile file gets a message that says what to do, not a PIL
-    traceback inside Gradio's preprocessing. `is_template` keeps gr.Image's page component."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        if payload is None or (payload.url and payload.url.startswith("data:")):
-            return super().preprocess(payload)
-        return payload.path
 
 
 def _caption(metric: str, r: dict) -> str:
