@@ -15,6 +15,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+def _fashion_mnist_present() -> bool:
+    from training.data import fashion_mnist_files_present
+
+    return fashion_mnist_files_present()
+
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not _fashion_mnist_present(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+
 CLASSES = {"circle": (220, 40, 40), "square": (40, 180, 60), "triangle": (50, 80, 220)}
 
 

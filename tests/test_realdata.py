@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-from training.data import fashion_mnist_files_present
+from tests.conftest import needs_fashion_mnist
 
 pytestmark = [
     pytest.mark.realdata,
     pytest.mark.slow,
-    pytest.mark.skipif(not fashion_mnist_files_present(),
-                       reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"),
+    needs_fashion_mnist,
 ]
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import FASHION_MNIST_NAMES, fashion_mnist_files_present, load_image_dataset
+from tests.conftest import needs_fashion_mnist
+from training.data import FASHION_MNIST_NAMES, load_image_dataset
 from training.model import ConvNextForImageHashing, build_model, check_model_dir, hash_centres, load_model
 
 
@@ -71,8 +72,7 @@ def test_training_resumes_from_its_last_checkpoint(shapes_dir, tmp_path):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not fashion_mnist_files_present(),
-                    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+@needs_fashion_mnist
 def test_fashion_mnist_from_debian_files():
     ds = load_image_dataset("fashion_mnist")
     assert len(ds["train"]) == 60_000 and len(ds["test"]) == 10_000
