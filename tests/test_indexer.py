@@ -129,3 +129,11 @@ def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_p
         assert report.indexed == 120 and store.count() == 120
     finally:
         store.close()
+
+
+def test_threshold_is_least_cosine_or_most_hamming_bits(store, embedder, shapes_dir):
+    emb, _ = _query(embedder, shapes_dir, row=2)
+    cos = store.search("cosine", emb.floats[0], emb.codes[0], k=100, threshold=0.95)
+    assert cos and all(h.score >= 0.95 for h in cos) and len(cos) < 120
+    ham = store.search("hamming", emb.floats[0], emb.codes[0], k=100, threshold=1)
+    assert ham and all(h.score <= 1 for h in ham) and len(ham) < 120
