@@ -4,7 +4,6 @@ writer (embeddings → Qdrant), composed by a runner that times each stage, so i
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,14 +18,13 @@ from indexer.images import BadImage, open_image, sha256
 from indexer.store import Store, point_id
 from training.data import label_names, load_image_dataset
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Batch:
     ids: list[str]
     images: list
     payloads: list[dict]
+    rows: int = 0  # dataset rows this batch covers, including those skipped (already stored, or bad)
 
 
 @dataclass
@@ -49,10 +47,10 @@ class Report:
 
 
 def dataset_reader(
-    spec: str, splits: tuple[str, ...], batch_size: int, store: Store, report: Report, limit: int | None = None
+    ds, spec: str, splits: tuple[str, ...], batch_size: int, store: Store, report: Report, limit: int | None = None
 ) -> Iterator[Batch]:
-    """Rows of the dataset not yet in the collection, decoded from their stored bytes; bad rows are reported."""
-    ds = load_image_dataset(spec)
+    """Rows of `ds` (loaded from `spec`) not yet in the collection, decoded from their stored bytes; bad rows are
+    reported, not fatal."""
     names = label_names(ds)
     for split in splits:
         table = ds[split].cast_column("image", ImageFeature(decode=False))
@@ -65,7 +63,7 @@ def dataset_reader(
             # Resuming after an interruption: what is already stored is not embedded again.
             done = {h.id for h in store.retrieve(ids)}
             report.skipped_existing += len(done)
-            batch = Batch([], [], [])
+            batch = Batch([], [], [], rows=len(ids))
             for pid, src, img, label in zip(ids, sources, rows["image"], rows["label"], strict=True):
                 if pid in done:
                     continue
@@ -84,8 +82,7 @@ def dataset_reader(
             yield batch
 
 
-def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Report, total: int | None = None,
-        progress=None) -> Report:
+def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Report, total: int | None = None) -> Report:
     """reader → preprocess → embed → upsert, timing each stage."""
     bar = tqdm(total=total, unit="img", desc="indexing")
     for batch in batches:
@@ -101,9 +98,7 @@ def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Repo
             report.seconds["embed"] += t2 - t1
             report.seconds["upsert"] += t3 - t2
             report.indexed += len(batch.ids)
-        bar.update(len(batch.ids) or 0)
-        if progress is not None and total:
-            progress((report.indexed + report.skipped_existing) / total, desc="indexing")
+        bar.update(batch.rows or len(batch.ids))
     bar.close()
     t0 = time.perf_counter()
     store.flush()
@@ -121,14 +116,11 @@ def build_index(
     recreate: bool = False,
 ) -> Report:
     """Index `dataset`'s splits into `store`; a second run adds nothing, an interrupted one resumes."""
-    meta = dict(embedder.meta, datasets=[dataset])
-    existing = store.ensure(meta, recreate=recreate)
-    if dataset not in existing.get("datasets", [dataset]):
-        log.info("collection %s also holds %s", store.collection, existing.get("datasets"))
+    store.ensure(dict(embedder.meta, dataset=dataset), recreate=recreate)
     report = Report()
-    ds_sizes = {s: len(d) for s, d in load_image_dataset(dataset).items()}
-    total = sum(min(ds_sizes[s], limit or ds_sizes[s]) for s in splits)
-    run(dataset_reader(dataset, splits, batch_size, store, report, limit), embedder, store, report, total)
+    ds = load_image_dataset(dataset)
+    total = sum(min(len(ds[s]), limit or len(ds[s])) for s in splits)
+    run(dataset_reader(ds, dataset, splits, batch_size, store, report, limit), embedder, store, report, total)
     return report
 
 
