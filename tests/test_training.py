@@ -22,8 +22,9 @@ def test_hash_centres_are_balanced_and_far_apart():
     c = hash_centres(10, 64)
     assert c.shape == (10, 64)
     assert torch.all(c.sum(1) == 0)  # each centre half ones
+    assert torch.all(c.sum(0) == 0)  # each bit +1 for half the classes: no bit is constant
     d = (c[:, None, :] != c[None, :, :]).sum(-1)
-    assert torch.all(d[~torch.eye(10, dtype=bool)] == 32)
+    assert torch.all(d[~torch.eye(10, dtype=bool)] >= 32)
     r = hash_centres(100, 48)  # more classes than a Hadamard matrix holds: seeded random, still balanced
     assert r.shape == (100, 48) and torch.all(r.sum(1) == 0)
 

@@ -3,8 +3,8 @@
 pooled features ──► hash (Linear → n_bits) ──► tanh ──► classifier
                         └─ sign > 0 is the image's binary code
 
-The tanh outputs are pulled towards one fixed ±1 "hash centre" per class (CSQ, Yuan et al. 2020): rows of
-a Hadamard matrix when there are few enough classes, so any two classes' centres differ in n_bits/2 bits
+The tanh outputs are pulled towards one fixed ±1 "hash centre" per class (CSQ, Yuan et al. 2020): ± pairs of
+Hadamard rows when there are few enough classes, so any two classes' centres differ in at least n_bits/2 bits
 and every bit is balanced over the classes. A quantisation term pushes |tanh| to 1 so the sign loses
 little. The classifier on top keeps the model a classifier (predicted class, accuracy).
 """
@@ -47,14 +47,19 @@ class HashOutput(ModelOutput):
 
 
 def hash_centres(num_classes: int, n_bits: int, seed: int = 0) -> torch.Tensor:
-    """One ±1 target code per class: Hadamard rows where possible, else seeded balanced random codes."""
+    """One ±1 target code per class.
+
+    Where a Sylvester Hadamard matrix fits, rows come in ± pairs (h, -h): any two centres are n_bits/2 or n_bits
+    apart, and every bit is +1 for exactly half the classes, so the codes come out balanced (with rows alone,
+    column 0 of a Sylvester matrix is +1 for every class: a bit that never changes). Otherwise: seeded random
+    balanced codes.
+    """
     if n_bits & (n_bits - 1) == 0 and num_classes <= n_bits:
         h = torch.ones(1, 1)
         while h.shape[0] < n_bits:
             h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-        # Row 0 is all ones (an unbalanced code); rows 1.. are balanced and pairwise n_bits/2 apart.
-        rows = torch.arange(1, num_classes + 1) % n_bits
-        return h[rows]
+        rows = [sign * h[1 + i] for i in range((num_classes + 1) // 2) for sign in (1, -1)]
+        return torch.stack(rows[:num_classes])
     g = torch.Generator().manual_seed(seed)
     half = torch.tensor([1.0] * (n_bits // 2) + [-1.0] * (n_bits - n_bits // 2))
     return torch.stack([half[torch.randperm(n_bits, generator=g)] for _ in range(num_classes)])
