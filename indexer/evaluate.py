@@ -160,7 +160,7 @@ def evaluate(
     output: str | None = None,
     max_queries: int | None = None,
     bench_json: str | None = None,
-    qdrant_queries: int = 1000,
+    qdrant_queries: int = 300,
 ) -> dict:
     model_dir = Path(model_dir)
     out = Path(output) if output else model_dir

@@ -29,6 +29,7 @@ METRIC_HELP = {
     "hamming": "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
     "hamming+rerank": "Hamming prefetch of k×oversampling candidates, re-scored by cosine inside Qdrant",
 }
+TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that are ordered exactly by cosine
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4b8e-9b43-2b8d3f9a7c10")
 
 
@@ -150,18 +151,34 @@ class Store:
                 prefetch=dict(using="code", vector=cvec, limit=max(want * oversampling, want)),
             )
         else:
-            # Hamming distances tie a lot: fetch past the cut, then order by (distance, -cosine).
-            plan = dict(using="code", vector=cvec, limit=want * oversampling, offset=0, threshold=threshold,
-                        with_float=True)
-        plan.update(labels=labels, split=split, exact=exact)
-        hits = self._query(plan)
+            plan = dict(using="code", vector=cvec, limit=want, offset=0, threshold=threshold, with_float=True)
+        common = dict(labels=labels, split=split, exact=exact)
+        hits = self._query(dict(plan, **common))
         if metric == "hamming":
-            q = np.asarray(fvec, dtype=np.float32)
-            hits.sort(key=lambda h: (round(h.score), -float(np.dot(h.float_vector, q)), h.id))
-            hits = hits[offset:want]
-            for h in hits:
-                h.float_vector = None
+            hits = self._hamming_ties(hits, fvec, cvec, want, common)[offset:want]
         return hits
+
+    def _hamming_ties(self, hits: list[Hit], fvec, cvec, want: int, common: dict) -> list[Hit]:
+        """The deterministic tie rule: by distance, then cosine, then id. Qdrant returns an arbitrary subset of
+        the points tied at the cut-off distance d; those are re-fetched as Qdrant's cosine ranking of every point
+        within d (a prefetch of up to TIE_LIMIT), so the order is exact whenever fewer points tie."""
+        q = np.asarray(fvec, dtype=np.float32)
+        cos = {h.id: float(np.dot(h.float_vector, q)) for h in hits}
+        if len(hits) == want:
+            cut = max(h.score for h in hits)
+            below = [h for h in hits if h.score < cut]
+            tied = self._query(dict(
+                using="float", vector=fvec, limit=want - len(below) + 16, offset=0, threshold=None,  # + equal cosines
+                prefetch=dict(using="code", vector=cvec, limit=TIE_LIMIT, threshold=cut + 0.5),  # ≤ cut
+                exclude=[h.id for h in below], **common,
+            ))
+            for h in tied:  # scored by cosine; their distance is the cut-off
+                cos[h.id], h.score = h.score, cut
+            hits = below + tied
+        hits.sort(key=lambda h: (round(h.score), -cos[h.id], h.id))
+        for h in hits:
+            h.float_vector = None
+        return hits[:want]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,23 +276,24 @@ class EdgeStore(Store):
             self._shard.flush()
 
     @staticmethod
-    def _filter(labels, split=None):
-        from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue
+    def _filter(labels, split=None, exclude=None):
+        from qdrant_edge import FieldCondition, Filter, HasIdCondition, MatchAny, MatchValue
 
         must = [FieldCondition(key="label", match=MatchAny(any=list(labels)))] if labels else []
         must += [FieldCondition(key="source.split", match=MatchValue(split))] if split else []
-        return Filter(must=must) if must else None
+        must_not = [HasIdCondition(set(exclude))] if exclude else []
+        return Filter(must=must, must_not=must_not) if must or must_not else None
 
     def _query(self, plan: dict) -> list[Hit]:
         from qdrant_edge import Prefetch, Query, QueryRequest, SearchParams
 
-        flt = self._filter(plan["labels"], plan["split"])
+        flt = self._filter(plan["labels"], plan["split"], plan.get("exclude"))
         params = SearchParams(exact=True) if plan["exact"] else None
         prefetches = None
         if "prefetch" in plan:
             pf = plan["prefetch"]
             prefetches = [Prefetch(limit=pf["limit"], query=Query.Nearest(pf["vector"], using=pf["using"]),
-                                   filter=flt, params=params)]
+                                   filter=flt, params=params, score_threshold=pf.get("threshold"))]
         request = QueryRequest(
             limit=plan["limit"], offset=plan["offset"], query=Query.Nearest(plan["vector"], using=plan["using"]),
             prefetches=prefetches, filter=flt, score_threshold=plan["threshold"], params=params,
@@ -442,17 +460,18 @@ class ClientStore(Store):
         pass
 
     @staticmethod
-    def _filter(labels, split=None):
+    def _filter(labels, split=None, exclude=None):
         from qdrant_client import models
 
         must = [models.FieldCondition(key="label", match=models.MatchAny(any=list(labels)))] if labels else []
         must += [models.FieldCondition(key="source.split", match=models.MatchValue(value=split))] if split else []
-        return models.Filter(must=must) if must else None
+        must_not = [models.HasIdCondition(has_id=list(exclude))] if exclude else []
+        return models.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
 
     def _query(self, plan: dict) -> list[Hit]:
         from qdrant_client import models
 
-        flt = self._filter(plan["labels"], plan["split"])
+        flt = self._filter(plan["labels"], plan["split"], plan.get("exclude"))
         params = models.SearchParams(
             exact=plan["exact"] or None,
             quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0) if self.remote else None,
@@ -461,7 +480,7 @@ class ClientStore(Store):
         if "prefetch" in plan:
             pf = plan["prefetch"]
             prefetch = [models.Prefetch(query=pf["vector"], using=pf["using"], limit=pf["limit"], filter=flt,
-                                        params=params)]
+                                        params=params, score_threshold=pf.get("threshold"))]
         res = self._call(
             self.client.query_points, self.collection, query=plan["vector"], using=plan["using"],
             prefetch=prefetch, query_filter=flt, limit=plan["limit"], offset=plan["offset"],
