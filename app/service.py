@@ -48,6 +48,7 @@ class SearchService:
         self._store_error: str | None = None
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, Embeddings] = OrderedDict()  # upload sha → embeddings, for paging
         settings.image_dir.mkdir(parents=True, exist_ok=True)
         _ = self.store  # open now if we can; if not, the page says why and each request tries again
@@ -103,13 +104,16 @@ class SearchService:
 
     def embed_upload(self, data: bytes) -> Embeddings:
         key = sha256(data)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        with self._cache_lock:  # requests run in several threads
+            emb = self._cache.get(key)
+            if emb is not None:
+                self._cache.move_to_end(key)
+                return emb
         emb = self.embedder.embed([open_image(data)])
-        self._cache[key] = emb
-        while len(self._cache) > 256:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = emb
+            while len(self._cache) > 256:
+                self._cache.popitem(last=False)
         return emb
 
     def predict(self, emb: Embeddings, top: int = 3) -> dict[str, float]:

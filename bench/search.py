@@ -140,7 +140,7 @@ def main() -> None:
 
     ds = load_image_dataset("fashion_mnist")
     embedder = Embedder(args.model)
-    images = ds["train"]["image"] + ds["test"]["image"]
+    images = list(ds["train"]["image"]) + list(ds["test"]["image"])
     embs = [embedder.embed(images[s : s + 4096]) for s in range(0, len(images), 4096)]
     floats = np.concatenate([e.floats for e in embs])
     codes = np.concatenate([e.codes for e in embs])

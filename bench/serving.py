@@ -115,7 +115,7 @@ def main() -> None:
             single_rps = single_rps or rps
             pct = percentiles(latencies)
             rec.figure(f"search_http_p50_ms[{clients} clients]", pct["p50"], "ms", p95=round(pct["p95"], 2),
-                       errors=len(errors), requests=clients * args.requests)
+                       errors=len(errors), requests=clients * args.requests, first_errors=errors[:3])
             rec.figure(f"throughput_rps[{clients} clients]", rps, "req/s", single_rps, "1 client")
     finally:
         server.terminate()
