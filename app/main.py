@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_cache_folder
 
 from app.components import UploadedImage
 from app.service import SearchService
@@ -14,6 +17,7 @@ from indexer.images import BadImage
 from indexer.store import METRIC_HELP, METRICS, StoreError
 
 log = logging.getLogger(__name__)
+THUMBS = Path(get_cache_folder()) / "search-results"
 
 INTRO = """# Search by image
 Upload a picture (or click an example) and get the most similar images of the collection, best first."""
@@ -38,6 +42,24 @@ def _errors(fn):
     return wrapped
 
 
+def _display_file(service: SearchService, result: dict) -> str | None:
+    """The result's image as a PNG inside Gradio's cache, written once and atomically (temp file + rename).
+
+    Handing Gradio PIL images instead makes it re-encode and *rewrite* the same cache file on every request
+    (gradio.processing_utils.save_pil_to_cache), so under concurrent load one client could download a file
+    another request had just truncated (seen: RemoteProtocolError in the 16-client load test)."""
+    path = THUMBS / f"{result['id']}.png"
+    if not path.exists():
+        image = service.image_of(result)
+        if image is None:
+            return None
+        THUMBS.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp")
+        image.convert("RGB").save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return str(path)
+
+
 def _caption(metric: str, r: dict) -> str:
     score = f"{int(r['score'])} bits" if metric == "hamming" else f"{r['score']:.3f}"
     return f"#{r['rank']} {r['label']} · {score}"
@@ -52,7 +74,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
         data = service.read_upload(image)
         thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
         results, prediction = service.search(data, metric, int(k), list(label_filter or []), thr, int(offset or 0))
-        gallery = [(service.image_of(r), _caption(metric, r)) for r in results]
+        gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
         return [g for g in gallery if g[0] is not None], results, prediction
 
     @_errors
@@ -99,7 +121,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
     def duplicates(threshold=0.98, sample=1000):
         """Near-duplicate groups among a sample of the collection (cosine ≥ threshold)."""
         groups = service.duplicates(threshold, sample)
-        shown = [(service.image_of(m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
+        shown = [(_display_file(service, m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
                  for m in grp[:4]]
         return [x for x in shown if x[0] is not None], groups
 

@@ -121,3 +121,48 @@ def test_duplicates_are_found_and_checked_before_adding(served, shapes_dir, tmp_
     assert any(new_id in {m["id"] for m in g} and len(g) >= 2 for g in groups)
     client.predict(new_id, api_name="/delete")
     assert client.predict(api_name="/overview")["images"] == before
+
+
+def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path):
+    """add → search finds it first → restart the app → still found → delete → gone, all through the API."""
+    import random
+    import shutil
+
+    from gradio_client import Client
+
+    from app.main import build_ui
+    from app.service import SearchService, Settings
+    from tests.conftest import _free_port
+
+    qdrant, name = indexed
+    own = tmp_path / "qdrant"
+    shutil.copytree(qdrant / name, own / name, ignore=shutil.ignore_patterns(".lock"))
+    new = tmp_path / "keep.png"
+    draw_shape("circle", random.Random(4242)).save(new)
+
+    def start():
+        service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(own),
+                                         data_dir=str(tmp_path / "data")))
+        demo = build_ui(service)
+        port = _free_port()
+        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True)
+        return demo, service, Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+    demo, service, client = start()
+    try:
+        added, _ = client.predict([handle_file(str(new))], "circle", api_name="/add")
+        new_id = added["added"][0]["id"]
+        assert client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")[1][0]["id"] == new_id
+    finally:
+        demo.close()
+        service.close()
+    demo, service, client = start()
+    try:
+        _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+        assert results[0]["id"] == new_id and results[0]["source"]["file"]
+        assert client.predict(new_id, api_name="/delete")[0] == {"deleted": 1}
+        _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+        assert new_id not in {r["id"] for r in results}
+    finally:
+        demo.close()
+        service.close()

@@ -8,23 +8,58 @@ from gradio_client import Client, handle_file
 pytestmark = pytest.mark.slow
 
 
-def _rss_mb() -> float:
-    for line in open("/proc/self/status"):
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
 
 
-def test_sixteen_clients_fifty_searches_each(served, shapes_dir):
-    client, _, _ = served
+@pytest.fixture
+def app_process(indexed, tiny_model, tmp_path):
+    """The app as its own process (python -m app), so its memory is measured alone."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import _free_port
+
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    port = _free_port()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--model", str(tiny_model), "--collection", name, "--qdrant",
+         str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while True:
+        try:
+            Client(f"http://127.0.0.1:{port}/", verbose=False)
+            break
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("the app did not start") from None
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/", proc.pid
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_sixteen_clients_fifty_searches_each(app_process, shapes_dir):
+    url, pid = app_process
     files = [str(p) for kind in ("circle", "square", "triangle") for p in sorted((shapes_dir / kind).glob("*"))[:4]]
     errors, shapes, done = [], [], []
     lock = threading.Lock()
-    warm = threading.Event()
     rss_after_warmup = []
 
     def worker(n: int) -> None:
-        c = Client(client.src, verbose=False)
+        c = Client(url, verbose=False)
         for i in range(50):
             metric = ("cosine", "hamming", "hamming+rerank")[(n + i) % 3]
             try:
@@ -36,8 +71,7 @@ def test_sixteen_clients_fifty_searches_each(served, shapes_dir):
                     shapes.append(ok)
                     done.append(1)
                     if len(done) == 100:
-                        rss_after_warmup.append(_rss_mb())
-                        warm.set()
+                        rss_after_warmup.append(_rss_mb(pid))
             except Exception as e:
                 with lock:
                     errors.append(repr(e))
@@ -49,4 +83,4 @@ def test_sixteen_clients_fifty_searches_each(served, shapes_dir):
         t.join()
     assert errors == []
     assert len(shapes) == 800 and all(shapes)
-    assert _rss_mb() <= rss_after_warmup[0] * 1.10, (rss_after_warmup[0], _rss_mb())
+    assert _rss_mb(pid) <= rss_after_warmup[0] * 1.10, (rss_after_warmup[0], _rss_mb(pid))
