@@ -45,16 +45,19 @@ def draw_shape(kind: str, rng: random.Random, size: int = 32) -> Image.Image:
     return image
 
 
-@pytest.fixture(scope="session")
-def shapes_dir(tmp_path_factory) -> Path:
-    """An `imagefolder`: one sub-folder per class, 40 PNGs each (no test split: the loader carves one)."""
-    root = tmp_path_factory.mktemp("shapes")
-    rng = random.Random(0)
+def make_shapes(root: Path, per_class: int, seed: int) -> Path:
+    """An `imagefolder`: one sub-folder per class, `per_class` PNGs each (the loader carves the test split)."""
+    rng = random.Random(seed)
     for kind in CLASSES:
         (root / kind).mkdir()
-        for i in range(40):
-            draw_shape(kind, rng).save(root / kind / f"{i:03d}.png")
+        for i in range(per_class):
+            draw_shape(kind, rng).save(root / kind / f"{i:04d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    return make_shapes(tmp_path_factory.mktemp("shapes"), 40, seed=0)
 
 
 @pytest.fixture(scope="session")

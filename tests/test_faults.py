@@ -1,7 +1,6 @@
 """Faults: a killed indexing run, two runs at once, Qdrant away, a collection that appears later."""
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -14,20 +13,14 @@ import pytest
 
 from app.service import SearchService, Settings
 from indexer.store import open_store, point_id
-from tests.conftest import CLASSES, draw_shape
+from tests.conftest import make_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def big_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("big")
-    rng = random.Random(1)
-    for kind in CLASSES:
-        (root / kind).mkdir()
-        for i in range(500):
-            draw_shape(kind, rng).save(root / kind / f"{i:04d}.png")
-    return root
+    return make_shapes(tmp_path_factory.mktemp("big"), 500, seed=1)
 
 
 def _indexer(model, folder, qdrant, *extra):
