@@ -35,6 +35,7 @@ class Recorder:
         line.update(extra)
         print(json.dumps(line), flush=True)
         self.lines.append(line)
+        self.save()  # a benchmark cut short still leaves what it measured
         return line
 
     def save(self) -> Path:
