@@ -71,7 +71,7 @@ def _run(args) -> int:
     if args.command == "evaluate":
         from indexer.evaluate import evaluate
 
-        report = evaluate(args.model, args.dataset, qdrant=args.qdrant, output=args.output,
+        report = evaluate(args.model, args.dataset, qdrant=args.qdrant, collection=args.collection, output=args.output,
                           max_queries=args.max_queries, bench_json=args.bench_json)
         print(json.dumps(report["summary"], indent=2))
         return 0
