@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,6 @@ class Settings:
     max_upload_mb: float = 10.0
     oversampling: int = 4
     examples: int = 10
-    extra: dict = field(default_factory=dict)
 
     @property
     def image_dir(self) -> Path:

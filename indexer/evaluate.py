@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from indexer.embedder import Embedder
-from indexer.metrics import average_precision, code_balance, recall_at
+from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 from indexer.store import StoreError, open_store, point_id
 from training.data import load_image_dataset
 
@@ -87,11 +87,11 @@ def score_method(method: str, q: dict, db: dict, chunk: int = 500) -> dict:
         rel = db["labels"][order] == q["labels"][rows, None]
         ap_all.append(average_precision(rel))
         ap_1000.append(average_precision(rel, 1000))
-        prec.append([rel[:, :k].mean(axis=1) for k in CURVE_KS])
-        rec.append(list(recall_at(rel, CURVE_KS, n_rel_all[q["labels"][rows]]).values()))
-        rec[-1] = [v * (rows.stop - rows.start) for v in rec[-1]]
+        weight = rows.stop - rows.start  # per-chunk means, weighted back into means over all queries
+        prec.append(np.array(list(precision_at(rel, CURVE_KS).values())) * weight)
+        rec.append(np.array(list(recall_at(rel, CURVE_KS, n_rel_all[q["labels"][rows]]).values())) * weight)
     seconds = time.perf_counter() - start_t
-    p_curve = np.concatenate([np.stack(p, 1) for p in prec]).mean(0)
+    p_curve = np.sum(prec, axis=0) / n
     r_curve = np.sum(rec, axis=0) / n
     result = {
         "map_all": float(np.concatenate(ap_all).mean()),
