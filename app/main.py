@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import gradio as gr
-from gradio.utils import get_cache_folder
+from gradio.utils import get_upload_folder
 
 from app.components import UploadedImage
 from app.service import SearchService
@@ -17,7 +17,7 @@ from indexer.images import BadImage
 from indexer.store import METRIC_HELP, METRICS, StoreError
 
 log = logging.getLogger(__name__)
-THUMBS = Path(get_cache_folder()) / "search-results"
+THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is
 
 INTRO = """# Search by image
 Upload a picture (or click an example) and get the most similar images of the collection, best first."""
