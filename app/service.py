@@ -82,7 +82,11 @@ class SearchService:
         store = self.store
         if store is None:
             return f"⚠️ {self._store_error}"
-        return f"{store.count():,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`"
+        try:
+            count = store.count()
+        except StoreError as e:  # a server that went away after the collection was opened
+            return f"⚠️ {e}"
+        return f"{count:,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`"
 
     def close(self) -> None:
         if self._store is not None:

@@ -14,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,6 +380,8 @@ class ClientStore(Store):
     or `path=`). Server collections get binary quantization on `float` (in RAM, originals on disk,
     rescored with oversampling) and a keyword index on `label`; shards and replicas are configurable."""
 
+    RETRIES, BACKOFF = 3, 0.25
+
     def __init__(
         self,
         collection: str,
@@ -402,19 +405,32 @@ class ClientStore(Store):
         else:
             self.client = QdrantClient(location=location or ":memory:")
 
-    def _call(self, fn, *args, **kwargs):
-        """Transient server errors (connection refused, timeouts) become StoreUnavailable, with what to do."""
-        try:
-            return fn(*args, **kwargs)
-        except StoreError:
-            raise
-        except Exception as e:  # qdrant-client raises httpx / grpc / ResponseHandlingException variants
-            if self.remote and _is_transient(e):
+    def _call(self, fn, *args, retry: bool = True, **kwargs):
+        """Transient server errors (connection refused, timeouts, 502/503/504) are retried `RETRIES` times with
+        exponential back-off (0.25 s, 0.5 s, 1 s: a restarting node or a leader election), then become
+        StoreUnavailable, with what to do. Every call here is idempotent (deterministic ids) except creating a
+        collection, which passes retry=False."""
+        for attempt in range(self.RETRIES + 1):
+            try:
+                return fn(*args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as e:  # qdrant-client raises httpx / grpc / ResponseHandlingException variants
+                if self.remote and getattr(e, "status_code", None) in (401, 403):
+                    raise StoreError(
+                        f"the Qdrant server refused the API key (HTTP {e.status_code}); set QDRANT_API_KEY to the "
+                        "server's key (compose: the .env file)"
+                    ) from e
+                if not (self.remote and _is_transient(e)):
+                    raise
+                if retry and attempt < self.RETRIES:
+                    log.warning("Qdrant: %s (%s); retry %d of %d", type(e).__name__, e, attempt + 1, self.RETRIES)
+                    time.sleep(self.BACKOFF * 2**attempt)
+                    continue
                 raise StoreUnavailable(
                     f"the Qdrant server does not answer ({type(e).__name__}: {e}); check that it runs and that "
                     "QDRANT_URL / QDRANT_API_KEY are right; the app retries on the next request"
                 ) from e
-            raise
 
     def _exists(self) -> bool:
         return self._call(self.client.collection_exists, self.collection)
@@ -440,6 +456,7 @@ class ClientStore(Store):
             shard_number=self.shards if self.remote else None,
             replication_factor=self.replicas if self.remote else None,
             metadata=meta,
+            retry=False,
         )
         self._call(self.client.create_payload_index, self.collection, "label", models.PayloadSchemaType.KEYWORD)
 
@@ -531,7 +548,8 @@ class ClientStore(Store):
 def _is_transient(e: Exception) -> bool:
     names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
     text = str(e).lower()
-    return bool(
+    status = getattr(e, "status_code", None)
+    return status in (502, 503, 504) or bool(
         names & {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError", "ResponseHandlingException",
                  "ConnectionRefusedError", "TimeoutException", "WriteTimeout", "PoolTimeout"}
     ) or "connection refused" in text or "timed out" in text

@@ -113,3 +113,13 @@ def served(indexed, tiny_model, tmp_path_factory):
     finally:
         demo.close()
         service.close()
+
+
+@pytest.fixture
+def qdrant_server():
+    """The Qdrant REST API on loopback, answered by qdrant-client's local mode (tests/qdrant_standin.py)."""
+    from tests.qdrant_standin import QdrantStandIn
+
+    server = QdrantStandIn(api_key="test-key").start()
+    yield server
+    server.stop()

@@ -95,23 +95,28 @@ def test_a_second_process_cannot_open_the_embedded_collection(indexed):
         first.close()
 
 
-def test_embedded_engine_and_client_local_mode_agree(embedder, shapes_dir, tmp_path):
-    """One schema, two engines: the same data and query give the same ids in the same order."""
+def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shapes_dir, tmp_path, qdrant_server):
+    """One schema, three paths: the embedded engine, qdrant-client's local mode, and the server code path
+    (REST, API key, binary quantization settings) give the same ids in the same order for the same query."""
     edge = open_store("agree", str(tmp_path / "edge"))
-    local = open_store("agree", ":memory:")
+    others = [open_store("agree", ":memory:"), open_store("agree", qdrant_server.url, api_key=qdrant_server.api_key)]
+    assert others[1].remote
     try:
-        for s in (edge, local):
+        for s in (edge, *others):
             build_index(embedder, s, str(shapes_dir), splits=("train",))
         emb, _ = _query(embedder, shapes_dir, row=3)
-        for metric in ("cosine", "hamming", "hamming+rerank"):
-            a = edge.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
-            b = local.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
-            assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-            if metric != "hamming+rerank":  # rerank's prefetch may cut different ties at its limit
-                assert [h.id for h in a] == [h.id for h in b]
+        for other in others:
+            assert other.count() == edge.count() and other.label_counts() == edge.label_counts()
+            for metric in ("cosine", "hamming", "hamming+rerank"):
+                a = edge.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
+                b = other.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
+                assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+                if metric != "hamming+rerank":  # rerank's prefetch may cut different ties at its limit
+                    assert [h.id for h in a] == [h.id for h in b]
+        assert "PUT /collections/agree/points" in qdrant_server.requests  # it went over HTTP
     finally:
-        edge.close()
-        local.close()
+        for s in (edge, *others):
+            s.close()
 
 
 def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_path):
