@@ -62,3 +62,58 @@ def test_docker_compose_config_when_the_plugin_exists(tmp_path):
     out = subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "config", "--quiet"],
                          capture_output=True, env={**__import__("os").environ, **env})
     assert out.returncode == 0, out.stderr.decode()
+
+
+def test_compose_pins_a_qdrant_server_the_installed_client_talks_to():
+    from importlib.metadata import version
+
+    from qdrant_client.common.version_check import is_compatible
+
+    server = COMPOSE["services"]["qdrant"]["image"].split(":v")[1]
+    assert is_compatible(version("qdrant-client"), server), f"qdrant-client {version('qdrant-client')} vs {server}"
+
+
+def test_space_bundle_installs_from_requirements_and_serves(tiny_model, shapes_dir, tmp_path):
+    """`make space`'s folder: requirements.txt carries every dependency of pyproject.toml; run as the Space runs
+    it (`python app/space.py` from its root, INDEX_DATASET set, nothing else installed from the checkout),
+    it indexes the dataset and answers /search through gradio_client."""
+    import os
+    import sys
+    import time
+    import tomllib
+
+    from gradio_client import Client, handle_file
+    from packaging.requirements import Requirement
+
+    from app.space import write_bundle
+    from tests.conftest import _free_port
+
+    bundle = write_bundle(tmp_path / "space", tiny_model)
+    lines = [x for x in (bundle / "requirements.txt").read_text().splitlines() if x and not x.startswith(("#", "-"))]
+    wanted = {Requirement(d).name for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    assert {Requirement(x).name for x in lines} == wanted
+    front = yaml.safe_load((bundle / "README.md").read_text().split("---")[1])
+    assert (bundle / front["app_file"]).is_file() and not (bundle / "models" / tiny_model.name / "checkpoints").exists()
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QDRANT_URL", "QDRANT_PATH")}
+    env.update(MODEL_DIR=f"models/{tiny_model.name}", COLLECTION="shapes", INDEX_DATASET=str(shapes_dir),
+               DATA_DIR=str(tmp_path / "data"), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, front["app_file"]], cwd=bundle, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-2000:]
+                time.sleep(0.5)
+        query = next((shapes_dir / "square").glob("*.png"))
+        _, results, _, _ = client.predict(handle_file(str(query)), "cosine", 3, api_name="/search")
+        assert len(results) == 3 and results[0]["label"] == "square"
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode()
+    assert "index: 120 added" in out
