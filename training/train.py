@@ -81,6 +81,42 @@ def make_transform(size: int, mean, std, augment: str):
     return transform
 
 
+class DecodedImages(torch.utils.data.Dataset):
+    """A split decoded once into one uint8 tensor; augmented and normalised per item.
+
+    Decoding a PNG and converting it per step was 15 % of a Fashion-MNIST training step (25 of 160 ms a
+    batch of 128); decoded, every epoch after the first skips it."""
+
+    def __init__(self, split, size: int, mean, std, augment: str, chunk: int = 2048):
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, not {augment!r}")
+        self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
+        for start in range(0, len(split), chunk):
+            images = split[start : start + chunk]["image"]
+            # preprocess with mean 0, std 1/255 returns the 0-255 values, resized and converted like at search time.
+            self.pixels[start : start + len(images)] = preprocess(images, size, [0, 0, 0], [1 / 255] * 3).round_()
+        self.labels = torch.tensor(split["label"])
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
+        self.augment, self.shift = augment, max(1, size // 14) if augment == "flip+shift" else 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        x = (self.pixels[i].float() - self.mean) / self.std
+        if self.augment != "none":
+            x = _augment(x, self.shift)
+        return {"pixel_values": x, "labels": self.labels[i]}
+
+
+def decoded_or_lazy(split, size: int, mean, std, augment: str, max_bytes: int = 2 << 30):
+    """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily."""
+    if len(split) * 3 * size * size <= max_bytes:
+        return DecodedImages(split, size, mean, std, augment)
+    return split.with_transform(make_transform(size, mean, std, augment))
+
+
 def train(args: TrainArgs) -> dict:
     set_seed(args.seed)
     out = Path(args.output)
@@ -94,8 +130,8 @@ def train(args: TrainArgs) -> dict:
         args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size
     )
     size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
-    train_ds = ds["train"].with_transform(make_transform(size, mean, std, args.augment))
-    test_ds = ds["test"].with_transform(make_transform(size, mean, std, "none"))
+    train_ds = decoded_or_lazy(ds["train"], size, mean, std, args.augment)
+    test_ds = decoded_or_lazy(ds["test"], size, mean, std, "none")
 
     ckpt_dir = out / "checkpoints"
     targs = _training_arguments(args, ckpt_dir)
