@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install data model index demo serve test test-fast eval bench lint clean
+.PHONY: install data model index demo serve space test test-fast eval bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: index serve
 serve: install
 	$(PY) -m app --model $(MODEL) --collection $(COLLECTION)
 
+# The folder to push to a Hugging Face Space (README: "Hugging Face Spaces").
+space: model
+	$(PY) app/space.py --bundle dist/space --model $(MODEL)
+
 # CI (CI=true) and SLOW=1 also run the tests marked slow (load, real-data training).
 test: install
 	$(PY) -m pytest $(if $(or $(CI),$(SLOW)),,-m "not slow")
@@ -61,4 +65,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,20 +1,92 @@
-"""Entry point for a Hugging Face Space (`app_file` in the README's front matter).
+"""A Hugging Face Space: its entry point (`app_file` in the README's front matter), and the folder to push.
 
-A Space runs `python app/space.py` from the repository root, so the repository is put on the path first.
-Configure it with Space variables and secrets: MODEL_DIR (a model dir in the repo, or a Hub model id),
-DATA_DIR (`/data` with persistent storage), QDRANT_URL and QDRANT_API_KEY for a Qdrant Cloud cluster.
+On the Space, `python app/space.py` runs from the Space's root, so the root is put on the path first.
+Configure it with Space variables and secrets: MODEL_DIR (a model dir in the Space, or a Hub model id),
+DATA_DIR (`/data` with persistent storage: the default when it is writable), QDRANT_URL and QDRANT_API_KEY
+for a Qdrant Cloud cluster, INDEX_DATASET (e.g. `zalando-datasets/fashion_mnist`) to build or finish the
+collection at start (resumable: points already there are skipped).
+
+A Space installs from a root `requirements.txt`, which this repository's fixed top level does not hold, so
+`make space` (`python app/space.py --bundle dist/space --model models/fmnist-small`) writes the folder to push:
+the packages, this README (its front matter configures the Space), a requirements.txt generated from
+pyproject.toml, and the model dir's safetensors/JSON files.
 """
 
+import argparse
 import os
+import shutil
 import sys
+import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("GRADIO_SERVER_NAME", "0.0.0.0")
-if Path("/data").is_dir() and os.access("/data", os.W_OK):
-    os.environ.setdefault("DATA_DIR", "/data")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PACKAGES = ("app", "indexer", "training")
+MODEL_FILES = ("*.safetensors", "*.json", "README.md", "*.png")
 
-from app.__main__ import main  # noqa: E402
+
+def write_bundle(out: str | Path, model_dir: str | Path | None = None) -> Path:
+    """The Space's files in `out` (replaced): code, README, requirements.txt, and the model dir if given."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, out / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyi", "*.pyc"))
+    for name in ("README.md", "pyproject.toml"):
+        shutil.copy2(ROOT / name, out / name)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (out / "requirements.txt").write_text(
+        "# Written by `make space` from pyproject.toml. The CPU index gives a CPU Space torch's CPU wheel\n"
+        "# (a GPU Space can drop the line to get the CUDA build).\n"
+        "--extra-index-url https://download.pytorch.org/whl/cpu\n" + "\n".join(deps) + "\n"
+    )
+    if model_dir:
+        model_dir = Path(model_dir)
+        target = out / "models" / model_dir.name
+        target.mkdir(parents=True)
+        for pattern in MODEL_FILES:  # weights and configs; never the Trainer's checkpoints
+            for f in model_dir.glob(pattern):
+                shutil.copy2(f, target / f.name)
+        if not (target / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{model_dir} has no model.safetensors: train it first (make model)")
+    return out
+
+
+def index_if_asked() -> None:
+    """INDEX_DATASET set: build the collection, or finish it, before serving (ids are deterministic)."""
+    dataset = os.environ.get("INDEX_DATASET")
+    if not dataset:
+        return
+    from indexer.embedder import Embedder
+    from indexer.pipeline import build_index
+    from indexer.store import open_store
+
+    data_dir = os.environ.get("DATA_DIR", "data")
+    location = os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or str(Path(data_dir) / "qdrant")
+    store = open_store(os.environ.get("COLLECTION", "fashion_mnist"), location)
+    try:
+        report = build_index(Embedder(os.environ.get("MODEL_DIR", "models/fmnist-small")), store, dataset)
+        print(f"index: {report.indexed} added, {report.skipped_existing} already there, {len(report.bad)} bad", flush=True)
+    finally:
+        store.close()  # the embedded engine is opened by one process/handle at a time: the app opens it next
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description="Run the Space, or write the folder to push to one (--bundle).")
+    p.add_argument("--bundle", help="write the Space's files into this folder and exit")
+    p.add_argument("--model", help="with --bundle: a model dir to include (models/<name>)")
+    args, rest = p.parse_known_args()
+    if args.bundle:
+        print(write_bundle(args.bundle, args.model))
+        return 0
+    os.environ.setdefault("GRADIO_SERVER_NAME", "0.0.0.0")
+    if Path("/data").is_dir() and os.access("/data", os.W_OK):
+        os.environ.setdefault("DATA_DIR", "/data")
+    index_if_asked()
+    from app.__main__ import main as serve
+
+    return serve(rest)
+
 
 if __name__ == "__main__":
     sys.exit(main())
