@@ -1,13 +1,14 @@
 """Search latency and recall: the embedded engine (qdrant-edge) vs qdrant-client local mode vs an exact
 NumPy scan, at the demo collection's real vectors and at synthetic scale.
 
-python bench/search.py [--collection fashion_mnist] [--qdrant data/qdrant] [--synthetic 1000000] [--queries 200]
+python bench/search.py [--model models/fmnist-small] [--synthetic 1000000] [--queries 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from bench.common import Recorder, percentiles  # noqa: E402
 from indexer.store import open_store  # noqa: E402
 
 K = 10
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def synthetic(n: int, dim: int, bits: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +106,31 @@ def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def ram_bytes(path: Path, floats, codes, queries: list[int], collection: str = "bench") -> int:
+    """Resident memory a fresh process gains by opening the collection at `path` and answering queries of each
+    metric (its pages touched, mmap'd storage included): what serving it costs in RAM."""
+    q = Path(tempfile.mkdtemp(prefix="bench-ram-")) / "q.npz"
+    np.savez(q, floats=floats[queries], codes=codes[queries])
+    code = f"""
+import sys, numpy as np
+sys.path.insert(0, {str(ROOT)!r})
+def rss():
+    return int(next(line for line in open('/proc/self/status') if line.startswith('VmRSS')).split()[1]) * 1024
+from indexer.store import open_store
+import qdrant_edge
+before = rss()
+store = open_store({collection!r}, {str(path)!r})
+q = np.load({str(q)!r})
+for metric in ('cosine', 'hamming', 'hamming+rerank'):
+    for f, c in zip(q['floats'], q['codes']):
+        store.search(metric, f, c, k=10)
+print(rss() - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    shutil.rmtree(q.parent, ignore_errors=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode: bool) -> None:
     rng = np.random.default_rng(1)
     queries = rng.choice(len(floats), n_queries, replace=False).tolist()
@@ -120,6 +147,8 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
         bench_store(rec, f"{tag}, embedded+hnsw", edge, floats, codes, queries, base, tops, upload=False)
         rec.figure(f"disk_bytes_per_point[{tag}, embedded+hnsw]", disk_bytes(tmp / "bench") / len(floats), "B")
         edge.close()
+        rec.figure(f"ram_bytes_per_point[{tag}, embedded+hnsw]", ram_bytes(tmp, floats, codes, queries) / len(floats),
+                   "B", note="RSS a fresh process gains by opening the collection and answering every metric")
         if local_mode:
             local = open_store("bench", ":memory:")
             # local mode is a pure-Python brute force (its hamming tie re-fetch takes seconds): 10 queries

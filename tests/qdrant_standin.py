@@ -41,6 +41,7 @@ class QdrantStandIn:
         self.fail_next = 0  # answer this many next requests with 503
         self.port = port
         self.server: ThreadingHTTPServer | None = None
+        self.bodies: dict[str, dict] = {}  # the last JSON body sent to each "METHOD path"
         self.connections: set = set()  # open keep-alive connections, cut by stop()
         self.routes = [
             ("GET", COLLECTION + "/exists", lambda mt, b: {"exists": self.local.collection_exists(mt["c"])}),
@@ -124,6 +125,8 @@ class QdrantStandIn:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
                 start = time.perf_counter()
+                if raw:
+                    self.bodies[f"{method} {path}"] = json.loads(raw)
                 try:
                     with self.lock:
                         result = fn(match.groupdict(), json.loads(raw) if raw else None)

@@ -90,7 +90,8 @@ def test_space_bundle_installs_from_requirements_and_serves(tiny_model, shapes_d
 
     bundle = write_bundle(tmp_path / "space", tiny_model)
     lines = [x for x in (bundle / "requirements.txt").read_text().splitlines() if x and not x.startswith(("#", "-"))]
-    wanted = {Requirement(d).name for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {Requirement(d).name for d in deps}
     assert {Requirement(x).name for x in lines} == wanted
     front = yaml.safe_load((bundle / "README.md").read_text().split("---")[1])
     assert (bundle / front["app_file"]).is_file() and not (bundle / "models" / tiny_model.name / "checkpoints").exists()

@@ -119,6 +119,29 @@ def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shape
             s.close()
 
 
+def test_server_collection_gets_quantization_shards_replicas_and_label_index(qdrant_server):
+    """What a Qdrant cluster receives for a new collection: the same named vectors as the embedded schema, binary
+    quantization of `float` in RAM with the originals on disk, the shard number and replication factor asked for,
+    the model's metadata, and a keyword index on `label`; queries ask for rescoring with oversampling."""
+    store = open_store("cluster", qdrant_server.url, api_key=qdrant_server.api_key, shards=3, replicas=2)
+    try:
+        store.ensure({"float_dim": 8, "n_bits": 16, "model": "m", "model_sha256": "abc"})
+        body = qdrant_server.bodies["PUT /collections/cluster"]
+        assert (body["shard_number"], body["replication_factor"]) == (3, 2)
+        assert body["metadata"]["model_sha256"] == "abc"
+        fl, code = body["vectors"]["float"], body["vectors"]["code"]
+        assert fl["on_disk"] is True and fl["quantization_config"]["binary"]["always_ram"] is True
+        assert (fl["size"], fl["distance"]) == (8, "Cosine") and (code["size"], code["distance"]) == (16, "Manhattan")
+        assert code["datatype"] == "uint8"
+        index = qdrant_server.bodies["PUT /collections/cluster/index"]
+        assert index == {"field_name": "label", "field_schema": "keyword"}
+        store.search("cosine", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
+        params = qdrant_server.bodies["POST /collections/cluster/points/query"]["params"]
+        assert params["quantization"]["rescore"] is True and params["quantization"]["oversampling"] >= 2
+    finally:
+        store.close()
+
+
 def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_path):
     import shutil
 

@@ -82,3 +82,27 @@ def test_fashion_mnist_from_debian_files():
     assert first["image"].size == (28, 28) and first["label"] == 9  # the IDX file's first item: an ankle boot
     counts = np.bincount(ds["test"]["label"], minlength=10)
     assert counts.tolist() == [1000] * 10
+
+
+def test_decoded_split_gives_what_the_lazy_transform_gives(shapes_dir):
+    """Training decodes small splits once into memory: the tensors must equal the lazy path's (and search time's)
+    preprocessing, and augmentation must change images without changing their labels or shape."""
+    from training.train import DecodedImages, decoded_or_lazy, make_transform
+
+    split = load_image_dataset(str(shapes_dir))["train"].select(range(16))
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    decoded = decoded_or_lazy(split, 24, mean, std, "none")
+    assert isinstance(decoded, DecodedImages)
+    lazy = decoded_or_lazy(split, 24, mean, std, "none", max_bytes=0)  # too big for memory: lazy
+    assert not isinstance(lazy, DecodedImages)
+    eager = make_transform(24, mean, std, "none")(split[:16])
+    for i in range(16):
+        assert torch.allclose(decoded[i]["pixel_values"], eager["pixel_values"][i], atol=1e-5)
+        assert torch.allclose(lazy[i]["pixel_values"], eager["pixel_values"][i], atol=1e-5)
+        assert int(decoded[i]["labels"]) == int(eager["labels"][i])
+    augmented = DecodedImages(split, 24, mean, std, "flip+shift+erase")
+    torch.manual_seed(0)
+    changed = sum(not torch.equal(augmented[i]["pixel_values"], decoded[i]["pixel_values"]) for i in range(16))
+    assert changed >= 8 and augmented[0]["pixel_values"].shape == (3, 24, 24)
+    with pytest.raises(ValueError, match="augment must be one of"):
+        DecodedImages(split, 24, mean, std, "rotate")
