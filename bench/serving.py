@@ -7,6 +7,7 @@ python bench/serving.py [--model models/fmnist-small] [--requests 50]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -40,6 +41,29 @@ def query_files(n: int, folder: Path) -> list[str]:
     return files
 
 
+def _caller(mode: str, url: str):
+    """One client's way to run /search on an image file; returns the number of results."""
+    from gradio_client import Client, handle_file
+
+    if mode != "raw HTTP":
+        client = Client(url, verbose=False, **({"download_files": False} if "no downloads" in mode else {}))
+        return lambda f: len(client.predict(handle_file(f), "cosine", 10, api_name="/search")[1])
+    import httpx
+
+    http, api = httpx.Client(timeout=60), url.rstrip("/") + "/gradio_api"
+
+    def call(f: str) -> int:
+        with open(f, "rb") as fh:
+            path = http.post(f"{api}/upload", files={"files": fh}).json()[0]
+        image = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        event = http.post(f"{api}/call/search", json={"data": [image, "cosine", 10, [], 0]}).json()["event_id"]
+        with http.stream("GET", f"{api}/call/search/{event}") as stream:
+            lines = [x for x in stream.iter_lines() if x.startswith("data:")]
+        return len(json.loads(lines[-1][5:])[1])
+
+    return call
+
+
 def in_process(rec: Recorder, model: str, collection: str, qdrant: str, files: list[str]) -> None:
     from app.service import SearchService, Settings
 
@@ -66,8 +90,6 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=50)
     args = p.parse_args()
     rec = Recorder("serving")
-    from gradio_client import Client, handle_file
-
     files = query_files(20, Path(tempfile.mkdtemp()))
     in_process(rec, args.model, args.collection, args.qdrant, files)
 
@@ -88,35 +110,39 @@ def main() -> None:
                     raise RuntimeError("the app did not start") from None
                 time.sleep(0.1)
         rec.figure("app_listening_seconds", time.perf_counter() - t0, "s", note="process start incl. imports")
-        single_rps = None
-        for clients in (1, 4, 16):
-            latencies, errors = [], []
+        # Three clients of the same endpoint: gradio_client as a user calls it (it downloads the 10 result
+        # images), gradio_client told not to download (download_files=False), and plain HTTP with one keep-alive
+        # httpx connection (upload, /call/search, its SSE stream): what the server itself costs.
+        for mode, levels in (("gradio_client", (1, 4, 16)), ("gradio_client, no downloads", (1, 16)),
+                             ("raw HTTP", (1, 16))):
+            single_rps = None
+            for clients in levels:
+                latencies, errors = [], []
 
-            def worker(n: int, lat=latencies, err=errors) -> None:
-                client = Client(url, verbose=False)
-                for i in range(args.requests):
-                    t = time.perf_counter()
-                    try:
-                        _, results, _, _ = client.predict(handle_file(files[(n + i) % len(files)]), "cosine", 10,
-                                                          api_name="/search")
-                        assert len(results) == 10
-                        lat.append(time.perf_counter() - t)
-                    except Exception as e:  # counted, not raised: the figure is the error count
-                        err.append(repr(e))
+                def worker(n: int, lat=latencies, err=errors, mode=mode) -> None:
+                    call = _caller(mode, url)
+                    for i in range(args.requests):
+                        t = time.perf_counter()
+                        try:
+                            assert call(files[(n + i) % len(files)]) == 10
+                            lat.append(time.perf_counter() - t)
+                        except Exception as e:  # counted, not raised: the figure is the error count
+                            err.append(repr(e))
 
-            threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
-            rps = len(latencies) / wall
-            single_rps = single_rps or rps
-            pct = percentiles(latencies)
-            rec.figure(f"search_http_p50_ms[{clients} clients]", pct["p50"], "ms", p95=round(pct["p95"], 2),
-                       errors=len(errors), requests=clients * args.requests, first_errors=errors[:3])
-            rec.figure(f"throughput_rps[{clients} clients]", rps, "req/s", single_rps, "1 client")
+                threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+                rps = len(latencies) / wall
+                single_rps = single_rps or rps
+                pct = percentiles(latencies)
+                tag = f"{clients} clients" if mode == "gradio_client" else f"{clients} clients, {mode}"
+                rec.figure(f"search_http_p50_ms[{tag}]", pct["p50"], "ms", p95=round(pct["p95"], 2),
+                           errors=len(errors), requests=clients * args.requests, first_errors=errors[:3])
+                rec.figure(f"throughput_rps[{tag}]", rps, "req/s", single_rps, "1 client")
     finally:
         server.terminate()
         server.wait(timeout=30)
