@@ -192,7 +192,11 @@ class EdgeStore(Store):
     the app, are refused rather than interleaved.
     """
 
-    def __init__(self, path: str | Path, collection: str):
+    # Binary quantization: float vectors as 128 bits kept in RAM, scanned, and the best `oversampling × k`
+    # rescored with the originals (1M synthetic points: p50 9.4 ms, recall@10 0.99-1.0 at 100-160; 31 ms exact).
+    QUANTIZED_OVERSAMPLING = 128
+
+    def __init__(self, path: str | Path, collection: str, quantized: bool = False):
         import qdrant_edge  # noqa: F401  (fail here, with the import error, if the wheel is missing)
 
         self.collection = collection
@@ -208,8 +212,10 @@ class EdgeStore(Store):
                 "app); wait for it to finish or stop it, then try again"
             ) from None
         self._shard = None
+        self.quantized = quantized  # for a new collection; an existing one says what it is in meta.json
         if self._exists():
             self._open()
+            self.quantized = self._read_meta().get("float_index") == "binary-quantized"
 
     @property
     def _shard_dir(self) -> Path:
@@ -227,21 +233,31 @@ class EdgeStore(Store):
         import shutil
 
         from qdrant_edge import (
+            BinaryQuantizationConfig,
             Distance,
             EdgeConfig,
             EdgeShard,
             EdgeVectorParams,
+            HnswIndexConfig,
             PayloadSchemaType,
             UpdateOperation,
             VectorStorageDatatype,
         )
 
         shutil.rmtree(self._shard_dir, ignore_errors=True)  # a shard left by a run killed before meta.json
+        # quantized: no HNSW graph (m=0; building one for 1M points took over 10 min on 2 cores), binary
+        # quantization of `float` instead, which optimize() builds in seconds.
+        extra = {}
+        if self.quantized:
+            meta = dict(meta, float_index="binary-quantized")
+            no_graph = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+            extra = dict(quantization_config=BinaryQuantizationConfig(always_ram=True), hnsw_config=no_graph)
         config = EdgeConfig(
             vectors={
-                "float": EdgeVectorParams(size=meta["float_dim"], distance=Distance.Cosine),
+                "float": EdgeVectorParams(size=meta["float_dim"], distance=Distance.Cosine, **extra),
                 "code": EdgeVectorParams(
-                    size=meta["n_bits"], distance=Distance.Manhattan, datatype=VectorStorageDatatype.Uint8
+                    size=meta["n_bits"], distance=Distance.Manhattan, datatype=VectorStorageDatatype.Uint8,
+                    hnsw_config=extra.get("hnsw_config"),
                 ),
             }
         )
@@ -288,10 +304,14 @@ class EdgeStore(Store):
         return Filter(must=must, must_not=must_not) if must or must_not else None
 
     def _query(self, plan: dict) -> list[Hit]:
-        from qdrant_edge import Prefetch, Query, QueryRequest, SearchParams
+        from qdrant_edge import Prefetch, QuantizationSearchParams, Query, QueryRequest, SearchParams
 
         flt = self._filter(plan["labels"], plan["split"], plan.get("exclude"))
         params = SearchParams(exact=True) if plan["exact"] else None
+        if self.quantized:  # exact: the original vectors only; else the quantized scan, rescored
+            quant = (QuantizationSearchParams(ignore=True) if plan["exact"] else
+                     QuantizationSearchParams(rescore=True, oversampling=self.QUANTIZED_OVERSAMPLING))
+            params = SearchParams(exact=bool(plan["exact"]), quantization=quant)
         prefetches = None
         if "prefetch" in plan:
             pf = plan["prefetch"]
@@ -561,10 +581,12 @@ def open_store(
     api_key: str | None = None,
     shards: int = 1,
     replicas: int = 1,
+    quantized: bool = False,
 ) -> Store:
     """`location`: an http(s) URL (a Qdrant server), `:memory:` (qdrant-client local mode), or a folder
     (the embedded engine; default `$QDRANT_PATH` or `data/qdrant`). The URL and key default to
-    `$QDRANT_URL` and `$QDRANT_API_KEY`."""
+    `$QDRANT_URL` and `$QDRANT_API_KEY`. `quantized`: a new embedded collection for millions of points on a
+    small machine (binary quantization, no HNSW graph); a server collection is always quantized."""
     location = location or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or "data/qdrant"
     if location.startswith(("http://", "https://")):
         return ClientStore(collection, url=location, api_key=api_key or os.environ.get("QDRANT_API_KEY"),
@@ -573,4 +595,4 @@ def open_store(
         return ClientStore(collection, location=location)
     if location.startswith("local:"):
         return ClientStore(collection, path=location.removeprefix("local:"))
-    return EdgeStore(location, collection)
+    return EdgeStore(location, collection, quantized=quantized)

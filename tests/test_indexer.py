@@ -142,6 +142,28 @@ def test_server_collection_gets_quantization_shards_replicas_and_label_index(qdr
         store.close()
 
 
+def test_quantized_embedded_collection_finds_what_the_exact_scan_finds(embedder, shapes_dir, tmp_path):
+    """`--quantized`: binary-quantized floats, no graph; searches rescore the quantized scan's candidates and
+    return the exact top 10; the collection remembers its layout when reopened."""
+    store = open_store("bq", str(tmp_path), quantized=True)
+    try:
+        build_index(embedder, store, str(shapes_dir))
+        assert store.meta["float_index"] == "binary-quantized"
+    finally:
+        store.close()
+    store = open_store("bq", str(tmp_path))  # reopened without the flag: still quantized
+    try:
+        assert store.quantized
+        for row in range(0, 40, 4):
+            emb, _ = _query(embedder, shapes_dir, row=row)
+            for metric in ("cosine", "hamming+rerank"):
+                fast = store.search(metric, emb.floats[0], emb.codes[0], k=10)
+                exact = store.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
+                assert [h.id for h in fast] == [h.id for h in exact]
+    finally:
+        store.close()
+
+
 def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_path):
     import shutil
 
