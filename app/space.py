@@ -66,7 +66,8 @@ def index_if_asked() -> None:
     store = open_store(os.environ.get("COLLECTION", "fashion_mnist"), location)
     try:
         report = build_index(Embedder(os.environ.get("MODEL_DIR", "models/fmnist-small")), store, dataset)
-        print(f"index: {report.indexed} added, {report.skipped_existing} already there, {len(report.bad)} bad", flush=True)
+        added, there, bad = report.indexed, report.skipped_existing, len(report.bad)
+        print(f"index: {added} added, {there} already there, {bad} bad", flush=True)
     finally:
         store.close()  # the embedded engine is opened by one process/handle at a time: the app opens it next
 
