@@ -131,6 +131,16 @@ print(rss() - before)
     return int(out.stdout.strip().splitlines()[-1])
 
 
+def optimized(rec: Recorder, tag: str, layout: str, build: str, store, path: Path, floats, codes, queries, base,
+              tops) -> None:
+    """Build the store's index (HNSW, or the quantized vectors), then time it, search it, weigh it on disk."""
+    t0 = time.perf_counter()
+    store.optimize()
+    rec.figure(f"{build}[{tag}, embedded]", time.perf_counter() - t0, "s")
+    bench_store(rec, f"{tag}, {layout}", store, floats, codes, queries, base, tops, upload=False)
+    rec.figure(f"disk_bytes_per_point[{tag}, {layout}]", disk_bytes(path / "bench") / len(floats), "B")
+
+
 def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode: bool, hnsw: bool = True) -> None:
     rng = np.random.default_rng(1)
     queries = rng.choice(len(floats), n_queries, replace=False).tolist()
@@ -142,11 +152,7 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
         rec.figure(f"disk_bytes_per_point[{tag}, embedded]", disk_bytes(tmp / "bench") / len(floats), "B",
                    raw_vector_bytes=floats.shape[1] * 4 + codes.shape[1])
         if hnsw:  # at 1M the HNSW build took over 10 minutes on 2 cores: the quantized layout below is for that
-            t0 = time.perf_counter()
-            edge.optimize()
-            rec.figure(f"hnsw_build_seconds[{tag}, embedded]", time.perf_counter() - t0, "s")
-            bench_store(rec, f"{tag}, embedded+hnsw", edge, floats, codes, queries, base, tops, upload=False)
-            rec.figure(f"disk_bytes_per_point[{tag}, embedded+hnsw]", disk_bytes(tmp / "bench") / len(floats), "B")
+            optimized(rec, tag, "embedded+hnsw", "hnsw_build_seconds", edge, tmp, floats, codes, queries, base, tops)
         edge.close()
         rec.figure(f"ram_bytes_per_point[{tag}, {'embedded+hnsw' if hnsw else 'embedded'}]",
                    ram_bytes(tmp, floats, codes, queries) / len(floats), "B",
@@ -154,11 +160,8 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
         shutil.rmtree(tmp / "bench")
         quant = open_store("bench", str(tmp), quantized=True)
         bench_store(rec, f"{tag}, embedded quantized", quant, floats, codes, queries, base, tops, search=False)
-        t0 = time.perf_counter()
-        quant.optimize()
-        rec.figure(f"quantization_build_seconds[{tag}, embedded]", time.perf_counter() - t0, "s")
-        bench_store(rec, f"{tag}, embedded quantized", quant, floats, codes, queries, base, tops, upload=False)
-        rec.figure(f"disk_bytes_per_point[{tag}, embedded quantized]", disk_bytes(tmp / "bench") / len(floats), "B")
+        optimized(rec, tag, "embedded quantized", "quantization_build_seconds", quant, tmp, floats, codes, queries,
+                  base, tops)
         quant.close()
         rec.figure(f"ram_bytes_per_point[{tag}, embedded quantized]",
                    ram_bytes(tmp, floats, codes, queries) / len(floats), "B")
