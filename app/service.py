@@ -38,6 +38,12 @@ class Settings:
     def image_dir(self) -> Path:
         return Path(self.data_dir) / "images"
 
+    @property
+    def location(self) -> str:
+        """Where the collection lives: `qdrant`, else $QDRANT_URL, else $QDRANT_PATH, else <data_dir>/qdrant."""
+        return (self.qdrant or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH")
+                or str(Path(self.data_dir) / "qdrant"))
+
 
 class SearchService:
     def __init__(self, settings: Settings):
@@ -58,9 +64,7 @@ class SearchService:
         with self._open_lock:
             if self._store is None:
                 try:
-                    location = (self.settings.qdrant or os.environ.get("QDRANT_URL")
-                                or os.environ.get("QDRANT_PATH") or str(Path(self.settings.data_dir) / "qdrant"))
-                    store = open_store(self.settings.collection, location)
+                    store = open_store(self.settings.collection, self.settings.location)
                     try:
                         store.require(self.embedder.meta)
                     except BaseException:

@@ -52,8 +52,8 @@ def write_bundle(out: str | Path, model_dir: str | Path | None = None) -> Path:
     return out
 
 
-def index_if_asked() -> None:
-    """INDEX_DATASET set: build the collection, or finish it, before serving (ids are deterministic)."""
+def index_if_asked(settings) -> None:
+    """INDEX_DATASET set: build the collection the app will serve, or finish it, first (ids are deterministic)."""
     dataset = os.environ.get("INDEX_DATASET")
     if not dataset:
         return
@@ -61,11 +61,9 @@ def index_if_asked() -> None:
     from indexer.pipeline import build_index
     from indexer.store import open_store
 
-    data_dir = os.environ.get("DATA_DIR", "data")
-    location = os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or str(Path(data_dir) / "qdrant")
-    store = open_store(os.environ.get("COLLECTION", "fashion_mnist"), location)
+    store = open_store(settings.collection, settings.location)
     try:
-        report = build_index(Embedder(os.environ.get("MODEL_DIR", "models/fmnist-small")), store, dataset)
+        report = build_index(Embedder(settings.model_dir), store, dataset)
         added, there, bad = report.indexed, report.skipped_existing, len(report.bad)
         print(f"index: {added} added, {there} already there, {bad} bad", flush=True)
     finally:
@@ -83,9 +81,10 @@ def main() -> int:
     os.environ.setdefault("GRADIO_SERVER_NAME", "0.0.0.0")
     if Path("/data").is_dir() and os.access("/data", os.W_OK):
         os.environ.setdefault("DATA_DIR", "/data")
-    index_if_asked()
     from app.__main__ import main as serve
+    from app.__main__ import parse_settings
 
+    index_if_asked(parse_settings(rest)[0])  # the app's own flags and environment: the same collection
     return serve(rest)
 
 
