@@ -1,5 +1,9 @@
 """Images/s of the indexer's batched embedder vs a `transformers` pipeline called one image at a time.
 
+Images are decoded before timing (decoding is the indexer's "read" stage, bench/indexing.py), so both sides
+measure preprocessing + the model. The embedder runs at its default precision (bfloat16 autocast where the
+hardware has native bfloat16, README "Performance") and once more in float32, to show the share of each.
+
 python bench/embedding.py [--model models/fmnist-small] [--images 2000]
 """
 
@@ -32,14 +36,16 @@ def tiny_224_model(path: Path) -> Path:
     return path
 
 
-def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: str) -> None:
-    from transformers import pipeline
-
-    embedder = Embedder(model_dir, batch_size=256)
-    embedder.embed(images[:64])  # warm-up
+def batched_rate(model_dir: Path, images: list, precision: str | None) -> tuple[float, str]:
+    embedder = Embedder(model_dir, batch_size=256, precision=precision)
+    embedder.embed(images[:256])  # warm-up: oneDNN builds its kernels for the batch shape
     t0 = time.perf_counter()
     embedder.embed(images)
-    batched = len(images) / (time.perf_counter() - t0)
+    return len(images) / (time.perf_counter() - t0), embedder.precision
+
+
+def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: str) -> None:
+    from transformers import pipeline
 
     pipe = pipeline("image-feature-extraction", model=str(model_dir), device="cpu")
     pipe(images[0].convert("RGB"))
@@ -47,8 +53,13 @@ def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: st
     for image in images[:n_single]:
         pipe(image.convert("RGB"))
     single = n_single / (time.perf_counter() - t0)
+    batched, precision = batched_rate(model_dir, images, None)
     rec.figure(f"embed_images_per_s[{tag}]", batched, "img/s", single, "pipeline one image at a time",
-               images=len(images), single_images=n_single)
+               images=len(images), single_images=n_single, precision=precision)
+    if precision != "float32":
+        batched32, _ = batched_rate(model_dir, images, "float32")
+        rec.figure(f"embed_images_per_s[{tag}, float32]", batched32, "img/s", single, "pipeline one image at a time",
+                   images=len(images), single_images=n_single, precision="float32")
 
 
 def main() -> None:
@@ -57,7 +68,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000)
     args = p.parse_args()
     rec = Recorder("embedding")
-    images = load_image_dataset("fashion_mnist")["test"].select(range(args.images))["image"]
+    images = list(load_image_dataset("fashion_mnist")["test"].select(range(args.images))["image"])
+    for image in images:
+        image.load()
     measure(Path(args.model), images, min(300, args.images), rec, "demo model, 28 px")
     with tempfile.TemporaryDirectory() as tmp:
         measure(tiny_224_model(Path(tmp)), images[:128], 32, rec, "convnext-tiny size, 224 px")

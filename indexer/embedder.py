@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,40 @@ def model_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """bfloat16 matmuls run natively: a GPU that has them, or a CPU with AVX-512 BF16 or AMX (via oneDNN).
+
+    Elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """`precision`, else $EMBED_PRECISION, else auto: bfloat16 where it runs natively, float32 elsewhere."""
+    precision = precision or os.environ.get("EMBED_PRECISION") or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r} "
+                         "(set EMBED_PRECISION or leave it unset)")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
+
+
 class Embedder:
-    def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None):
+    """Batched embedding. On hardware with native bfloat16 the forward pass runs under bfloat16 autocast
+    (layer norms and outputs stay float32): on the demo model 2.3× faster than float32 on this machine's
+    AVX-512 BF16 CPU, with 99.9 % of code bits and cosine ≥ 0.9999 against float32 (README: "Performance")."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None,
+                 precision: str | None = None):
         self.model_dir = Path(model_dir)
         self.model, processor = load_model(self.model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.precision = resolve_precision(precision, self.device)
         self.model.to(self.device)
         self.batch_size = batch_size
         self.size = processor_size(processor)
@@ -48,6 +78,7 @@ class Embedder:
             "n_bits": self.n_bits,
             "float_dim": self.float_dim,
             "labels": self.labels,
+            "precision": self.precision,  # informational: float32 and bfloat16 embeddings search each other
         }
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
@@ -56,11 +87,13 @@ class Embedder:
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         for start in range(0, len(pixels), self.batch_size):
-            out = self.model(pixels[start : start + self.batch_size].to(self.device))
-            floats.append(torch.nn.functional.normalize(out.pooled, dim=-1).cpu())
+            with autocast:
+                out = self.model(pixels[start : start + self.batch_size].to(self.device))
+            floats.append(torch.nn.functional.normalize(out.pooled.float(), dim=-1).cpu())
             codes.append((out.hash_logits > 0).to(torch.uint8).cpu())
-            probs.append(out.logits.softmax(-1).cpu())
+            probs.append(out.logits.float().softmax(-1).cpu())
         return Embeddings(
             floats=torch.cat(floats).numpy().astype(np.float32),
             codes=torch.cat(codes).numpy(),

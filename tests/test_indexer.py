@@ -33,6 +33,28 @@ def test_embeddings_have_the_schema_shapes(embedder, shapes_dir):
     assert set(np.unique(emb.codes)) <= {0, 1} and emb.codes.dtype == np.uint8
 
 
+def test_bfloat16_embeddings_match_float32_and_search_the_same_collection(tiny_model, shapes_dir, store):
+    images = load_image_dataset(str(shapes_dir))["train"]["image"]
+    f32 = Embedder(tiny_model, precision="float32").embed(images)
+    b16 = Embedder(tiny_model, precision="bfloat16")
+    got = b16.embed(images)
+    assert (got.codes == f32.codes).mean() >= 0.98
+    assert (got.floats * f32.floats).sum(1).min() >= 0.999
+    assert got.floats.dtype == np.float32 and np.allclose(np.linalg.norm(got.floats, axis=1), 1, atol=1e-5)
+    assert (got.probs.argmax(1) == f32.probs.argmax(1)).mean() >= 0.98
+    assert store.require(b16.meta)  # precision is informational, not a different model
+    hits = store.search("cosine", got.floats[5], got.codes[5], k=1)
+    assert (hits[0].payload["source"]["split"], hits[0].payload["source"]["row"]) == ("train", 5)
+
+
+def test_embedding_precision_is_checked(tiny_model, monkeypatch):
+    monkeypatch.setenv("EMBED_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="EMBED_PRECISION"):
+        Embedder(tiny_model)
+    monkeypatch.setenv("EMBED_PRECISION", "float32")
+    assert Embedder(tiny_model).precision == "float32"
+
+
 def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
     emb, label = _query(embedder, shapes_dir, row=5)
     cos = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
