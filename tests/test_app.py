@@ -1,9 +1,13 @@
 """The app on loopback, called the way a user's script calls it: through gradio_client."""
 
+import io
+import ssl
 
+import httpx
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
 from tests.conftest import draw_shape
 
@@ -25,12 +29,29 @@ def test_search_returns_the_documented_shape(served, square_png, metric):
     assert len(gallery) == len(results) == 5 and offset == 0
     for item in gallery:
         assert set(item) >= {"image", "caption"} and item["caption"].startswith("#")
+        with Image.open(item["image"]) as thumb:  # downloaded by the client: served from the static thumbnails
+            assert min(thumb.size) >= 96
     for rank, r in enumerate(results, 1):
         assert r["rank"] == rank and set(r) >= {"id", "score", "label", "source"}
     assert sum(r["label"] == "square" for r in results) >= 4
     assert prediction["label"] == "square" and len(prediction["confidences"]) == 3
     scores = [r["score"] for r in results]
     assert scores == (sorted(scores) if metric == "hamming" else sorted(scores, reverse=True))
+
+
+def test_the_recommended_client_gets_result_urls_that_serve_the_images(served, square_png):
+    """README "Calling it from Python": one TLS context for all requests, images as URLs (download_files=False)."""
+    client, _, _ = served
+    fast = Client(client.src, verbose=False, ssl_verify=ssl.create_default_context(), download_files=False)
+    gallery, results, _, _ = fast.predict(handle_file(str(square_png)), "cosine", 3, api_name="/search")
+    assert len(gallery) == len(results) == 3
+    for item in gallery:
+        url = item["image"]["url"]
+        assert url.startswith(client.src.rstrip("/") + "/gradio_api/file="), url
+        response = httpx.get(url)
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+        with Image.open(io.BytesIO(response.content)) as thumb:
+            assert min(thumb.size) >= 96
 
 
 def test_next_page_follows_the_first(served, square_png):
