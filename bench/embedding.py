@@ -2,7 +2,7 @@
 
 Images are decoded before timing (decoding is the indexer's "read" stage, bench/indexing.py), so both sides
 measure preprocessing + the model. The embedder runs at its default precision (bfloat16 autocast where the
-hardware has native bfloat16, README "Performance") and once more in float32, to show the share of each.
+hardware has native bfloat16, README "Benchmarks") and once more in float32, to show the share of each.
 
 python bench/embedding.py [--model models/fmnist-small] [--images 2000]
 """

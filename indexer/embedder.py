@@ -55,7 +55,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 class Embedder:
     """Batched embedding. On hardware with native bfloat16 the forward pass runs under bfloat16 autocast
     (layer norms and outputs stay float32): on the demo model 2.3× faster than float32 on this machine's
-    AVX-512 BF16 CPU, with 99.9 % of code bits and cosine ≥ 0.9999 against float32 (README: "Performance")."""
+    AVX-512 BF16 CPU, with 99.9 % of code bits and cosine ≥ 0.9999 against float32 (README: "Benchmarks")."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None,
                  precision: str | None = None):
