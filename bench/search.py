@@ -54,7 +54,8 @@ def exact(metric: str, floats, codes_f, q: int) -> np.ndarray:
         key = dist * 4 - floats @ floats[q]
         top = np.argpartition(key, K)[:K]
         return top[np.argsort(key[top])]
-    cand = np.argpartition(dist, 4 * K)[: 4 * K]
+    radius = np.partition(dist, 4 * K - 1)[4 * K - 1]  # every point as near as the 4K-th nearest, by cosine
+    cand = np.flatnonzero(dist <= radius)
     s = floats[cand] @ floats[q]
     return cand[np.argsort(-s)[:K]]
 

@@ -70,10 +70,11 @@ def rankings(method: str, q: dict, db: dict, rows: slice) -> np.ndarray:
     order = np.argsort(dist * 4 - cos, axis=1, kind="stable")  # |cos| ≤ 1: the distance stays primary
     if method == "hamming":
         return order
-    # hamming+rerank: the first RERANK_CANDIDATES by Hamming, re-ordered by cosine; the rest as Hamming has them
-    head = order[:, :RERANK_CANDIDATES]
-    head = np.take_along_axis(head, np.argsort(-np.take_along_axis(cos, head, 1), axis=1, kind="stable"), 1)
-    return np.concatenate([head, order[:, RERANK_CANDIDATES:]], axis=1)
+    # hamming+rerank (the store's rule): every point within the Hamming distance of the RERANK_CANDIDATES-th
+    # nearest, by cosine; the rest as Hamming has them. -cos - 2 < -1 ≤ dist * 4 - cos: the ball comes first.
+    last = min(RERANK_CANDIDATES, dist.shape[1]) - 1
+    radius = np.take_along_axis(dist, order[:, last : last + 1], 1)
+    return np.argsort(np.where(dist <= radius, -cos - 2, dist * 4 - cos), axis=1, kind="stable")
 
 
 def score_method(method: str, q: dict, db: dict, chunk: int = 500) -> dict:

@@ -28,7 +28,7 @@ METRICS = ("cosine", "hamming", "hamming+rerank")
 METRIC_HELP = {
     "cosine": "cosine similarity of the float features (1 = same direction)",
     "hamming": "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
-    "hamming+rerank": "Hamming prefetch of k×oversampling candidates, re-scored by cosine inside Qdrant",
+    "hamming+rerank": "the images within the Hamming radius of the k×oversampling nearest codes, re-ranked by cosine",
 }
 TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that are ordered exactly by cosine
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4b8e-9b43-2b8d3f9a7c10")
@@ -146,20 +146,28 @@ class Store:
         want = k + offset
         fvec = [float(v) for v in float_vector]
         cvec = [float(v) for v in code]
+        common = dict(labels=labels, split=split, exact=exact)
         if metric == "cosine":
             plan = dict(using="float", vector=fvec, limit=k, offset=offset, threshold=threshold)
         elif metric == "hamming+rerank":
-            plan = dict(
-                using="float", vector=fvec, limit=k, offset=offset, threshold=threshold,
-                prefetch=dict(using="code", vector=cvec, limit=max(want * oversampling, want)),
-            )
+            plan = dict(using="float", vector=fvec, limit=k, offset=offset, threshold=threshold,
+                        prefetch=self._rerank_prefetch(cvec, max(want * oversampling, want), common))
         else:
             plan = dict(using="code", vector=cvec, limit=want, offset=0, threshold=threshold, with_float=True)
-        common = dict(labels=labels, split=split, exact=exact)
         hits = self._query(dict(plan, **common))
         if metric == "hamming":
             hits = self._hamming_ties(hits, fvec, cvec, want, common)[offset:want]
         return hits
+
+    def _rerank_prefetch(self, cvec, candidates: int, common: dict) -> dict:
+        """The candidates cosine re-ranks: every point within the Hamming distance r of the `candidates`-th
+        nearest code (up to TIE_LIMIT). Taking just the first `candidates` would cut a tie at r arbitrarily, and
+        ties are large (a class's images often share one code): the result would depend on the engine's order."""
+        nearest = self._query(dict(using="code", vector=cvec, limit=candidates, offset=0, threshold=None, **common))
+        radius = max((h.score for h in nearest), default=0.0)
+        if len(nearest) < candidates:  # the whole (filtered) collection is within reach
+            return dict(using="code", vector=cvec, limit=candidates)
+        return dict(using="code", vector=cvec, limit=TIE_LIMIT, threshold=radius + 0.5)  # ≤ radius
 
     def _hamming_ties(self, hits: list[Hit], fvec, cvec, want: int, common: dict) -> list[Hit]:
         """The deterministic tie rule: by distance, then cosine, then id. Qdrant returns an arbitrary subset of

@@ -70,6 +70,23 @@ def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
     assert [h.score for h in ham] == sorted(h.score for h in ham)
 
 
+def test_hamming_rerank_reranks_the_whole_tie_at_its_radius(store, embedder, shapes_dir):
+    """Candidates are every point as near (in bits) as the k×oversampling-th nearest code, re-ranked by cosine:
+    the same answer as a flat NumPy scan, whichever tied points the engine happens to return first."""
+    train = load_image_dataset(str(shapes_dir))["train"]
+    emb = embedder.embed(train["image"])
+    tied_beyond_the_cut = 0
+    for row in range(0, len(train), 5):
+        dist = (emb.codes != emb.codes[row]).sum(1)
+        radius = np.sort(dist)[10 * 2 - 1]
+        candidates = np.flatnonzero(dist <= radius)
+        tied_beyond_the_cut += len(candidates) > 20
+        expected = candidates[np.argsort(-(emb.floats[candidates] @ emb.floats[row]))[:10]]
+        hits = store.search("hamming+rerank", emb.floats[row], emb.codes[row], k=10, oversampling=2, split="train")
+        assert [h.payload["source"]["row"] for h in hits] == expected.tolist()
+    assert tied_beyond_the_cut  # the case that a plain prefetch of k×oversampling would cut arbitrarily
+
+
 def test_label_filter_and_paging(store, embedder, shapes_dir):
     emb, _ = _query(embedder, shapes_dir)
     only = store.search("cosine", emb.floats[0], emb.codes[0], k=20, labels=["triangle"])
@@ -133,8 +150,7 @@ def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shape
                 a = edge.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
                 b = other.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
                 assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-                if metric != "hamming+rerank":  # rerank's prefetch may cut different ties at its limit
-                    assert [h.id for h in a] == [h.id for h in b]
+                assert [h.id for h in a] == [h.id for h in b]
         assert "PUT /collections/agree/points" in qdrant_server.requests  # it went over HTTP
     finally:
         for s in (edge, *others):
