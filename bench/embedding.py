@@ -37,7 +37,7 @@ def tiny_224_model(path: Path) -> Path:
 
 
 def batched_rate(model_dir: Path, images: list, precision: str | None) -> tuple[float, str]:
-    embedder = Embedder(model_dir, batch_size=256, precision=precision)
+    embedder = Embedder(model_dir, precision=precision)
     embedder.embed(images[:256])  # warm-up: oneDNN builds its kernels for the batch shape
     t0 = time.perf_counter()
     embedder.embed(images)

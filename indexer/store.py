@@ -201,7 +201,7 @@ class EdgeStore(Store):
     """
 
     # Binary quantization: float vectors as 128 bits kept in RAM, scanned, and the best `oversampling × k`
-    # rescored with the originals. bench/search.py, 1M synthetic points: cosine p50 10.4 ms, recall@10 1.0
+    # rescored with the originals. bench/search.py, 1M synthetic points: cosine p50 10.3 ms, recall@10 1.0
     # (36 ms exact); oversampling 40 gave recall 0.85, 80 gave 0.99, at about the same speed.
     QUANTIZED_OVERSAMPLING = 128
 
