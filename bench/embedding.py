@@ -1,7 +1,7 @@
 """Images/s of the indexer's batched embedder vs a `transformers` pipeline called one image at a time.
 
 Images are decoded before timing (decoding is the indexer's "read" stage, bench/indexing.py), so both sides
-measure preprocessing + the model. The embedder runs at its default precision (bfloat16 autocast where the
+measure preprocessing + the model. The embedder runs at its default precision (the model in bfloat16 where the
 hardware has native bfloat16, README "Benchmarks") and once more in float32, to show the share of each.
 
 python bench/embedding.py [--model models/fmnist-small] [--images 2000]

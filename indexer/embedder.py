@@ -54,7 +54,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 
 class Embedder:
     """Batched embedding, `batch_size` images per forward pass (128: the fastest on 2 cores for the demo model;
-    64 and 256 were 5-15 % slower). On hardware with native bfloat16 the weights and activations are bfloat16
+    64 and 256 were 5-20 % slower). On hardware with native bfloat16 the weights and activations are bfloat16
     (layer norms accumulate in float32; the outputs are returned as float32): on the demo model about 2× the
     float32 rate on this machine's AVX-512 BF16 CPU, 1.2× that of bfloat16 autocast, with 99.97 % of code bits
     and cosine ≥ 0.9999 against float32 (README: "Benchmarks")."""
