@@ -45,7 +45,8 @@ class TrainArgs:
         metadata={"help": "training augmentation: none, flip (random horizontal flips), flip+shift (and random "
                   "shifts of 1/14 of the size), flip+shift+erase (and random erasing). For larger models and "
                   "longer runs; on Fashion-MNIST the small model does best with flips: 3 epochs of 15k images, "
-                  "0.75 with shifts vs 0.85; 12 epochs, flip+shift 0.896 vs 0.917 with flips; 15 epochs, flip+shift+erase 0.900)"},
+                  "0.75 with shifts vs 0.85; 12 epochs, flip+shift 0.896 vs 0.917 with flips; 15 epochs, "
+                  "flip+shift+erase 0.900)"},
     )
     seed: int = 0
     max_train_samples: int | None = None
