@@ -163,11 +163,11 @@ class Store:
         """The candidates cosine re-ranks: every point within the Hamming distance r of the `candidates`-th
         nearest code (up to TIE_LIMIT). Taking just the first `candidates` would cut a tie at r arbitrarily, and
         ties are large (a class's images often share one code): the result would depend on the engine's order."""
-        nearest = self._query(dict(using="code", vector=cvec, limit=candidates, offset=0, threshold=None, **common))
-        radius = max((h.score for h in nearest), default=0.0)
+        nearest = self._query(dict(using="code", vector=cvec, limit=candidates, offset=0, threshold=None,
+                                   payload=False, **common))
         if len(nearest) < candidates:  # the whole (filtered) collection is within reach
             return dict(using="code", vector=cvec, limit=candidates)
-        return dict(using="code", vector=cvec, limit=TIE_LIMIT, threshold=radius + 0.5)  # ≤ radius
+        return _within(cvec, max(h.score for h in nearest))
 
     def _hamming_ties(self, hits: list[Hit], fvec, cvec, want: int, common: dict) -> list[Hit]:
         """The deterministic tie rule: by distance, then cosine, then id. Qdrant returns an arbitrary subset of
@@ -180,7 +180,7 @@ class Store:
             below = [h for h in hits if h.score < cut]
             tied = self._query(dict(
                 using="float", vector=fvec, limit=want - len(below) + 16, offset=0, threshold=None,  # + equal cosines
-                prefetch=dict(using="code", vector=cvec, limit=TIE_LIMIT, threshold=cut + 0.5),  # ≤ cut
+                prefetch=_within(cvec, cut),
                 exclude=[h.id for h in below], **common,
             ))
             for h in tied:  # scored by cosine; their distance is the cut-off
@@ -329,7 +329,7 @@ class EdgeStore(Store):
         request = QueryRequest(
             limit=plan["limit"], offset=plan["offset"], query=Query.Nearest(plan["vector"], using=plan["using"]),
             prefetches=prefetches, filter=flt, score_threshold=plan["threshold"], params=params,
-            with_payload=True, with_vector=["float"] if plan.get("with_float") else False,
+            with_payload=plan.get("payload", True), with_vector=["float"] if plan.get("with_float") else False,
         )
         return [_hit(p) for p in self._shard.query(request)]
 
@@ -391,6 +391,11 @@ class EdgeStore(Store):
         if not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
+
+
+def _within(cvec, radius: float) -> dict:
+    """A prefetch of every point whose code is at most `radius` bits from `cvec` (up to TIE_LIMIT of them)."""
+    return dict(using="code", vector=cvec, limit=TIE_LIMIT, threshold=radius + 0.5)
 
 
 def _hit(p) -> Hit:
@@ -532,7 +537,7 @@ class ClientStore(Store):
         res = self._call(
             self.client.query_points, self.collection, query=plan["vector"], using=plan["using"],
             prefetch=prefetch, query_filter=flt, limit=plan["limit"], offset=plan["offset"],
-            score_threshold=plan["threshold"], search_params=params, with_payload=True,
+            score_threshold=plan["threshold"], search_params=params, with_payload=plan.get("payload", True),
             with_vectors=["float"] if plan.get("with_float") else False,
         )
         return [_hit(p) for p in res.points]
