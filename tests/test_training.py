@@ -56,6 +56,13 @@ def test_fine_tuning_a_checkpoint_replaces_its_head(tiny_model):
     """The pretrained path (a Hub id in real use) loads the backbone and gives the new labels and bits."""
     model, processor = build_model(str(tiny_model), n_bits=32, id2label={0: "a", 1: "b"})
     assert isinstance(model, ConvNextForImageHashing)
+    # The loss pulls codes towards the new labels' hash centres (a buffer once came out of from_pretrained as garbage).
+    labels = torch.tensor([0, 1, 1, 0])
+    out = model(torch.randn(4, 3, 32, 32), labels=labels)
+    out.hash_logits.retain_grad()
+    out.loss.backward()
+    pull = -out.hash_logits.grad.sign()
+    assert (pull == hash_centres(2, 32)[labels]).float().mean() > 0.9
     assert model.hash.out_features == 32 and model.classifier.out_features == 2
     source, _ = load_model(tiny_model)
     assert torch.equal(model.convnext.embeddings.patch_embeddings.weight,
@@ -106,3 +113,27 @@ def test_decoded_split_gives_what_the_lazy_transform_gives(shapes_dir):
     assert changed >= 8 and augmented[0]["pixel_values"].shape == (3, 24, 24)
     with pytest.raises(ValueError, match="augment must be one of"):
         DecodedImages(split, 24, mean, std, "rotate")
+
+
+def test_config_overrides_reach_the_model_and_its_loss(shapes_dir, tmp_path):
+    """`--config_overrides` changes a preset's architecture and the training knobs, and survives save/load."""
+    from training.train import TrainArgs, parse_overrides, train
+
+    overrides = '{"hidden_sizes": [8, 24], "head_dropout": 0.5, "proxy_weight": 1.0}'
+    train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), epochs=1, bits=16,
+                              batch_size=32, config_overrides=overrides))
+    model, _ = load_model(tmp_path / "m")
+    assert model.config.hidden_sizes == [8, 24] and model.hash.in_features == 24
+    assert model.proxies.shape == (3, 24)  # the shapes data set's three classes
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 1])
+    with torch.no_grad():
+        assert torch.equal(model(x).hash_logits, model(x).hash_logits)  # eval: no dropout
+        with_proxies = model(x, labels=labels).loss
+        model.config.proxy_weight = 0.0
+        assert model(x, labels=labels).loss < with_proxies  # the proxy loss is part of the training loss
+        model.train()
+        assert not torch.equal(model(x).hash_logits, model(x).hash_logits)
+    with pytest.raises(ValueError, match="JSON object"):
+        parse_overrides("head_dropout=0.2")
+    with pytest.raises(ValueError, match="--bits"):
+        build_model("tiny", n_bits=16, id2label={0: "a"}, overrides={"n_bits": 8})

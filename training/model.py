@@ -72,34 +72,52 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
         super().__init__(config)
         config.n_bits = getattr(config, "n_bits", 64)
         self.convnext = ConvNextModel(config)
+        # Dropout on the pooled features, training only (no parameters: checkpoints load either way).
+        self.dropout = nn.Dropout(getattr(config, "head_dropout", 0.0))
         self.hash = nn.Linear(config.hidden_sizes[-1], config.n_bits)
         self.classifier = nn.Linear(config.n_bits, config.num_labels)
-        self.register_buffer("centres", hash_centres(config.num_labels, config.n_bits), persistent=False)
+        if getattr(config, "proxy_weight", 0.0):
+            # Normalized softmax on the pooled features (Zhai & Wu 2019, temperature 0.05): one learned proxy per
+            # class, so that cosine similarity of pooled features -- the `float` vector -- groups the classes.
+            self.proxies = nn.Parameter(torch.randn(config.num_labels, config.hidden_sizes[-1]) * 0.02)
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> HashOutput:
         pooled = self.convnext(pixel_values).pooler_output
-        h = self.hash(pooled)
+        h = self.hash(self.dropout(pooled))
         z = torch.tanh(h)
         logits = self.classifier(z)
         loss = None
         if labels is not None:
-            target = (self.centres[labels] + 1) / 2
+            # Computed here, not kept as a buffer: from_pretrained builds the model on the meta device and leaves
+            # non-persistent buffers uninitialised (fine-tuning a saved model trained towards garbage centres).
+            centres = hash_centres(self.config.num_labels, self.config.n_bits).to(h.device, h.dtype)
+            target = (centres[labels] + 1) / 2
             centre = F.binary_cross_entropy_with_logits(2 * h, target)  # sigmoid(2h) = (tanh(h)+1)/2
             quant = (z.abs() - 1).pow(2).mean()
             ce = F.cross_entropy(logits, labels, label_smoothing=getattr(self.config, "label_smoothing", 0.1))
-            loss = ce + centre + getattr(self.config, "quant_weight", 0.1) * quant
+            loss = ce + getattr(self.config, "centre_weight", 1.0) * centre + getattr(self.config, "quant_weight", 0.1) * quant
+            if hasattr(self, "proxies"):
+                cos = F.normalize(pooled, dim=-1) @ F.normalize(self.proxies, dim=-1).T
+                loss = loss + self.config.proxy_weight * F.cross_entropy(cos / 0.05, labels)
         return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h)
 
 
 def build_model(
-    model: str, *, n_bits: int, id2label: dict[int, str], image_size: int | None = None
+    model: str, *, n_bits: int, id2label: dict[int, str], image_size: int | None = None,
+    overrides: dict | None = None,
 ) -> tuple[ConvNextForImageHashing, ConvNextImageProcessorPil]:
-    """A preset name trains from scratch; anything else is a checkpoint (Hub id or local dir) to fine-tune."""
+    """A preset name trains from scratch; anything else is a checkpoint (Hub id or local dir) to fine-tune.
+
+    `overrides` are config values set on top: a preset's architecture (`hidden_sizes`, `depths`, ...) or this
+    model's training knobs, `head_dropout`, `centre_weight`, `quant_weight`, `proxy_weight`, `label_smoothing`."""
     label2id = {name: i for i, name in id2label.items()}
     common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id, n_bits=n_bits)
+    overrides = dict(overrides or {})
+    if clash := sorted(set(overrides) & set(common)):
+        raise ValueError(f"config overrides cannot set {', '.join(clash)}: labels come from the dataset, bits from --bits")
     if model in PRESETS:
-        preset = dict(PRESETS[model])
+        preset = {**PRESETS[model], **overrides}
         size = image_size or preset.pop("image_size")
         preset.pop("image_size", None)
         config = ConvNextConfig(num_channels=3, image_size=size, **preset, **common)
@@ -108,7 +126,7 @@ def build_model(
         processor = make_processor(size)
     else:
         # ignore_mismatched_sizes: the checkpoint's own classifier (e.g. 1000 ImageNet classes) is replaced.
-        net = ConvNextForImageHashing.from_pretrained(model, ignore_mismatched_sizes=True, **common)
+        net = ConvNextForImageHashing.from_pretrained(model, ignore_mismatched_sizes=True, **common, **overrides)
         net.config.architectures = [ConvNextForImageHashing.__name__]
         processor = ConvNextImageProcessorPil.from_pretrained(model)
         if image_size:

@@ -48,6 +48,11 @@ class TrainArgs:
                   "0.75 with shifts vs 0.85; 12 epochs, flip+shift 0.896 vs 0.917 with flips; 15 epochs, "
                   "flip+shift+erase 0.900)"},
     )
+    config_overrides: str = field(
+        default="",
+        metadata={"help": "JSON object of config values set on top of the model's, e.g. "
+                  "'{\"hidden_sizes\": [48, 96, 192], \"head_dropout\": 0.2}' (see training.model.build_model)"},
+    )
     seed: int = 0
     max_train_samples: int | None = None
     max_test_samples: int | None = None
@@ -132,6 +137,18 @@ def decoded_or_lazy(split, size: int, mean, std, augment: str, max_bytes: int = 
     return split.with_transform(make_transform(size, mean, std, augment))
 
 
+def parse_overrides(text: str) -> dict:
+    if not text:
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--config_overrides must be a JSON object like '{{\"head_dropout\": 0.2}}' ({e})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config_overrides must be a JSON object of config values, not {type(overrides).__name__}")
+    return overrides
+
+
 def train(args: TrainArgs) -> dict:
     set_seed(args.seed)
     out = Path(args.output)
@@ -142,7 +159,8 @@ def train(args: TrainArgs) -> dict:
         ds["test"] = ds["test"].select(range(min(args.max_test_samples, len(ds["test"]))))
     names = label_names(ds)
     model, processor = build_model(
-        args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size
+        args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
+        overrides=parse_overrides(args.config_overrides),
     )
     size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
     train_ds = decoded_or_lazy(ds["train"], size, mean, std, args.augment)
