@@ -96,7 +96,8 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
             centre = F.binary_cross_entropy_with_logits(2 * h, target)  # sigmoid(2h) = (tanh(h)+1)/2
             quant = (z.abs() - 1).pow(2).mean()
             ce = F.cross_entropy(logits, labels, label_smoothing=getattr(self.config, "label_smoothing", 0.1))
-            loss = ce + getattr(self.config, "centre_weight", 1.0) * centre + getattr(self.config, "quant_weight", 0.1) * quant
+            weights = self.config
+            loss = ce + getattr(weights, "centre_weight", 1.0) * centre + getattr(weights, "quant_weight", 0.1) * quant
             if hasattr(self, "proxies"):
                 cos = F.normalize(pooled, dim=-1) @ F.normalize(self.proxies, dim=-1).T
                 loss = loss + self.config.proxy_weight * F.cross_entropy(cos / 0.05, labels)
@@ -115,7 +116,9 @@ def build_model(
     common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id, n_bits=n_bits)
     overrides = dict(overrides or {})
     if clash := sorted(set(overrides) & set(common)):
-        raise ValueError(f"config overrides cannot set {', '.join(clash)}: labels come from the dataset, bits from --bits")
+        raise ValueError(
+            f"config overrides cannot set {', '.join(clash)}: labels come from the dataset, bits from --bits"
+        )
     if model in PRESETS:
         preset = {**PRESETS[model], **overrides}
         size = image_size or preset.pop("image_size")
