@@ -121,7 +121,7 @@ def test_config_overrides_reach_the_model_and_its_loss(shapes_dir, tmp_path):
 
     overrides = '{"hidden_sizes": [8, 24], "head_dropout": 0.5, "proxy_weight": 1.0}'
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), epochs=1, bits=16,
-                              batch_size=32, config_overrides=overrides))
+                    batch_size=32, config_overrides=overrides))
     model, _ = load_model(tmp_path / "m")
     assert model.config.hidden_sizes == [8, 24] and model.hash.in_features == 24
     assert model.proxies.shape == (3, 24)  # the shapes data set's three classes

@@ -96,8 +96,8 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
             centre = F.binary_cross_entropy_with_logits(2 * h, target)  # sigmoid(2h) = (tanh(h)+1)/2
             quant = (z.abs() - 1).pow(2).mean()
             ce = F.cross_entropy(logits, labels, label_smoothing=getattr(self.config, "label_smoothing", 0.1))
-            weights = self.config
-            loss = ce + getattr(weights, "centre_weight", 1.0) * centre + getattr(weights, "quant_weight", 0.1) * quant
+            loss = ce + getattr(self.config, "centre_weight", 1.0) * centre
+            loss = loss + getattr(self.config, "quant_weight", 0.1) * quant
             if hasattr(self, "proxies"):
                 cos = F.normalize(pooled, dim=-1) @ F.normalize(self.proxies, dim=-1).T
                 loss = loss + self.config.proxy_weight * F.cross_entropy(cos / 0.05, labels)
