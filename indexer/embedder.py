@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.model import load_model, preprocess, processor_size
+from training.model import load_model, preprocess, processor_size, resolve_precision
 
 
 @dataclass
@@ -29,27 +29,7 @@ def model_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """bfloat16 matmuls run natively: a GPU that has them, or a CPU with AVX-512 BF16 or AMX (via oneDNN).
-
-    Elsewhere bfloat16 is emulated and slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def resolve_precision(precision: str | None, device: torch.device) -> str:
-    """`precision`, else $EMBED_PRECISION, else auto: bfloat16 where it runs natively, float32 elsewhere."""
-    precision = precision or os.environ.get("EMBED_PRECISION") or "auto"
-    if precision not in PRECISIONS:
-        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r} "
-                         "(set EMBED_PRECISION or leave it unset)")
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16(device) else "float32"
-    return precision
+VIEWS = ("image", "image+mirror")
 
 
 class Embedder:
@@ -60,11 +40,20 @@ class Embedder:
     and cosine ≥ 0.9999 against float32 (README: "Benchmarks")."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 128, device: str | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, views: str | None = None):
         self.model_dir = Path(model_dir)
         self.model, processor = load_model(self.model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = resolve_precision(
+            precision or os.environ.get("EMBED_PRECISION") or "auto", self.device,
+            "embedding precision", "set EMBED_PRECISION or leave it unset",
+        )
+        # "image+mirror": every output is the mean over the image and its left-right mirror (test-time
+        # augmentation); the default for a model trained with flips, which training records in its config.
+        self.views = views or os.environ.get("EMBED_VIEWS") or getattr(self.model.config, "embed_views", "image")
+        if self.views not in VIEWS:
+            raise ValueError(f"embedding views must be one of {', '.join(VIEWS)}, not {self.views!r} "
+                             "(set EMBED_VIEWS or leave it unset)")
         self.dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self.model.to(self.device, self.dtype)
         self.batch_size = batch_size
@@ -82,6 +71,7 @@ class Embedder:
             "float_dim": self.float_dim,
             "labels": self.labels,
             "precision": self.precision,  # informational: float32 and bfloat16 embeddings search each other
+            "views": self.views,
         }
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
@@ -90,11 +80,17 @@ class Embedder:
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
-        for start in range(0, len(pixels), self.batch_size):
-            out = self.model(pixels[start : start + self.batch_size].to(self.device, self.dtype))
-            floats.append(torch.nn.functional.normalize(out.pooled.float(), dim=-1).cpu())
-            codes.append((out.hash_logits > 0).to(torch.uint8).cpu())
-            probs.append(out.logits.float().softmax(-1).cpu())
+        mirror = self.views == "image+mirror"
+        step = self.batch_size // 2 if mirror else self.batch_size
+        for start in range(0, len(pixels), step):
+            x = pixels[start : start + step].to(self.device, self.dtype)
+            out = self.model(torch.cat([x, x.flip(-1)]) if mirror else x)
+            pooled, hash_logits, p = out.pooled.float(), out.hash_logits.float(), out.logits.float().softmax(-1)
+            if mirror:  # one forward pass over both views, then the mean of the two halves
+                pooled, hash_logits, p = (t.view(2, len(x), -1).mean(0) for t in (pooled, hash_logits, p))
+            floats.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+            codes.append((hash_logits > 0).to(torch.uint8).cpu())
+            probs.append(p.cpu())
         return Embeddings(
             floats=torch.cat(floats).numpy().astype(np.float32),
             codes=torch.cat(codes).numpy(),

@@ -61,7 +61,10 @@ class Hit:
 
 def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
     """A collection answers for one model: refuse another model, bit count or vector size, naming both."""
-    for key, what in (("model_sha256", "model"), ("n_bits", "bit count"), ("float_dim", "float vector size")):
+    for key, what in (
+        ("model_sha256", "model"), ("n_bits", "bit count"), ("float_dim", "float vector size"),
+        ("views", "embedding views, EMBED_VIEWS"),
+    ):
         if key in existing and key in wanted and existing[key] != wanted[key]:
             raise IncompatibleCollection(
                 f"collection {collection!r} was built by {existing.get('model')} ({what} {existing[key]}), not by "

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from indexer.embedder import Embedder
 from indexer.pipeline import build_index
@@ -122,6 +123,24 @@ def test_another_model_is_refused(indexed, embedder):
             store.require(dict(embedder.meta, n_bits=64))
     finally:
         store.close()
+
+
+def test_mirror_views_embed_an_image_and_its_mirror_alike(tiny_model, shapes_dir, store):
+    """A model trained with flips embeds the mean over an image and its mirror, so both search alike."""
+    images = load_image_dataset(str(shapes_dir))["train"]["image"][:24]
+    mirrored = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in images]
+    both = Embedder(tiny_model, precision="float32")
+    assert both.views == "image+mirror"  # what training recorded in the model's config
+    a, b = both.embed(images), both.embed(mirrored)
+    assert np.abs(a.floats - b.floats).max() < 1e-4 and np.abs(a.probs - b.probs).max() < 1e-4
+    assert (a.codes == b.codes).mean() > 0.99
+    one = Embedder(tiny_model, precision="float32", views="image")
+    assert np.abs(one.embed(images).floats - one.embed(mirrored).floats).max() > 1e-3
+    # a collection built from both views refuses queries embedded from one
+    with pytest.raises(IncompatibleCollection, match="EMBED_VIEWS"):
+        store.require(one.meta)
+    with pytest.raises(ValueError, match="EMBED_VIEWS"):
+        Embedder(tiny_model, views="rotations")
 
 
 def test_a_second_process_cannot_open_the_embedded_collection(indexed):

@@ -6,7 +6,14 @@ import torch
 
 from tests.conftest import needs_fashion_mnist
 from training.data import FASHION_MNIST_NAMES, load_image_dataset
-from training.model import ConvNextForImageHashing, build_model, check_model_dir, hash_centres, load_model
+from training.model import (
+    ConvNextForImageHashing,
+    build_model,
+    check_model_dir,
+    hash_centres,
+    load_model,
+    native_bfloat16,
+)
 
 
 def test_imagefolder_gets_train_and_test_with_class_names(shapes_dir):
@@ -35,6 +42,9 @@ def test_trained_model_saves_safetensors_metrics_and_card(tiny_model):
     metrics = json.loads((tiny_model / "metrics.json").read_text())
     assert metrics["bits"] == 16
     assert metrics["test_accuracy"] >= 0.8  # three colours and shapes: easy
+    # trained with flips: embedded (and scored) as the mean over the image and its mirror
+    assert metrics["embed_views"] == "image+mirror" and "test_accuracy_single_view" in metrics
+    assert metrics["precision"] == ("bfloat16" if native_bfloat16(torch.device("cpu")) else "float32")
     model, processor = load_model(tiny_model)
     assert model.config.id2label[0] == "circle" and model.config.n_bits == 16
 
@@ -121,9 +131,10 @@ def test_config_overrides_reach_the_model_and_its_loss(shapes_dir, tmp_path):
 
     overrides = '{"hidden_sizes": [8, 24], "head_dropout": 0.5, "proxy_weight": 1.0}'
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), epochs=1, bits=16,
-                    batch_size=32, config_overrides=overrides))
+                    batch_size=32, config_overrides=overrides, augment="none"))
     model, _ = load_model(tmp_path / "m")
     assert model.config.hidden_sizes == [8, 24] and model.hash.in_features == 24
+    assert model.config.embed_views == "image"  # never saw a mirrored image: embedded as it is
     assert model.proxies.shape == (3, 24)  # the shapes data set's three classes
     x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 1])
     with torch.no_grad():
@@ -137,3 +148,10 @@ def test_config_overrides_reach_the_model_and_its_loss(shapes_dir, tmp_path):
         parse_overrides("head_dropout=0.2")
     with pytest.raises(ValueError, match="--bits"):
         build_model("tiny", n_bits=16, id2label={0: "a"}, overrides={"n_bits": 8})
+
+
+def test_a_wrong_precision_is_refused_before_anything_loads(tmp_path):
+    from training.train import TrainArgs, train
+
+    with pytest.raises(ValueError, match="--precision must be one of auto, float32, bfloat16"):
+        train(TrainArgs(dataset=str(tmp_path / "no-such-dataset"), output=str(tmp_path / "m"), precision="fp16"))

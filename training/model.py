@@ -137,6 +137,27 @@ def build_model(
     return net, processor
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """bfloat16 matmuls run natively: a GPU that has them, or a CPU with AVX-512 BF16 or AMX (via oneDNN).
+
+    Elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: str, device: torch.device, what: str, hint: str) -> str:
+    """auto → bfloat16 where it runs natively, float32 elsewhere; an unknown name is refused, with `hint`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{what} must be one of {', '.join(PRECISIONS)}, not {precision!r} ({hint})")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
+
+
 def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextImageProcessorPil:
     # crop_pct=1: resize the short side to `size`, centre-crop a square; what `preprocess` below does too.
     return ConvNextImageProcessorPil(
