@@ -184,6 +184,8 @@ def evaluate(
         "queries": len(q["labels"]),
         "database": len(db["labels"]),
         "bits": embedder.n_bits,
+        "views": embedder.views,
+        "precision": embedder.precision,
         "accuracy": accuracy,
         "code_balance": code_balance(db["codes"]),
         "tie_rule": "hamming: distance, then cosine similarity, then database order",
@@ -211,6 +213,7 @@ def evaluate(
         "code_ones_min": round(report["code_balance"]["ones_min"], 4),
         "code_ones_max": round(report["code_balance"]["ones_max"], 4),
         "train_seconds": train_seconds,
+        "views": embedder.views,
         "queries": report["queries"],
         "database": report["database"],
     }

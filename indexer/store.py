@@ -60,16 +60,19 @@ class Hit:
 
 
 def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
-    """A collection answers for one model: refuse another model, bit count or vector size, naming both."""
+    """A collection answers for one model: refuse another model, bit count, vector size or views, naming both."""
+    # A collection from before views were recorded was embedded from the image alone.
+    existing, wanted = {"views": "image", **existing}, {"views": "image", **wanted}
     for key, what in (
         ("model_sha256", "model"), ("n_bits", "bit count"), ("float_dim", "float vector size"),
-        ("views", "embedding views, EMBED_VIEWS"),
+        ("views", "embedding views"),
     ):
         if key in existing and key in wanted and existing[key] != wanted[key]:
             raise IncompatibleCollection(
                 f"collection {collection!r} was built by {existing.get('model')} ({what} {existing[key]}), not by "
-                f"{wanted.get('model')} ({what} {wanted[key]}); search it with the model that built it, "
-                "or index into another collection (--collection) or rebuild it (--recreate)"
+                f"{wanted.get('model')} ({what} {wanted[key]}); search it with the model that built it"
+                + (f" and EMBED_VIEWS={existing[key]}" if key == "views" else "")
+                + ", or index into another collection (--collection) or rebuild it (--recreate)"
             )
 
 
