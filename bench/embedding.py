@@ -2,7 +2,8 @@
 
 Images are decoded before timing (decoding is the indexer's "read" stage, bench/indexing.py), so both sides
 measure preprocessing + the model. The embedder runs at its default precision (the model in bfloat16 where the
-hardware has native bfloat16, README "Benchmarks") and once more in float32, to show the share of each.
+hardware has native bfloat16, README "Benchmarks") and once more in float32, to show the share of each; a model
+that embeds each image with its mirror (`image+mirror`) is measured once more on the image alone.
 
 python bench/embedding.py [--model models/fmnist-small] [--images 2000]
 """
@@ -36,12 +37,13 @@ def tiny_224_model(path: Path) -> Path:
     return path
 
 
-def batched_rate(model_dir: Path, images: list, precision: str | None) -> tuple[float, str]:
-    embedder = Embedder(model_dir, precision=precision)
+def batched_rate(model_dir: Path, images: list, precision: str | None, views: str | None = None
+                 ) -> tuple[float, Embedder]:
+    embedder = Embedder(model_dir, precision=precision, views=views)
     embedder.embed(images[:256])  # warm-up: oneDNN builds its kernels for the batch shape
     t0 = time.perf_counter()
     embedder.embed(images)
-    return len(images) / (time.perf_counter() - t0), embedder.precision
+    return len(images) / (time.perf_counter() - t0), embedder
 
 
 def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: str) -> None:
@@ -53,13 +55,18 @@ def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: st
     for image in images[:n_single]:
         pipe(image.convert("RGB"))
     single = n_single / (time.perf_counter() - t0)
-    batched, precision = batched_rate(model_dir, images, None)
+    batched, embedder = batched_rate(model_dir, images, None)
+    precision = embedder.precision
     rec.figure(f"embed_images_per_s[{tag}]", batched, "img/s", single, "pipeline one image at a time",
-               images=len(images), single_images=n_single, precision=precision)
+               images=len(images), single_images=n_single, precision=precision, views=embedder.views)
+    if embedder.views != "image":  # what the mirror costs: the same model on the image alone
+        one, _ = batched_rate(model_dir, images, None, views="image")
+        rec.figure(f"embed_images_per_s[{tag}, one view]", one, "img/s", single, "pipeline one image at a time",
+                   images=len(images), single_images=n_single, precision=precision, views="image")
     if precision != "float32":
         batched32, _ = batched_rate(model_dir, images, "float32")
         rec.figure(f"embed_images_per_s[{tag}, float32]", batched32, "img/s", single, "pipeline one image at a time",
-                   images=len(images), single_images=n_single, precision="float32")
+                   images=len(images), single_images=n_single, precision="float32", views=embedder.views)
 
 
 def main() -> None:
