@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.model import load_model, preprocess, processor_size, resolve_precision
+from training.model import VIEWS, load_model, preprocess, processor_size, resolve_precision, view_outputs
 
 
 @dataclass
@@ -27,9 +27,6 @@ def model_fingerprint(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-VIEWS = ("image", "image+mirror")
 
 
 class Embedder:
@@ -48,8 +45,7 @@ class Embedder:
             precision or os.environ.get("EMBED_PRECISION") or "auto", self.device,
             "embedding precision", "set EMBED_PRECISION or leave it unset",
         )
-        # "image+mirror": every output is the mean over the image and its left-right mirror (test-time
-        # augmentation); the default for a model trained with flips, which training records in its config.
+        # "image+mirror" (training.model.VIEWS): the default for a model trained with flips.
         self.views = views or os.environ.get("EMBED_VIEWS") or getattr(self.model.config, "embed_views", "image")
         if self.views not in VIEWS:
             raise ValueError(f"embedding views must be one of {', '.join(VIEWS)}, not {self.views!r} "
@@ -77,17 +73,12 @@ class Embedder:
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         return preprocess(images, self.size, self.mean, self.std)
 
-    @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
-        mirror = self.views == "image+mirror"
-        step = self.batch_size // 2 if mirror else self.batch_size
+        step = self.batch_size // 2 if self.views == "image+mirror" else self.batch_size  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
-            out = self.model(torch.cat([x, x.flip(-1)]) if mirror else x)
-            pooled, hash_logits, p = out.pooled.float(), out.hash_logits.float(), out.logits.float().softmax(-1)
-            if mirror:  # one forward pass over both views, then the mean of the two halves
-                pooled, hash_logits, p = (t.view(2, len(x), -1).mean(0) for t in (pooled, hash_logits, p))
+            pooled, hash_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
             floats.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
             codes.append((hash_logits > 0).to(torch.uint8).cpu())
             probs.append(p.cpu())

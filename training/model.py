@@ -138,6 +138,19 @@ def build_model(
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+# How an image is embedded: as it is, or as the mean over it and its left-right mirror (test-time augmentation;
+# what training records as `embed_views` for a model trained with flips).
+VIEWS = ("image", "image+mirror")
+
+
+@torch.inference_mode()
+def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
+    """Pooled features, hash logits and class probabilities of every view of `pixels`, float32, each shaped
+    [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean over dim 0."""
+    n_views = 2 if views == "image+mirror" else 1
+    out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
+    outputs = (out.pooled.float(), out.hash_logits.float(), out.logits.float().softmax(-1))
+    return [t.view(n_views, len(pixels), -1) for t in outputs]
 
 
 def native_bfloat16(device: torch.device) -> bool:

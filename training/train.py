@@ -12,14 +12,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from training.data import label_names, load_image_dataset
-from training.model import PRESETS, build_model, preprocess, processor_size, resolve_precision
+from training.model import (
+    PRESETS,
+    ConvNextForImageHashing,
+    build_model,
+    preprocess,
+    processor_size,
+    resolve_precision,
+    view_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,24 +150,13 @@ def decoded_or_lazy(split, size: int, mean, std, augment: str, max_bytes: int = 
     return split.with_transform(make_transform(size, mean, std, augment))
 
 
-class Mirrored(torch.utils.data.Dataset):
-    """A dataset's images mirrored left-right."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> dict:
-        item = self.dataset[i]
-        return dict(item, pixel_values=item["pixel_values"].flip(-1))
-
-
-def _predict_probs(trainer: Trainer, dataset) -> np.ndarray:
-    prediction = trainer.predict(dataset)
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return torch.from_numpy(np.asarray(logits, dtype=np.float32)).softmax(-1).numpy()
+def predict_views(model: ConvNextForImageHashing, dataset, views: str, batch_size: int = 256) -> torch.Tensor:
+    """Class probabilities of every view of the test images, [n_views, n, classes] (training.model.view_outputs,
+    what the embedder averages)."""
+    model.eval()
+    device = next(model.parameters()).device
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=default_data_collator)
+    return torch.cat([view_outputs(model, b["pixel_values"].to(device), views)[2].cpu() for b in loader], dim=1)
 
 
 def parse_overrides(text: str) -> dict:
@@ -206,12 +202,10 @@ def train(args: TrainArgs) -> dict:
     # Accuracy as the product will see it: a model trained on mirrored images embeds (and classifies) an image as
     # the mean over it and its mirror (indexer.embedder), which training records in the config.
     model.config.embed_views = "image" if args.augment == "none" else "image+mirror"
-    labels = np.asarray(ds["test"]["label"])
-    probs = _predict_probs(trainer, test_ds)
-    single_view = float((probs.argmax(-1) == labels).mean())
-    if model.config.embed_views == "image+mirror":
-        probs = probs + _predict_probs(trainer, Mirrored(test_ds))
-    accuracy = float((probs.argmax(-1) == labels).mean())
+    labels = torch.tensor(ds["test"]["label"])
+    probs = predict_views(model, test_ds, model.config.embed_views)
+    single_view = float((probs[0].argmax(-1) == labels).float().mean())
+    accuracy = float((probs.mean(0).argmax(-1) == labels).float().mean())
 
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -244,7 +238,7 @@ def training_precision(precision: str) -> str:
 def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str) -> TrainingArguments:
     return TrainingArguments(
         bf16=precision == "bfloat16",
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=precision == "bfloat16" and not torch.cuda.is_available(),  # Trainer's bf16 wants it on CPU
         output_dir=str(ckpt_dir),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
