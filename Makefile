@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= models/fmnist-small
-EPOCHS ?= 12
+EPOCHS ?= 14
 COLLECTION ?= fashion_mnist
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE ?= 1
@@ -59,6 +59,7 @@ bench: model index
 	$(PY) bench/indexing.py --model $(MODEL)
 	$(PY) bench/search.py --model $(MODEL)
 	$(PY) bench/serving.py --model $(MODEL) --collection $(COLLECTION)
+	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/report.py
 
 lint: install

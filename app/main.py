@@ -13,8 +13,8 @@ from gradio.utils import get_upload_folder
 
 from app.components import UploadedImage
 from app.service import SearchService
-from indexer.images import BadImage
 from indexer.store import METRIC_HELP, METRICS, StoreError
+from training.images import BadImage
 
 log = logging.getLogger(__name__)
 THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is
@@ -88,23 +88,25 @@ def build_ui(service: SearchService) -> gr.Blocks:
             raise gr.Error("upload an image first (or click one of the examples)")
         data = service.read_upload(image)
         thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
-        results, prediction = service.search(data, metric, int(k), list(label_filter or []), thr, int(offset or 0))
+        results, prediction, query = service.search(data, metric, int(k), list(label_filter or []), thr,
+                                                     int(offset or 0))
         gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
-        return [g for g in gallery if g[0] is not None], results, prediction
+        return [g for g in gallery if g[0] is not None], results, prediction, query
 
     @_errors
     def search(image, metric="cosine", k=10, label_filter=None, threshold=0):
         """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
-        the predicted class with its top-3 probabilities, and the offset of this page (0)."""
-        gallery, results, prediction = _search(image, metric, k, label_filter, threshold, 0)
-        return gallery, results, prediction, 0
+        the predicted class with its top-3 probabilities, the offset of this page (0), and the query: how it was
+        prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`."""
+        gallery, results, prediction, query = _search(image, metric, k, label_filter, threshold, 0)
+        return gallery, results, prediction, 0, query, query["note"]
 
     @_errors
     def search_next(image, metric, k, label_filter, threshold, offset):
         """The next k results of the same query (the upload's embedding is cached: no model run)."""
         offset = int(offset or 0) + int(k)
-        gallery, results, prediction = _search(image, metric, k, label_filter, threshold, offset)
-        return gallery, results, prediction, offset
+        gallery, results, prediction, query = _search(image, metric, k, label_filter, threshold, offset)
+        return gallery, results, prediction, offset, query, query["note"]
 
     @_errors
     def add(files, label):
@@ -174,9 +176,11 @@ def build_ui(service: SearchService) -> gr.Blocks:
                         more = gr.Button("Next k")
                     prediction = gr.Label(num_top_classes=3, label="Predicted class")
                 with gr.Column(scale=2):
+                    note = gr.Markdown(elem_id="query-note")
                     gallery = gr.Gallery(label="Most similar", columns=5, height="auto", object_fit="contain",
                                          elem_id="results")
                     results = gr.JSON(label="Results")
+                    query_info = gr.JSON(label="Query: how it was prepared")
             examples = service.example_files()
             if examples:
                 gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
@@ -212,7 +216,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
             info = gr.JSON(label="Overview")
 
         query = [image, metric, k, label_filter, threshold, offset]
-        outputs = [gallery, results, prediction, offset]
+        outputs = [gallery, results, prediction, offset, query_info, note]
         go.click(search, query[:-1], outputs, api_name="search")
         more.click(search_next, query, outputs, api_name="search_next")
         add_btn.click(add, [files, add_label], [add_out, status], api_name="add")

@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from indexer.embedder import Embedder, Embeddings
-from indexer.images import BadImage, open_image, sha256
-from indexer.pipeline import add_images
+from indexer.pipeline import add_images, unlike_collection
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Store, StoreError, open_store
+from training.images import BadImage, open_image, sha256
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class SearchService:
         self.settings = settings
         self.embedder = Embedder(settings.model_dir)
         self._store: Store | None = None
+        self.meta: dict = {}
+        self.profile, self.profile_source = self.embedder.profile_for(None)
         self._store_error: str | None = None
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
@@ -66,10 +68,12 @@ class SearchService:
                 try:
                     store = open_store(self.settings.collection, self.settings.location)
                     try:
-                        store.require(self.embedder.meta)
+                        self.meta = store.require(self.embedder.meta)
                     except BaseException:
                         store.close()  # releases the embedded engine's lock, so `indexer build` can run
                         raise
+                    # Uploads (queries and additions) are prepared like the collection's images.
+                    self.profile, self.profile_source = self.embedder.profile_for(self.meta)
                     self._store, self._store_error = store, None
                 except StoreError as e:
                     self._store_error = str(e)
@@ -110,13 +114,13 @@ class SearchService:
         return path.read_bytes()
 
     def embed_upload(self, data: bytes) -> Embeddings:
-        key = sha256(data)
+        key = f"{self.profile_source}:{sha256(data)}"  # the same bytes prepared another way embed differently
         with self._cache_lock:  # requests run in several threads
             emb = self._cache.get(key)
             if emb is not None:
                 self._cache.move_to_end(key)
                 return emb
-        emb = self.embedder.embed([open_image(data)])
+        emb = self.embedder.embed([open_image(data)], self.profile)
         with self._cache_lock:
             self._cache[key] = emb
             while len(self._cache) > 256:
@@ -136,7 +140,9 @@ class SearchService:
         labels: list[str] | None = None,
         threshold: float | None = None,
         offset: int = 0,
-    ) -> tuple[list[dict], dict[str, float]]:
+    ) -> tuple[list[dict], dict[str, float], dict]:
+        """Results, the predicted class (top 3), and what happened to the query: how it was prepared, and whether
+        it is unlike the collection (with a sentence for the page)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         k = int(k)
@@ -151,7 +157,11 @@ class SearchService:
              "source": h.payload.get("source")}
             for i, h in enumerate(hits)
         ]
-        return results, self.predict(emb)
+        nearest = store.search("cosine", emb.floats[0], emb.codes[0], k=1)
+        query = {"prepared": dict(emb.prepared[0], profile=self.profile_source),
+                 **unlike_collection(nearest[0].score if nearest else None, self.meta)}
+        query["note"] = query_note(query)
+        return results, self.predict(emb), query
 
     def image_of(self, result: dict) -> Image.Image | None:
         try:
@@ -169,8 +179,9 @@ class SearchService:
         out = []
         for n, data in enumerate(items):
             try:
-                results, prediction = self.search(data, metric, k)
-                out.append({"index": n, "results": results, "predicted": max(prediction, key=prediction.get)})
+                results, prediction, query = self.search(data, metric, k)
+                out.append({"index": n, "results": results, "predicted": max(prediction, key=prediction.get),
+                            "query": query})
             except BadImage as e:
                 out.append({"index": n, "error": str(e), "results": []})
         return out
@@ -203,7 +214,7 @@ class SearchService:
 
     def check_duplicates(self, data: bytes, threshold: float = 0.98) -> list[dict]:
         """Stored images that an upload would duplicate: the same bytes, or cosine ≥ threshold."""
-        results, _ = self.search(data, "cosine", 10, threshold=float(threshold))
+        results, _, _ = self.search(data, "cosine", 10, threshold=float(threshold))
         digest = sha256(data)
         same = {h.id for h in self.require_store().retrieve([r["id"] for r in results])
                 if h.payload.get("sha256") == digest}
@@ -213,7 +224,7 @@ class SearchService:
     def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:
         store = self.require_store()
         with self._write_lock:
-            return add_images(self.embedder, store, items, self.settings.image_dir)
+            return add_images(self.embedder, store, items, self.settings.image_dir, self.profile)
 
     def delete(self, ids: list[str]) -> int:
         store = self.require_store()
@@ -260,6 +271,28 @@ class SearchService:
             image.convert("RGB").save(path)
             files.append(str(path))
         return files
+
+
+def query_note(query: dict) -> str:
+    """One plain sentence for the page: a warning when the picture is unlike the collection, else how the picture
+    was prepared."""
+    prep = query.get("prepared") or {}
+    if query.get("unlike"):
+        return (f"⚠️ This picture is unlike the collection's images: its nearest stored image scores "
+                f"{query['nearest_cosine']:.2f}, lower than 99 % of the collection's own images score against their "
+                f"nearest ({query['calibrated_floor']:.2f}). These are the closest images there are, not matches.")
+    if not prep.get("prepared"):
+        why = {"off": "preparation is off: PREPARE=0, or the collection was indexed that way",
+               "none": "neither the collection nor the model has an image profile"}.get(prep.get("profile"), "")
+        return f"The picture was searched as it is ({why})." if why else "The picture was searched as it is."
+    if prep.get("object") is None:
+        return "No object stood out from the background; the whole picture was searched."
+    done = ["object found and framed like the collection's images"]
+    if prep.get("inverted"):
+        done.append("light and dark swapped to match the collection")
+    if prep.get("grey"):
+        done.append("converted to grey")
+    return "Prepared: " + ", ".join(done) + f" (profile: the {prep['profile']}'s)."
 
 
 __all__ = ["SearchService", "Settings", "BadImage", "StoreError"]

@@ -29,9 +29,9 @@ class Recorder:
                baseline_name: str | None = None, better: str = "higher", **extra) -> dict:
         line = {"benchmark": self.name, "figure": figure, "value": round(value, 4), "unit": unit}
         if baseline is not None:
-            ratio = value / baseline if better == "higher" else baseline / value
-            line.update(baseline=round(baseline, 4), baseline_name=baseline_name, ratio=round(ratio, 2),
-                        better=better)
+            num, den = (value, baseline) if better == "higher" else (baseline, value)
+            line.update(baseline=round(baseline, 4), baseline_name=baseline_name,
+                        ratio=round(num / den, 2) if den else None, better=better)
         line.update(extra)
         print(json.dumps(line), flush=True)
         self.lines.append(line)

@@ -40,9 +40,9 @@ def tiny_224_model(path: Path) -> Path:
 def batched_rate(model_dir: Path, images: list, precision: str | None, views: str | None = None
                  ) -> tuple[float, Embedder]:
     embedder = Embedder(model_dir, precision=precision, views=views)
-    embedder.embed(images[:256])  # warm-up: oneDNN builds its kernels for the batch shape
+    embedder.embed(images[:256], embedder.profile)  # warm-up: oneDNN builds its kernels for the batch shape
     t0 = time.perf_counter()
-    embedder.embed(images)
+    embedder.embed(images, embedder.profile)
     return len(images) / (time.perf_counter() - t0), embedder
 
 

@@ -21,7 +21,7 @@ def main() -> None:
                 "| figure | value | baseline | ratio | details |", "|---|---|---|---|---|"]
         for f in data["figures"]:
             base = f"{f['baseline']} ({f['baseline_name']})" if "baseline" in f else ""
-            ratio = f"{f['ratio']}×" if "ratio" in f else ""
+            ratio = f"{f['ratio']}×" if f.get("ratio") is not None else ""
             extra = {k: v for k, v in f.items() if k not in
                      ("benchmark", "figure", "value", "unit", "baseline", "baseline_name", "ratio", "better")}
             out.append(f"| {f['figure']} | {f['value']} {f['unit']} | {base} | {ratio} | "

@@ -188,7 +188,7 @@ def main() -> None:
     ds = load_image_dataset("fashion_mnist")
     embedder = Embedder(args.model)
     images = list(ds["train"]["image"]) + list(ds["test"]["image"])
-    embs = [embedder.embed(images[s : s + 4096]) for s in range(0, len(images), 4096)]
+    embs = [embedder.embed(images[s : s + 4096], embedder.profile) for s in range(0, len(images), 4096)]
     floats = np.concatenate([e.floats for e in embs])
     codes = np.concatenate([e.codes for e in embs])
     run_scale(rec, f"{len(floats) // 1000}k real", floats, codes, args.queries, local_mode=True)

@@ -11,7 +11,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.model import VIEWS, load_model, preprocess, processor_size, resolve_precision, view_outputs
+from training.images import ImageProfile, prepare, preprocess
+from training.model import VIEWS, load_model, processor_size, resolve_precision, view_outputs
+
+
+def preparation_enabled() -> bool:
+    """`PREPARE=0` (or off/false/no) searches and indexes pictures as they are; the default prepares them."""
+    return os.environ.get("PREPARE", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 @dataclass
@@ -19,6 +25,7 @@ class Embeddings:
     floats: np.ndarray  # [n, float_dim] float32, unit length
     codes: np.ndarray  # [n, n_bits] uint8 0/1
     probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
+    prepared: list[dict] | None = None  # what training.images.prepare did to each image
 
 
 def model_fingerprint(path: Path) -> str:
@@ -59,6 +66,8 @@ class Embedder:
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.n_bits = int(config.n_bits)
         self.float_dim = int(config.hidden_sizes[-1])
+        # The training set's image profile: what a collection without one of its own is prepared like.
+        self.profile = ImageProfile.from_dict(getattr(config, "image_profile", None))
         # What a collection records about the model that built it (and checks before every search).
         self.meta = {
             "model": self.model_dir.name,
@@ -70,8 +79,22 @@ class Embedder:
             "views": self.views,
         }
 
-    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        return preprocess(images, self.size, self.mean, self.std)
+    def profile_for(self, meta: dict | None) -> tuple[ImageProfile | None, str]:
+        """The profile that pictures searched in (or added to) a collection are prepared with, and where it comes
+        from: the collection's own (recorded when it was indexed), "off" for a collection indexed as is or while
+        PREPARE=0, else (a collection from before profiles) the model's training set's, else "none"."""
+        meta = meta or {}
+        if not preparation_enabled():
+            return None, "off"
+        if "image_profile" in meta:
+            own = ImageProfile.from_dict(meta["image_profile"])
+            return (own, "collection") if own is not None else (None, "off")
+        return (self.profile, "model") if self.profile is not None else (None, "none")
+
+    def preprocess(self, images: list[Image.Image], profile: ImageProfile | None) -> tuple[torch.Tensor, list[dict]]:
+        """Prepare each image like the collection's (`profile`; None: as it is), then the model's preprocessing."""
+        done = [prepare(image, profile) for image in images]
+        return preprocess([d[0] for d in done], self.size, self.mean, self.std), [d[1] for d in done]
 
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
@@ -88,5 +111,8 @@ class Embedder:
             probs=torch.cat(probs).numpy().astype(np.float32),
         )
 
-    def embed(self, images: list[Image.Image]) -> Embeddings:
-        return self.embed_pixels(self.preprocess(images))
+    def embed(self, images: list[Image.Image], profile: ImageProfile | None) -> Embeddings:
+        pixels, prepared = self.preprocess(images, profile)
+        emb = self.embed_pixels(pixels)
+        emb.prepared = prepared
+        return emb

@@ -32,7 +32,7 @@ RERANK_CANDIDATES = 4000  # k=1000 × oversampling 4, as the app's hamming+reran
 def _embed_all(embedder: Embedder, images, chunk: int = 4096):
     floats, codes, probs = [], [], []
     for start in tqdm(range(0, len(images), chunk), desc="embedding", unit="chunk"):
-        e = embedder.embed(images[start : start + chunk])
+        e = embedder.embed(images[start : start + chunk], embedder.profile)
         floats.append(e.floats)
         codes.append(e.codes)
         probs.append(e.probs)

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from datasets import Image as ImageFeature
 from tqdm.auto import tqdm
 
-from indexer.embedder import Embedder, Embeddings
-from indexer.images import BadImage, open_image, sha256
+from indexer.embedder import Embedder, Embeddings, preparation_enabled
 from indexer.store import Store, point_id
 from training.data import label_names, load_image_dataset
+from training.images import BadImage, ImageProfile, open_image, profile_of, sha256
 
 
 @dataclass
@@ -82,13 +83,14 @@ def dataset_reader(
             yield batch
 
 
-def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Report, total: int | None = None) -> Report:
-    """reader → preprocess → embed → upsert, timing each stage."""
+def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Report, profile: ImageProfile | None,
+        total: int | None = None) -> Report:
+    """reader → prepare + preprocess (like the collection's images, `profile`) → embed → upsert, timing each stage."""
     bar = tqdm(total=total, unit="img", desc="indexing")
     for batch in batches:
         if batch.ids:
             t0 = time.perf_counter()
-            pixels = embedder.preprocess(batch.images)
+            pixels, _ = embedder.preprocess(batch.images, profile)
             t1 = time.perf_counter()
             emb = embedder.embed_pixels(pixels)
             t2 = time.perf_counter()
@@ -115,19 +117,58 @@ def build_index(
     limit: int | None = None,
     recreate: bool = False,
 ) -> Report:
-    """Index `dataset`'s splits into `store`; a second run adds nothing, an interrupted one resumes."""
-    store.ensure(dict(embedder.meta, dataset=dataset), recreate=recreate)
-    report = Report()
+    """Index `dataset`'s splits into `store`; a second run adds nothing, an interrupted one resumes.
+
+    A new collection records its image profile, measured on its first split the way training measures a training
+    set's: every image, stored and searched alike, is prepared to look like those."""
     ds = load_image_dataset(dataset)
+    meta = dict(embedder.meta, dataset=dataset)
+    if recreate or not store.meta:  # a new collection: its profile, or None when indexed as is (PREPARE=0)
+        meta["image_profile"] = profile_of(ds[splits[0]]).as_dict() if preparation_enabled() else None
+    existing = store.ensure(meta, recreate=recreate)
+    profile, _ = embedder.profile_for(existing)
+    report = Report()
     total = sum(min(len(ds[s]), limit or len(ds[s])) for s in splits)
-    run(dataset_reader(ds, dataset, splits, batch_size, store, report, limit), embedder, store, report, total)
+    run(dataset_reader(ds, dataset, splits, batch_size, store, report, limit), embedder, store, report, profile, total)
     if report.indexed:
         # Build the HNSW index now, not at the first query (measured at 70k: 6 s; cosine p50 2.5 → 0.75 ms,
         # recall@10 0.999 against the exact scan; bench/search.py).
         t0 = time.perf_counter()
         store.optimize()
         report.seconds["optimize"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        store.update_meta({"calibration": calibrate(store)})
+        report.seconds["calibrate"] += time.perf_counter() - t0
     return report
+
+
+CALIBRATION_SAMPLE = 500  # stored images whose nearest neighbours calibrate "unlike the collection"
+UNLIKE_PERCENTILE = 1  # a query is unlike the collection when its nearest image is less alike than this share's
+
+
+def calibrate(store: Store, sample: int = CALIBRATION_SAMPLE) -> dict:
+    """How alike the collection's own images are to their nearest neighbour (cosine of the float vectors), over a
+    sample: a query whose nearest image scores below the low percentile is unlike anything stored."""
+    hits, _ = store.scroll(limit=sample, with_vectors=True)
+    nearest = []
+    for h in hits:
+        others = [n for n in store.search("cosine", h.float_vector, np.zeros(1), k=2) if n.id != h.id]
+        if others:
+            nearest.append(others[0].score)
+    if not nearest:
+        return {}
+    return {"nearest_cosine": {f"p{q:02d}": round(float(np.percentile(nearest, q)), 4)
+                               for q in (UNLIKE_PERCENTILE, 5, 50)}, "sample": len(nearest)}
+
+
+def unlike_collection(nearest_cosine: float | None, meta: dict) -> dict:
+    """Whether a query is unlike the collection: its nearest stored image (cosine) is less alike than all but
+    UNLIKE_PERCENTILE % of the collection's own images are to theirs (calibrated at indexing)."""
+    floor = ((meta.get("calibration") or {}).get("nearest_cosine") or {}).get(f"p{UNLIKE_PERCENTILE:02d}")
+    if floor is None or nearest_cosine is None:
+        return {"unlike": None, "nearest_cosine": nearest_cosine, "calibrated_floor": floor}
+    return {"unlike": bool(nearest_cosine < floor), "nearest_cosine": round(float(nearest_cosine), 4),
+            "calibrated_floor": floor}
 
 
 # --- single images: uploads into the collection -----------------------------------------------------------
@@ -145,7 +186,8 @@ def store_file(data: bytes, image_dir: Path, fmt: str) -> str:
 
 
 def add_images(
-    embedder: Embedder, store: Store, items: list[tuple[bytes, str | None]], image_dir: Path
+    embedder: Embedder, store: Store, items: list[tuple[bytes, str | None]], image_dir: Path,
+    profile: ImageProfile | None,
 ) -> tuple[list[dict], list[str]]:
     """Decode, store, embed and upsert uploaded images. Returns (added, errors); bad items are skipped."""
     added, errors, images, ids, payloads = [], [], [], [], []
@@ -168,7 +210,7 @@ def add_images(
         payloads.append(payload)
         added.append({"id": pid, **payload})
     if images:
-        emb: Embeddings = embedder.embed(images)
+        emb: Embeddings = embedder.embed(images, profile)
         store.upsert(ids, emb.floats, emb.codes, payloads)
         store.flush()
     return added, errors

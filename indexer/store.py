@@ -85,6 +85,7 @@ class Store:
     def _exists(self) -> bool: ...
     def _create(self, meta: dict) -> None: ...
     def _read_meta(self) -> dict: ...
+    def update_meta(self, changes: dict) -> None: ...
     def upsert(self, ids: list[str], floats: np.ndarray, codes: np.ndarray, payloads: list[dict]) -> None: ...
     def flush(self) -> None: ...
     def optimize(self) -> None: ...
@@ -286,6 +287,11 @@ class EdgeStore(Store):
 
     def _read_meta(self) -> dict:
         return json.loads((self.root / "meta.json").read_text())
+
+    def update_meta(self, changes: dict) -> None:
+        tmp = self.root / "meta.json.tmp"
+        tmp.write_text(json.dumps({**self._read_meta(), **changes}, indent=2))
+        os.replace(tmp, self.root / "meta.json")
 
     def drop(self) -> None:
         import shutil
@@ -502,6 +508,9 @@ class ClientStore(Store):
 
     def _read_meta(self) -> dict:
         return dict(self._call(self.client.get_collection, self.collection).config.metadata or {})
+
+    def update_meta(self, changes: dict) -> None:
+        self._call(self.client.update_collection, self.collection, metadata={**self._read_meta(), **changes})
 
     def drop(self) -> None:
         self._call(self.client.delete_collection, self.collection)

@@ -4,6 +4,7 @@ import io
 import ssl
 
 import httpx
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -24,7 +25,7 @@ def square_png(tmp_path):
 @pytest.mark.parametrize("metric", ["cosine", "hamming", "hamming+rerank"])
 def test_search_returns_the_documented_shape(served, square_png, metric):
     client, _, _ = served
-    gallery, results, prediction, offset = client.predict(handle_file(str(square_png)), metric, 5,
+    gallery, results, prediction, offset, query, note = client.predict(handle_file(str(square_png)), metric, 5,
                                                           api_name="/search")
     assert len(gallery) == len(results) == 5 and offset == 0
     for item in gallery:
@@ -43,7 +44,7 @@ def test_the_recommended_client_gets_result_urls_that_serve_the_images(served, s
     """README "Calling it from Python": one TLS context for all requests, images as URLs (download_files=False)."""
     client, _, _ = served
     fast = Client(client.src, verbose=False, ssl_verify=ssl.create_default_context(), download_files=False)
-    gallery, results, _, _ = fast.predict(handle_file(str(square_png)), "cosine", 3, api_name="/search")
+    gallery, results, *_ = fast.predict(handle_file(str(square_png)), "cosine", 3, api_name="/search")
     assert len(gallery) == len(results) == 3
     for item in gallery:
         url = item["image"]["url"]
@@ -56,8 +57,8 @@ def test_the_recommended_client_gets_result_urls_that_serve_the_images(served, s
 
 def test_next_page_follows_the_first(served, square_png):
     client, _, _ = served
-    _, first, _, _ = client.predict(handle_file(str(square_png)), "cosine", 4, api_name="/search")
-    _, second, _, offset = client.predict(handle_file(str(square_png)), "cosine", 4, [], 0, 0,
+    _, first, *_ = client.predict(handle_file(str(square_png)), "cosine", 4, api_name="/search")
+    _, second, _, offset, *_ = client.predict(handle_file(str(square_png)), "cosine", 4, [], 0, 0,
                                           api_name="/search_next")
     assert offset == 4 and [r["rank"] for r in second] == [5, 6, 7, 8]
     assert not {r["id"] for r in first} & {r["id"] for r in second}
@@ -65,7 +66,7 @@ def test_next_page_follows_the_first(served, square_png):
 
 def test_label_filter_never_returns_another_label(served, square_png):
     client, _, _ = served
-    _, results, _, _ = client.predict(handle_file(str(square_png)), "hamming+rerank", 10, ["circle"], 0,
+    _, results, *_ = client.predict(handle_file(str(square_png)), "hamming+rerank", 10, ["circle"], 0,
                                       api_name="/search")
     assert results and {r["label"] for r in results} == {"circle"}
 
@@ -80,7 +81,7 @@ def test_add_then_search_finds_it_then_delete(served, tmp_path):
     added, status = client.predict([handle_file(str(new))], "triangle", api_name="/add")
     (item,) = added["added"]
     assert client.predict(api_name="/overview")["images"] == before + 1
-    _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+    _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
     assert results[0]["id"] == item["id"] and results[0]["score"] == pytest.approx(1, abs=1e-3)
     # stored once, content-addressed, inside the data folder
     assert (data_dir / "images" / item["source"]["file"]).is_file()
@@ -88,7 +89,7 @@ def test_add_then_search_finds_it_then_delete(served, tmp_path):
     assert client.predict(api_name="/overview")["images"] == before + 1
     deleted, _ = client.predict(item["id"], api_name="/delete")
     assert deleted == {"deleted": 1}
-    _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+    _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
     assert item["id"] not in {r["id"] for r in results}
 
 
@@ -100,7 +101,7 @@ def test_a_bad_upload_is_an_error_and_the_server_keeps_serving(served, tmp_path,
         client.predict(handle_file(str(bad)), "cosine", 5, api_name="/search")
     with pytest.raises(AppError, match="nothing was added"):
         client.predict([handle_file(str(bad))], "", api_name="/add")
-    _, results, _, _ = client.predict(handle_file(str(square_png)), "cosine", 5, api_name="/search")
+    _, results, *_ = client.predict(handle_file(str(square_png)), "cosine", 5, api_name="/search")
     assert len(results) == 5
 
 
@@ -179,11 +180,82 @@ def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path
         service.close()
     demo, service, client = start()
     try:
-        _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+        _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
         assert results[0]["id"] == new_id and results[0]["source"]["file"]
         assert client.predict(new_id, api_name="/delete")[0] == {"deleted": 1}
-        _, results, _, _ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
+        _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
         assert new_id not in {r["id"] for r in results}
     finally:
         demo.close()
         service.close()
+
+
+def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, square_png, tmp_path):
+    """The profile recorded at indexing prepares queries: a square on a light background (every colour inverted)
+    is turned back to the collection's dark background, and found among squares; the API says what was done."""
+    client, service, _ = served
+    assert service.profile_source == "collection" and service.profile == service.embedder.profile  # same sample
+    _, results, _, _, query, note = client.predict(handle_file(str(square_png)), "cosine", 5, api_name="/search")
+    assert query["prepared"]["prepared"] and query["prepared"]["profile"] == "collection"
+    assert not query["prepared"]["inverted"] and query["unlike"] is False
+    assert note.startswith("Prepared: object found") and note == query["note"]
+    light = tmp_path / "light.png"
+    with Image.open(square_png) as im:
+        big = Image.eval(im.convert("RGB"), lambda v: 255 - v).resize((96, 96), Image.Resampling.NEAREST)
+    framed = Image.new("RGB", (200, 150), big.getpixel((0, 0)))
+    framed.paste(big, (10, 40))
+    framed.save(light)
+    _, inverted_results, prediction, _, query, note = client.predict(handle_file(str(light)), "cosine", 5,
+                                                                     api_name="/search")
+    assert query["prepared"]["inverted"] and "light and dark swapped" in note
+    assert query["prepared"]["object"] and query["prepared"]["size"] == [200, 150]
+    assert prediction["label"] == "square" and sum(r["label"] == "square" for r in inverted_results) >= 4
+
+
+def test_an_off_domain_picture_is_flagged_unlike_the_collection(served, tmp_path):
+    """Fine stripes are nothing like a filled shape: the nearest stored image scores below the floor calibrated
+    on the collection's own nearest neighbours, and the result and the page's note say so."""
+    client, service, _ = served
+    floor = service.meta["calibration"]["nearest_cosine"]["p01"]
+    stripes = tmp_path / "stripes.png"
+    a = np.zeros((64, 64, 3), np.uint8)
+    a[:, ::2] = (255, 255, 0)
+    a[::2, :] = (0, 255, 255)
+    Image.fromarray(a).save(stripes)
+    _, results, _, _, query, note = client.predict(handle_file(str(stripes)), "hamming", 5, api_name="/search")
+    assert len(results) == 5  # still answered: the closest there are
+    assert query["unlike"] is True and query["nearest_cosine"] < floor == query["calibrated_floor"]
+    assert note.startswith("⚠️ This picture is unlike the collection")
+
+
+def test_a_collection_from_before_profiles_still_searches_and_says_how(indexed, tiny_model, tmp_path, square_png):
+    """A collection indexed before profiles were recorded falls back to the model's profile; with a model from
+    before too, the picture is searched as it is; with PREPARE=0, preparation is off. Each result says which."""
+    import json
+    import shutil
+
+    from app.service import SearchService, Settings
+
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    meta_path = tmp_path / "q" / name / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("image_profile", "calibration")}))
+    old_model = tmp_path / "old-model"
+    shutil.copytree(tiny_model, old_model)
+    config = json.loads((old_model / "config.json").read_text())
+    config.pop("image_profile")
+    (old_model / "config.json").write_text(json.dumps(config))
+    data = square_png.read_bytes()
+    for model, env, source in ((tiny_model, "1", "model"), (old_model, "1", "none"), (tiny_model, "0", "off")):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PREPARE", env)
+            service = SearchService(Settings(model_dir=str(model), collection=name, qdrant=str(tmp_path / "q"),
+                                             data_dir=str(tmp_path / "data")))
+        try:
+            results, prediction, query = service.search(data, "cosine", 5)
+        finally:
+            service.close()
+        assert len(results) == 5 and query["prepared"]["profile"] == source
+        assert query["prepared"]["prepared"] == (source == "model") and query["unlike"] is None
+        assert ("searched as it is" in query["note"]) == (source != "model")

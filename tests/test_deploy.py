@@ -112,7 +112,7 @@ def test_space_bundle_installs_from_requirements_and_serves(tiny_model, shapes_d
                 assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-2000:]
                 time.sleep(0.5)
         query = next((shapes_dir / "square").glob("*.png"))
-        _, results, _, _ = client.predict(handle_file(str(query)), "cosine", 3, api_name="/search")
+        _, results, *_ = client.predict(handle_file(str(query)), "cosine", 3, api_name="/search")
         assert len(results) == 3 and results[0]["label"] == "square"
     finally:
         proc.terminate()

@@ -7,9 +7,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from indexer.images import BadImage, open_image
 from tests.hostile import awkward_cases, bad_cases
-from training.model import to_rgb
+from training.images import BadImage, open_image, to_rgb
 
 BAD = bad_cases()
 AWKWARD = awkward_cases()
@@ -55,7 +54,7 @@ def test_every_bad_upload_is_an_api_error_and_nothing_changes(served, tmp_path):
     assert client.predict(api_name="/overview") == before
     ok = tmp_path / "ok.png"
     ok.write_bytes(AWKWARD["rgba_png"])
-    _, results, _, _ = client.predict(handle_file(str(ok)), "cosine", 3, api_name="/search")
+    _, results, *_ = client.predict(handle_file(str(ok)), "cosine", 3, api_name="/search")
     assert len(results) == 3
 
 
@@ -64,7 +63,7 @@ def test_awkward_upload_is_searchable(served, tmp_path, name):
     client, _, _ = served
     path = tmp_path / (f"{name}.jpg" if name == "png_named_jpg" else f"{name}.bin")
     path.write_bytes(AWKWARD[name])
-    _, results, _, _ = client.predict(handle_file(str(path)), "hamming", 3, api_name="/search")
+    _, results, *_ = client.predict(handle_file(str(path)), "hamming", 3, api_name="/search")
     assert len(results) == 3
 
 

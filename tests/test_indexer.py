@@ -24,7 +24,7 @@ def store(indexed):
 def _query(embedder, shapes_dir, row=0):
     ds = load_image_dataset(str(shapes_dir))
     item = ds["train"][row]
-    return embedder.embed([item["image"]]), ds["train"].features["label"].names[item["label"]]
+    return embedder.embed([item["image"]], embedder.profile), ds["train"].features["label"].names[item["label"]]
 
 
 def test_embeddings_have_the_schema_shapes(embedder, shapes_dir):
@@ -36,9 +36,9 @@ def test_embeddings_have_the_schema_shapes(embedder, shapes_dir):
 
 def test_bfloat16_embeddings_match_float32_and_search_the_same_collection(tiny_model, shapes_dir, store):
     images = load_image_dataset(str(shapes_dir))["train"]["image"]
-    f32 = Embedder(tiny_model, precision="float32").embed(images)
+    f32 = Embedder(tiny_model, precision="float32").embed(images, None)
     b16 = Embedder(tiny_model, precision="bfloat16")
-    got = b16.embed(images)
+    got = b16.embed(images, None)
     assert (got.codes == f32.codes).mean() >= 0.98
     assert (got.floats * f32.floats).sum(1).min() >= 0.999
     assert got.floats.dtype == np.float32 and np.allclose(np.linalg.norm(got.floats, axis=1), 1, atol=1e-5)
@@ -75,7 +75,7 @@ def test_hamming_rerank_reranks_the_whole_tie_at_its_radius(store, embedder, sha
     """Candidates are every point as near (in bits) as the k×oversampling-th nearest code, re-ranked by cosine:
     the same answer as a flat NumPy scan, whichever tied points the engine happens to return first."""
     train = load_image_dataset(str(shapes_dir))["train"]
-    emb = embedder.embed(train["image"])
+    emb = embedder.embed(train["image"], embedder.profile)
     tied_beyond_the_cut = 0
     for row in range(0, len(train), 5):
         dist = (emb.codes != emb.codes[row]).sum(1)
@@ -131,11 +131,11 @@ def test_mirror_views_embed_an_image_and_its_mirror_alike(tiny_model, shapes_dir
     mirrored = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in images]
     both = Embedder(tiny_model, precision="float32")
     assert both.views == "image+mirror"  # what training recorded in the model's config
-    a, b = both.embed(images), both.embed(mirrored)
+    a, b = both.embed(images, None), both.embed(mirrored, None)
     assert np.abs(a.floats - b.floats).max() < 1e-4 and np.abs(a.probs - b.probs).max() < 1e-4
     assert (a.codes == b.codes).mean() > 0.99
     one = Embedder(tiny_model, precision="float32", views="image")
-    assert np.abs(one.embed(images).floats - one.embed(mirrored).floats).max() > 1e-3
+    assert np.abs(one.embed(images, None).floats - one.embed(mirrored, None).floats).max() > 1e-3
     # a collection built from both views refuses queries embedded from one
     with pytest.raises(IncompatibleCollection, match="EMBED_VIEWS"):
         store.require(one.meta)

@@ -32,7 +32,7 @@ def test_fashion_mnist_end_to_end(tmp_path):
         agree = []
         for row in range(0, 1000, 100):
             item = ds["test"][row]
-            emb = embedder.embed([item["image"]])
+            emb = embedder.embed([item["image"]], embedder.profile)
             hits = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
             assert hits[0].payload["source"] == {"dataset": "fashion_mnist", "split": "test", "row": row}
             agree += [h.payload["label_id"] == item["label"] for h in hits[1:]]

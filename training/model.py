@@ -14,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
 from torch import nn
 from transformers import ConvNextConfig, ConvNextImageProcessorPil, ConvNextModel, ConvNextPreTrainedModel
 from transformers.utils import ModelOutput
@@ -180,40 +178,6 @@ def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextIma
 
 def processor_size(processor: ConvNextImageProcessorPil) -> int:
     return int(processor.size["shortest_edge"])
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Upright RGB: honours EXIF rotation, composites transparency on white, takes a GIF's first frame."""
-    image.seek(0) if getattr(image, "n_frames", 1) > 1 else None
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grayscale: scale to 8 bits instead of clipping.
-        array = np.asarray(image, dtype=np.float32)
-        image = Image.fromarray((array / max(float(array.max()), 1.0) * 255).astype(np.uint8), mode="L")
-    return image.convert("RGB")
-
-
-def preprocess(images: list[Image.Image], size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> torch.Tensor:
-    """PIL images → normalised float tensor [B, 3, size, size], batched in NumPy (the processor loops in Python)."""
-    arrays = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        image = to_rgb(image)
-        w, h = image.size
-        if (w, h) != (size, size):
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            image = image.resize((nw, nh), Image.Resampling.BILINEAR)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            image = image.crop((left, top, left + size, top + size))
-        arrays[i] = np.asarray(image)
-    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (x - mean_t) / std_t
 
 
 def check_model_dir(path: str | Path) -> Path:

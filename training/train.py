@@ -18,11 +18,11 @@ from transformers import Trainer, TrainingArguments, default_data_collator, set_
 from transformers.trainer_utils import get_last_checkpoint
 
 from training.data import label_names, load_image_dataset
+from training.images import ImageProfile, prepare, preprocess, profile_of
 from training.model import (
     PRESETS,
     ConvNextForImageHashing,
     build_model,
-    preprocess,
     processor_size,
     resolve_precision,
     view_outputs,
@@ -48,12 +48,16 @@ class TrainArgs:
     warmup_ratio: float = 0.05
     image_size: int | None = field(default=None, metadata={"help": "input size; default: the model's"})
     augment: str = field(
-        default="flip",
-        metadata={"help": "training augmentation: none, flip (random horizontal flips), flip+shift (and random "
-                  "shifts of 1/14 of the size), flip+shift+erase (and random erasing). For larger models and "
-                  "longer runs; on Fashion-MNIST the small model does best with flips: 3 epochs of 15k images, "
-                  "0.75 with shifts vs 0.85; 12 epochs, flip+shift 0.896 vs 0.917 with flips; 15 epochs, "
-                  "flip+shift+erase 0.900)"},
+        default="robust",
+        metadata={"help": "training augmentation: none; flip (random horizontal flips); flip+shift (and random "
+                  "shifts of 1/14 of the size); flip+shift+erase (and random erasing); robust (flips, and for half "
+                  "the images each a small rotation, scale and shift padded with the background, a contrast change, "
+                  "a blur: what preparing a person's photo leaves; README: \"Your photos\")"},
+    )
+    prepare: bool = field(
+        default=True,
+        metadata={"help": "prepare every image like the collection's (training.images.prepare) with the training "
+                  "set's image profile, recorded in the model's config"},
     )
     config_overrides: str = field(
         default="",
@@ -93,7 +97,7 @@ def _augment(x: torch.Tensor, shift: int, erase: bool = False) -> torch.Tensor:
     return x
 
 
-AUGMENTATIONS = ("none", "flip", "flip+shift", "flip+shift+erase")
+AUGMENTATIONS = ("none", "flip", "flip+shift", "flip+shift+erase", "robust")
 
 
 def _augment_params(size: int, augment: str) -> tuple[int, bool]:
@@ -103,12 +107,65 @@ def _augment_params(size: int, augment: str) -> tuple[int, bool]:
     return (max(1, size // 14) if "shift" in augment else 0), augment.endswith("+erase")
 
 
-def make_transform(size: int, mean, std, augment: str):
+def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, rotate: float = 10.0,
+                   scale: tuple[float, float] = (0.85, 1.1), shift: float = 1 / 28,
+                   contrast: tuple[float, float] = (0.6, 1.3), blur: tuple[float, float] = (0.45, 0.85),
+                   ) -> torch.Tensor:
+    """A batch [n, 3, s, s] of normalised, prepared images as a person's photo may still differ after preparation:
+    mirrored half the time; and each with probability `p`: rotated by up to ±`rotate`°, scaled and shifted by up to
+    `shift` of the size (the background, [3] normalised, fills what comes into view), its contrast against the
+    background changed, blurred (down- and up-sampled by a factor in `blur`: a small object enlarged)."""
+    n, _, size, _ = x.shape
+    bg = background.view(1, 3, 1, 1).to(x)
+    flip = torch.rand(n) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    geo = torch.rand(n) < p
+    if geo.any():
+        m = int(geo.sum())
+        angle = torch.empty(m).uniform_(-rotate, rotate).deg2rad()
+        s = torch.empty(m).uniform_(*scale)
+        t = torch.empty(m, 2).uniform_(-2 * shift, 2 * shift)  # grid coordinates span 2
+        theta = torch.stack([torch.stack([angle.cos() / s, -angle.sin() / s, t[:, 0]], -1),
+                             torch.stack([angle.sin() / s, angle.cos() / s, t[:, 1]], -1)], 1)
+        grid = F.affine_grid(theta, [m, 3, size, size], align_corners=False)
+        x = x.clone()
+        x[geo] = F.grid_sample(x[geo] - bg, grid, padding_mode="zeros", align_corners=False) + bg
+    tone = torch.rand(n) < p
+    if tone.any():
+        c = torch.ones(n).index_put_((tone.nonzero()[:, 0],), torch.empty(int(tone.sum())).uniform_(*contrast))
+        x = bg + c.view(n, 1, 1, 1) * (x - bg)
+    soft = torch.rand(n) < p / 2
+    if soft.any():
+        small = max(4, round(size * float(torch.empty(()).uniform_(*blur))))
+        down = F.interpolate(x[soft], size=small, mode="bilinear", antialias=True, align_corners=False)
+        x = x.clone()
+        x[soft] = F.interpolate(down, size=size, mode="bilinear", align_corners=False)
+    return x
+
+
+class RobustCollator:
+    """default_data_collator, then `robust_augment` on the whole batch (one vectorised pass)."""
+
+    def __init__(self, background: torch.Tensor):
+        self.background = background
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = default_data_collator(features)
+        batch["pixel_values"] = robust_augment(batch["pixel_values"], self.background)
+        return batch
+
+
+def prepared(images, profile: ImageProfile | None) -> list:
+    """Each image prepared like the collection's (training.images.prepare), what indexing and queries do too."""
+    return [prepare(image, profile)[0] for image in images]
+
+
+def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | None = None):
     shift, erase = _augment_params(size, augment)
 
     def transform(batch):
-        pixels = preprocess(batch["image"], size, mean, std)
-        if augment != "none":
+        pixels = preprocess(prepared(batch["image"], profile), size, mean, std)
+        if augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
             pixels = torch.stack([_augment(p, shift, erase) for p in pixels])
         return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
 
@@ -121,12 +178,13 @@ class DecodedImages(torch.utils.data.Dataset):
     Decoding a PNG and converting it per step was 15 % of a Fashion-MNIST training step (25 of 160 ms a
     batch of 128); decoded, every epoch after the first skips it."""
 
-    def __init__(self, split, size: int, mean, std, augment: str, chunk: int = 2048):
+    def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
+                 chunk: int = 2048):
         self.augment = augment
         self.shift, self.erase = _augment_params(size, augment)
         self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
         for start in range(0, len(split), chunk):
-            images = split[start : start + chunk]["image"]
+            images = prepared(split[start : start + chunk]["image"], profile)
             # preprocess with mean 0, std 1/255 returns the 0-255 values, resized and converted like at search time.
             self.pixels[start : start + len(images)] = preprocess(images, size, [0, 0, 0], [1 / 255] * 3).round_()
         self.labels = torch.tensor(split["label"])
@@ -138,16 +196,18 @@ class DecodedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         x = (self.pixels[i].float() - self.mean) / self.std
-        if self.augment != "none":
+        if self.augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
             x = _augment(x, self.shift, self.erase)
         return {"pixel_values": x, "labels": self.labels[i]}
 
 
-def decoded_or_lazy(split, size: int, mean, std, augment: str, max_bytes: int = 2 << 30):
+def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
+                    max_bytes: int = 2 << 30):
     """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily."""
     if len(split) * 3 * size * size <= max_bytes:
-        return DecodedImages(split, size, mean, std, augment)
-    return split.with_transform(make_transform(size, mean, std, augment))
+        return DecodedImages(split, size, mean, std, augment, profile)
+    return split.with_transform(make_transform(size, mean, std, augment, profile))
+
 
 
 def predict_views(model: ConvNextForImageHashing, dataset, views: str, batch_size: int = 256) -> torch.Tensor:
@@ -186,12 +246,19 @@ def train(args: TrainArgs) -> dict:
         overrides=parse_overrides(args.config_overrides),
     )
     size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
-    train_ds = decoded_or_lazy(ds["train"], size, mean, std, args.augment)
-    test_ds = decoded_or_lazy(ds["test"], size, mean, std, "none")
+    # Training sees images prepared as the collection's and the queries will be: with the training set's profile.
+    profile = profile_of(ds["train"]) if args.prepare else None
+    model.config.image_profile = profile.as_dict() if profile else None
+    train_ds = decoded_or_lazy(ds["train"], size, mean, std, args.augment, profile)
+    test_ds = decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
 
     ckpt_dir = out / "checkpoints"
     targs = _training_arguments(args, ckpt_dir, precision)
-    trainer = Trainer(model=model, args=targs, train_dataset=train_ds)
+    collator = None
+    if args.augment == "robust":
+        background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
+        collator = RobustCollator((background - torch.tensor(mean)) / torch.tensor(std))
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=collator)
     last = get_last_checkpoint(str(ckpt_dir)) if args.resume and ckpt_dir.is_dir() else None
     if last:
         log.info("resuming from %s", last)
@@ -216,6 +283,7 @@ def train(args: TrainArgs) -> dict:
         "test_accuracy": accuracy,
         "test_accuracy_single_view": single_view,
         "embed_views": model.config.embed_views,
+        "image_profile": model.config.image_profile,
         "train_samples": len(ds["train"]),
         "test_samples": len(ds["test"]),
         "epochs": args.epochs,

@@ -1,0 +1,254 @@
+"""How the product answers a person's own pictures: test images of the demo collection under the transforms a
+photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
+noisy, JPEG'd, upscaled, and all at once as a product photo), searched as the app searches them.
+
+For each transform and metric: how often the original comes back in the top 5, label precision@10, and the
+predicted class's accuracy; with preparation (the product) and without (the baseline, same run, same queries).
+
+python bench/robustness.py [--model models/fmnist-small] [--collection fashion_mnist] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, Recorder  # noqa: E402
+
+METRICS = ("cosine", "hamming", "hamming+rerank")
+Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
+
+
+# --- the transforms: a 28 px grey image on black in, a picture as a person might upload it out --------------
+def _shift(px: int) -> Transform:
+    def f(im, rng):
+        dx, dy = rng.choice([-px, px]), rng.choice([-px, px])
+        return im.transform(im.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy), fillcolor=0)
+    return f
+
+
+def _crop(px: int) -> Transform:
+    return lambda im, rng: im.crop((px, px, im.width - px, im.height - px)).resize(im.size, Image.Resampling.BILINEAR)
+
+
+def _rotate(deg: float) -> Transform:
+    return lambda im, rng: im.rotate(deg * rng.choice([-1, 1]), Image.Resampling.BILINEAR, fillcolor=0)
+
+
+def _in_frame(share: float, aspect: float = 1.0, scale: int = 4) -> Transform:
+    """The object at `share` of a larger frame (`aspect` = width/height), off-centre, upscaled `scale`×."""
+    def f(im, rng):
+        obj = im.resize((im.width * scale, im.height * scale), Image.Resampling.BICUBIC)
+        side = obj.height / share  # the frame's shorter side
+        w, h = (round(side * aspect), round(side)) if aspect >= 1 else (round(side), round(side / aspect))
+        frame = Image.new("L", (w, h), 0)
+        frame.paste(obj, (int(rng.integers(0, w - obj.width + 1)), int(rng.integers(0, h - obj.height + 1))))
+        return frame
+    return f
+
+
+def _fill_frame(im, rng):
+    """Closer in: the central 80 % fills the frame, the object's edges cut off."""
+    m = round(im.width * 0.1)
+    return im.crop((m, m, im.width - m, im.height - m)).resize(im.size, Image.Resampling.BICUBIC)
+
+
+def _tint(im, rng):
+    """In colour: the grey garment drawn in a random colour."""
+    colour = rng.integers(60, 256, 3)
+    return ImageOps.colorize(im, black=(0, 0, 0), white=tuple(int(c) for c in colour))
+
+
+def _brightness(im, rng):
+    return im.point(lambda v: min(255, v + 50))
+
+
+def _contrast(im, rng):
+    return im.point(lambda v: round(v * 0.55))
+
+
+def _noise(im, rng):
+    a = np.asarray(im, dtype=np.float32) + rng.normal(0, 20, (im.height, im.width))
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
+def _jpeg(quality: int, im: Image.Image) -> Image.Image:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def _phone(im, rng):
+    """Phone-size: upscaled to 1024 px, RGB, JPEG quality 85."""
+    return _jpeg(85, im.convert("RGB").resize((1024, 1024), Image.Resampling.BICUBIC))
+
+
+def product_photo(im, rng):
+    """The scene the product exists for: the garment dark on a warm light background, small and off-centre in a
+    4:3 colour frame, tinted, turned a little, with a soft shadow-free studio look, JPEG'd."""
+    tinted = _tint(ImageOps.invert(im), rng)  # dark garment on white, in colour
+    big = tinted.resize((168, 168), Image.Resampling.BICUBIC).rotate(
+        float(rng.uniform(-6, 6)), Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    bg = tuple(int(v) for v in rng.integers(225, 250, 3))
+    frame = Image.new("RGB", (480, 360), bg)
+    mask = Image.fromarray((np.asarray(big.convert("L")) < 245).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))
+    frame.paste(big, (int(rng.integers(20, 480 - 168 - 20)), int(rng.integers(20, 360 - 168 - 20))), mask)
+    return _jpeg(80, frame)
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "clean": lambda im, rng: im,
+    "shift 1 px": _shift(1),
+    "shift 2 px": _shift(2),
+    "crop 1 px a side": _crop(1),
+    "crop 3 px a side": _crop(3),
+    "rotate 5°": _rotate(5),
+    "rotate 10°": _rotate(10),
+    "half size in a larger frame": _in_frame(0.5),
+    "third size in a larger frame": _in_frame(1 / 3),
+    "filling the frame (edges cut)": _fill_frame,
+    "non-square 4:3": _in_frame(0.8, 4 / 3),
+    "non-square 3:4": _in_frame(0.8, 3 / 4),
+    "light background": lambda im, rng: ImageOps.invert(im),
+    "tinted colour": _tint,
+    "brighter (+50)": _brightness,
+    "lower contrast (×0.55)": _contrast,
+    "blur (radius 1)": lambda im, rng: im.filter(ImageFilter.GaussianBlur(1)),
+    "noise (σ 20)": _noise,
+    "JPEG q30": lambda im, rng: _jpeg(30, im),
+    "phone-size upscale": _phone,
+    "product photo": product_photo,
+}
+
+
+def encode(image: Image.Image) -> bytes:
+    """Bytes as an upload carries them: a JPEG stays the JPEG it is, anything else is PNG."""
+    buf = io.BytesIO()
+    if image.format == "JPEG":
+        image.save(buf, "JPEG", quality="keep")
+    else:
+        image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def figure_png(service, examples: list[tuple[str, bytes]], path: Path) -> None:
+    """Rows of: the picture as uploaded, as prepared, its top 5 (cosine), each with its label."""
+    from training.images import open_image, prepare
+
+    cell, pad = 112, 6
+    rows = []
+    for name, data in examples:
+        uploaded = open_image(data)
+        prepared_image, _ = prepare(uploaded, service.profile)
+        results, prediction, query = service.search(data, "cosine", 5)
+        tiles = [(uploaded, f"uploaded: {name}"), (prepared_image, "prepared")]
+        tiles += [(service.image_of(r), f"#{r['rank']} {r['label']}") for r in results]
+        rows.append(tiles)
+    w = 7 * (cell + pad) + pad
+    h = len(rows) * (cell + 18 + pad) + pad
+    sheet = Image.new("RGB", (w, h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, tiles in enumerate(rows):
+        y = pad + r * (cell + 18 + pad)
+        for c, (im, caption) in enumerate(tiles):
+            x = pad + c * (cell + pad)
+            if im is not None:
+                thumb = im.convert("RGB")
+                thumb.thumbnail((cell, cell), Image.Resampling.NEAREST if max(im.size) < cell else
+                                Image.Resampling.LANCZOS)
+                sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+            draw.text((x, y + cell + 3), caption[:20], fill=(0, 0, 0))
+    sheet.save(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/fmnist-small")
+    p.add_argument("--collection", default="fashion_mnist")
+    p.add_argument("--qdrant", default=None, help="collection location (default: the app's)")
+    p.add_argument("--queries", type=int, default=200, help="test images, spread evenly over the test split")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    from app.service import SearchService, Settings
+    from indexer.store import point_id
+    from training.data import load_image_dataset
+
+    service = SearchService(Settings(model_dir=args.model, collection=args.collection, qdrant=args.qdrant))
+    service.require_store()
+    profile, source = service.profile, service.profile_source
+    test = load_image_dataset("fashion_mnist")["test"]
+    rows = list(range(0, len(test), max(1, len(test) // args.queries)))[: args.queries]
+    items = [(test[i]["image"], test.features["label"].names[test[i]["label"]],
+              point_id({"dataset": "fashion_mnist", "split": "test", "row": i})) for i in rows]
+
+    rec = Recorder("robustness")
+    table: dict[str, dict] = {}
+    started = time.perf_counter()
+    for name, transform in TRANSFORMS.items():
+        rng = np.random.default_rng(args.seed)
+        queries = [(encode(transform(im, rng)), label, pid) for im, label, pid in items]
+        scores = {}
+        for mode in ("prepared", "as is"):
+            service.profile, service.profile_source = (profile, source) if mode == "prepared" else (None, "off")
+            top5 = {m: [] for m in METRICS}
+            p10 = {m: [] for m in METRICS}
+            correct, unlike = [], []
+            for data, label, pid in queries:
+                for m in METRICS:
+                    results, prediction, query = service.search(data, m, 10)
+                    top5[m].append(pid in [r["id"] for r in results[:5]])
+                    p10[m].append(np.mean([r["label"] == label for r in results]))
+                correct.append(max(prediction, key=prediction.get) == label)
+                unlike.append(bool(query.get("unlike")))
+            scores[mode] = {m: {"top5": float(np.mean(top5[m])), "p10": float(np.mean(p10[m]))} for m in METRICS}
+            scores[mode]["accuracy"] = float(np.mean(correct))
+            scores[mode]["unlike"] = float(np.mean(unlike))
+        table[name] = scores
+        prep, raw = scores["prepared"], scores["as is"]
+        for m in METRICS:
+            rec.figure(f"original_in_top5[{name}, {m}]", prep[m]["top5"], "share", raw[m]["top5"],
+                       "as is, no preparation", queries=len(queries))
+            rec.figure(f"label_p_at_10[{name}, {m}]", prep[m]["p10"], "share", raw[m]["p10"],
+                       "as is, no preparation", queries=len(queries))
+        rec.figure(f"predicted_class_accuracy[{name}]", prep["accuracy"], "share", raw["accuracy"],
+                   "as is, no preparation", unlike_collection=prep["unlike"], queries=len(queries))
+    rec.figure("seconds", time.perf_counter() - started, "s", better="lower", profile=source,
+               queries=len(items), transforms=len(TRANSFORMS))
+    service.profile, service.profile_source = profile, source
+    (RESULTS / "robustness_table.json").write_text(json.dumps(table, indent=1) + "\n")
+    print(markdown_table(table))
+    rng = np.random.default_rng(args.seed)
+    shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2)]
+    figure_png(service, [(n, encode(TRANSFORMS[n](items[i][0], rng))) for n, i in shown],
+               RESULTS / "robustness.png")
+    service.close()
+
+
+def markdown_table(table: dict) -> str:
+    """The README's table: per transform, cosine and hamming, prepared (and as is)."""
+    out = ["| query | original in top 5, cosine / hamming | label P@10, cosine / hamming | predicted class | "
+           "flagged unlike |", "|---|---|---|---|---|"]
+    for name, s in table.items():
+        p, r = s["prepared"], s["as is"]
+        out.append(
+            f"| {name} | {p['cosine']['top5']:.2f} / {p['hamming']['top5']:.2f} "
+            f"(as is {r['cosine']['top5']:.2f} / {r['hamming']['top5']:.2f}) | "
+            f"{p['cosine']['p10']:.2f} / {p['hamming']['p10']:.2f} "
+            f"(as is {r['cosine']['p10']:.2f} / {r['hamming']['p10']:.2f}) | "
+            f"{p['accuracy']:.2f} (as is {r['accuracy']:.2f}) | {p['unlike']:.2f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The image module: a collection's profile, and a person's picture prepared to look like the collection's images."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from training.images import DARK_ON_LIGHT, LIGHT_ON_DARK, ImageProfile, measure_profile, prepare, preprocess
+
+
+def garment(size: int = 28, fg: int = 230, bg: int = 0, box=None) -> Image.Image:
+    """A Fashion-MNIST-like picture: a bright 'pullover' (body and sleeves) filling a dark square frame."""
+    image = Image.new("L", (size, size), bg)
+    d = ImageDraw.Draw(image)
+    left, top, right, bottom = box or (0, 0, size - 1, size - 1)
+    w, h = right - left, bottom - top
+    d.rectangle((left + w * 0.25, top, left + w * 0.75, bottom), fill=fg)  # body
+    d.polygon([(left + w * 0.25, top), (left, top + h * 0.7), (left + w * 0.12, top + h * 0.75),
+               (left + w * 0.3, top + h * 0.3)], fill=fg)  # left sleeve
+    d.polygon([(left + w * 0.75, top), (right, top + h * 0.7), (right - w * 0.12, top + h * 0.75),
+               (right - w * 0.7, top + h * 0.3)], fill=fg)  # right sleeve
+    return image
+
+
+@pytest.fixture(scope="module")
+def fmnist_like_profile() -> ImageProfile:
+    return measure_profile([garment(fg=fg) for fg in (180, 210, 240)])
+
+
+def test_profile_of_a_dark_background_grey_collection(fmnist_like_profile):
+    p = fmnist_like_profile
+    assert p.polarity == LIGHT_ON_DARK and p.background == (0.0, 0.0, 0.0) and not p.colour
+    assert p.fill == pytest.approx(1.0, abs=0.05) and p.centre == pytest.approx((0.5, 0.5), abs=0.05)
+    assert p.aspect == 1.0 and p.samples == 3
+    assert ImageProfile.from_dict(p.as_dict()) == p and ImageProfile.from_dict(None) is None
+
+
+def test_a_dark_object_on_white_small_and_off_centre_is_framed_like_the_collection(fmnist_like_profile):
+    """A colour photo: a dark red pullover at a fifth of a 320×240 light frame, near its top-left corner, comes
+    out as the collection frames its objects: grey, light on black, filling a square frame, centred."""
+    photo = Image.new("RGB", (320, 240), (246, 244, 240))
+    small = garment(size=48, fg=255, bg=0)  # the shape, as a mask
+    photo.paste((120, 20, 30), (30, 20), small)
+    prepared, info = prepare(photo, fmnist_like_profile)
+    assert info["prepared"] and info["inverted"] and info["grey"]
+    assert prepared.width == prepared.height  # the collection's aspect
+    a = np.asarray(prepared.convert("L"), dtype=np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    assert np.median(border) < 10  # the collection's black background
+    ys, xs = np.nonzero(a > 40)
+    # the object fills the frame in one dimension and is centred in the other
+    assert max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) >= 0.95 * prepared.width
+    assert abs((xs.min() + xs.max()) / 2 - prepared.width / 2) <= 1.5
+    assert abs((ys.min() + ys.max()) / 2 - prepared.height / 2) <= 1.5
+    # and, at the model's input size, it looks like the collection's own picture of the same garment (dark red on
+    # white is as strong as 200 on black)
+    reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)
+    query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)
+    assert (query - reference).abs().mean() < 0.08
+    unprepared = preprocess([photo], 28, [0.0] * 3, [1.0] * 3)
+    assert (unprepared - reference).abs().mean() > 4 * (query - reference).abs().mean()
+
+
+def test_a_collection_image_passes_through_unchanged(fmnist_like_profile):
+    image = garment(fg=200).convert("RGB")
+    prepared, info = prepare(image, fmnist_like_profile)
+    assert not info["inverted"] and info["object"] == [0, 0, 28, 28]
+    assert np.array_equal(np.asarray(prepared), np.asarray(image))
+
+
+def test_a_light_background_collection_keeps_its_polarity_and_colour():
+    """A folder of product shots (colour, dark objects on white, 3:2 frames, object filling 60 %) gets its own
+    profile, and a dark-background query is drawn dark on white in a 3:2 frame."""
+    shots = []
+    for i in range(5):
+        shot = Image.new("RGB", (300, 200), (250, 250, 250))
+        ImageDraw.Draw(shot).ellipse((90, 40 + i, 210, 160 + i), fill=(30, 60 + 20 * i, 160))
+        shots.append(shot)
+    p = measure_profile(shots)
+    assert p.polarity == DARK_ON_LIGHT and p.colour and p.aspect == 1.5
+    assert p.fill == pytest.approx(0.6, abs=0.03) and p.background == (250.0, 250.0, 250.0)
+    query = Image.new("RGB", (64, 64), (0, 0, 0))
+    ImageDraw.Draw(query).ellipse((5, 5, 25, 25), fill=(200, 170, 80))
+    prepared, info = prepare(query, p)
+    assert info["inverted"] and "grey" not in info
+    assert prepared.width / prepared.height == pytest.approx(1.5, abs=0.05)
+    corner = np.asarray(prepared)[0, 0]
+    assert corner.min() >= 245
+
+
+def test_without_a_profile_a_picture_is_only_made_rgb():
+    image = garment().convert("LA")
+    prepared, info = prepare(image, None)
+    assert info == {"prepared": False} and prepared.mode == "RGB" and prepared.size == image.size
+
+
+def test_a_blank_picture_is_searched_as_it_is(fmnist_like_profile):
+    prepared, info = prepare(Image.new("RGB", (40, 30), (128, 128, 128)), fmnist_like_profile)
+    assert info["object"] is None and prepared.size == (40, 30)
+
+
+def test_preprocess_pads_a_non_square_picture_instead_of_cropping_it():
+    """A wide picture keeps both ends of its object (a centre crop would cut them off)."""
+    wide = Image.new("RGB", (90, 30), (0, 0, 0))
+    wide.paste((255, 255, 255), (0, 10, 6, 20))  # a mark at the far left
+    wide.paste((255, 255, 255), (84, 10, 90, 20))  # and the far right
+    x = preprocess([wide], 30, [0.0] * 3, [1.0] * 3)[0, 0]
+    assert x[:, :2].max() > 0.5 and x[:, -2:].max() > 0.5
+    assert x[:8].max() == 0 and x[-8:].max() == 0  # padded above and below with the border colour
+
+
+def test_robust_augmentation_keeps_the_background_and_changes_the_object():
+    from training.train import robust_augment
+
+    torch.manual_seed(0)
+    bg = torch.tensor([-1.0, -1.0, -1.0])
+    x = preprocess([garment(fg=200, box=(6, 6, 21, 21)) for _ in range(64)], 28, [0.5] * 3, [0.5] * 3)
+    y = robust_augment(x, bg)
+    assert y.shape == x.shape
+    changed = (y - x).abs().flatten(1).amax(1) > 0.1
+    assert 0.3 < changed.float().mean() < 1.0  # about half geometric/tonal, half flipped only
+    assert torch.allclose(y[:, :, 0, 0], bg.expand(64, 3), atol=1e-4)  # what comes into view is background

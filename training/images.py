@@ -1,0 +1,257 @@
+"""The one image module: how a picture becomes the model's input, for training, indexing and queries alike.
+
+bytes ──► open_image (decode, refuse what is unusable) ──► to_rgb (EXIF orientation, transparency, mode)
+      ──► prepare (find the object, frame it like the collection's images) ──► preprocess (tensor for the model)
+
+Decoding failures are a `BadImage` whose message says what to do."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 64_000_000  # 8,000 × 8,000; beyond that a decode costs hundreds of MB per upload
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses (DecompressionBombError) at twice this, warns above it
+
+
+class BadImage(ValueError):
+    """An input that is not a usable image."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode `data` fully (so truncation and bad checksums show now, not later) or raise BadImage."""
+    if not data:
+        raise BadImage("the file is empty; upload a PNG, JPEG, GIF, WebP or BMP image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            w, h = image.size
+            if w * h > max_pixels:
+                raise BadImage(
+                    f"the image is {w}×{h} = {w * h / 1e6:.0f} Mpx; the limit is {max_pixels / 1e6:.0f} Mpx: "
+                    "downscale it and try again"
+                )
+            if w < 2 or h < 2:
+                raise BadImage(f"the image is {w}×{h} px, too small to search with; use a picture of at least 2×2 px")
+            image.load()
+    except BadImage:
+        raise
+    except UnidentifiedImageError:
+        raise BadImage("the file is not an image PIL can read; upload a PNG, JPEG, GIF, WebP or BMP image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(
+            f"the image declares more than {max_pixels / 1e6:.0f} Mpx (a decompression bomb or a huge image); "
+            "downscale it and try again"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise BadImage(f"the image is damaged or truncated ({e}); re-export or re-download it") from None
+    return image
+
+
+# --- orientation, transparency, mode ---------------------------------------------------------------------
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright RGB: honours EXIF rotation, composites transparency on white, takes a GIF's first frame."""
+    image.seek(0) if getattr(image, "n_frames", 1) > 1 else None
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping.
+        array = np.asarray(image, dtype=np.float32)
+        image = Image.fromarray((array / max(float(array.max()), 1.0) * 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
+# --- the collection's image profile, and preparing a picture to look like it -----------------------------
+# A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
+ANALYSIS_SIDE = 512
+BORDER = 0.05  # the outer ring that gives the background colour: this share of the shorter side, at least 1 px
+MIN_CONTRAST = 24  # least difference from the background (0-255, after a 3×3 median) that counts as object
+LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    """How a collection's images look: what a query is prepared to resemble. Medians over a sample."""
+
+    background: tuple[float, float, float]  # RGB of the background
+    polarity: str  # LIGHT_ON_DARK (objects brighter than the background) or DARK_ON_LIGHT
+    fill: float  # the object's box over the frame, in the dimension it fills most (1: touches two sides)
+    centre: tuple[float, float]  # the object box's centre, as fractions of the frame's width and height
+    colour: bool  # False: grey images (a query is converted to grey)
+    aspect: float  # frame width / height
+    samples: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ImageProfile | None:
+        if not d:
+            return None
+        return cls(background=tuple(d["background"]), polarity=d["polarity"], fill=float(d["fill"]),
+                   centre=tuple(d["centre"]), colour=bool(d["colour"]), aspect=float(d["aspect"]),
+                   samples=int(d.get("samples", 0)))
+
+
+@dataclass
+class Analysis:
+    background: np.ndarray  # RGB
+    box: tuple[int, int, int, int] | None  # left, top, right, bottom (exclusive) of the object; None: none found
+    polarity: str
+    chroma: float  # mean spread between the RGB channels over the object
+
+
+def _border_colour(a: np.ndarray) -> np.ndarray:
+    b = max(1, round(min(a.shape[:2]) * BORDER))
+    ring = np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3), a[:, :b].reshape(-1, 3),
+                           a[:, -b:].reshape(-1, 3)])
+    return np.median(ring, axis=0)
+
+
+def _luma(a: np.ndarray) -> np.ndarray:
+    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+
+
+def analyse(a: np.ndarray) -> Analysis:
+    """Background colour (the border's median), the object's box (pixels unlike the background), its polarity."""
+    bg = _border_colour(a)
+    diff = np.abs(a.astype(np.int16) - bg.astype(np.int16)).max(-1).clip(0, 255).astype(np.uint8)
+    diff = np.asarray(Image.fromarray(diff).filter(ImageFilter.MedianFilter(3)))  # isolated noise is not object
+    mask = diff > max(MIN_CONTRAST, 0.1 * float(np.percentile(diff, 99)))
+    if not mask.any():
+        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT, 0.0)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    obj = a[mask].astype(np.float32)
+    polarity = LIGHT_ON_DARK if _luma(obj).mean() >= _luma(bg) else DARK_ON_LIGHT
+    chroma = float((obj.max(-1) - obj.min(-1)).mean())
+    return Analysis(bg, box, polarity, chroma)
+
+
+def _analysis_array(image: Image.Image) -> np.ndarray:
+    image = to_rgb(image)
+    if max(image.size) > ANALYSIS_SIDE:
+        image = image.copy()
+        image.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def measure_profile(images) -> ImageProfile:
+    """The profile of a sample of a collection's images (PIL images): medians of what `analyse` finds."""
+    bgs, fills, centres, chromas, aspects, polarities = [], [], [], [], [], []
+    for image in images:
+        a = _analysis_array(image)
+        h, w = a.shape[:2]
+        an = analyse(a)
+        bgs.append(an.background)
+        aspects.append(w / h)
+        if an.box is None:
+            continue
+        left, top, right, bottom = an.box
+        fills.append(max((right - left) / w, (bottom - top) / h))
+        centres.append(((left + right) / 2 / w, (top + bottom) / 2 / h))
+        chromas.append(an.chroma)
+        polarities.append(an.polarity)
+    if not bgs:
+        raise ValueError("cannot measure an image profile from no images")
+    return ImageProfile(
+        background=tuple(round(float(v), 1) for v in np.median(bgs, axis=0)),
+        polarity=max((LIGHT_ON_DARK, DARK_ON_LIGHT), key=polarities.count),
+        fill=round(float(np.median(fills)), 3) if fills else 1.0,
+        centre=tuple(round(float(v), 3) for v in np.median(centres, axis=0)) if centres else (0.5, 0.5),
+        colour=bool(np.median(chromas) > 12) if chromas else True,
+        aspect=round(float(np.median(aspects)), 3),
+        samples=len(bgs),
+    )
+
+
+PROFILE_SAMPLE = 2000  # images a profile is measured on, spread evenly over the collection
+
+
+def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
+    """The profile of a dataset split (rows with an `image`) or a list of images, measured on an evenly spread
+    sample: what training records in the model's config and indexing with the collection."""
+    step = max(1, len(split) // sample)
+    rows = (split[i] for i in range(0, len(split), step))
+    return measure_profile(r["image"] if isinstance(r, dict) else r for r in rows)
+
+
+def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
+    """Make a picture look like the collection's images: find the object against its background, crop it, match
+    colour, polarity and background level, and frame it as the collection frames its objects.
+
+    Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
+    if profile is None:
+        return to_rgb(image), {"prepared": False}
+    a = _analysis_array(image)
+    an = analyse(a)
+    info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
+    x = a.astype(np.float32)
+    bg = an.background.astype(np.float32)
+    target = np.asarray(profile.background, dtype=np.float32)
+    if not profile.colour:
+        x, bg = _luma(x)[..., None].repeat(3, -1), np.full(3, _luma(bg), np.float32)
+        info["grey"] = True
+    if an.box is None:
+        info["object"] = None  # nothing stands out from the background: the picture is framed as it is
+        return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
+    # Strength of the object over its background in the picture's own polarity (0 = background, 1 = extreme),
+    # then drawn in the collection's polarity over the collection's background level.
+    if an.polarity == LIGHT_ON_DARK:
+        y = (x - bg) / np.maximum(255 - bg, 1)
+    else:
+        y = (bg - x) / np.maximum(bg, 1)
+    y = y.clip(0, 1)
+    x = target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
+    info["inverted"] = an.polarity != profile.polarity
+    left, top, right, bottom = an.box
+    info["object"] = [left, top, right, bottom]
+    obj = x[top:bottom, left:right]
+    bw, bh = right - left, bottom - top
+    # The frame: the collection's aspect, the object spanning `fill` of it, its centre where the collection's are.
+    fh = max(bw / profile.aspect, bh) / max(profile.fill, 0.05)
+    fw, fh = max(bw, round(fh * profile.aspect)), max(bh, round(fh))
+    ox = min(max(round(profile.centre[0] * fw - bw / 2), 0), fw - bw)
+    oy = min(max(round(profile.centre[1] * fh - bh / 2), 0), fh - bh)
+    frame = np.empty((fh, fw, 3), np.float32)
+    frame[:] = target
+    frame[oy : oy + bh, ox : ox + bw] = obj
+    info["frame"] = [fw, fh]
+    return Image.fromarray(frame.round().clip(0, 255).astype(np.uint8)), info
+
+
+# --- the model's input ---------------------------------------------------------------------------------
+def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
+    """PIL images → normalised float tensor [B, 3, size, size]. A picture that is not square is padded to a
+    square with its border colour (never cropped, so no part of the object is cut off), then resized."""
+    arrays = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        image = to_rgb(image)
+        w, h = image.size
+        if w != h:
+            side = max(w, h)
+            fill = tuple(int(v) for v in _border_colour(np.asarray(image)))
+            square = Image.new("RGB", (side, side), fill)
+            square.paste(image, ((side - w) // 2, (side - h) // 2))
+            image = square
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        arrays[i] = np.asarray(image)
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
