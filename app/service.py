@@ -279,8 +279,8 @@ def query_note(query: dict) -> str:
     prep = query.get("prepared") or {}
     if query.get("unlike"):
         return (f"⚠️ This picture is unlike the collection's images: its nearest stored image scores "
-                f"{query['nearest_cosine']:.2f}, lower than 99 % of the collection's own images score against their "
-                f"nearest ({query['calibrated_floor']:.2f}). These are the closest images there are, not matches.")
+                f"{query['nearest_cosine']:.3f}, lower than 99 % of the collection's own images score against their "
+                f"nearest ({query['calibrated_floor']:.3f}). These are the closest images there are, not matches.")
     if not prep.get("prepared"):
         why = {"off": "preparation is off: PREPARE=0, or the collection was indexed that way",
                "none": "neither the collection nor the model has an image profile"}.get(prep.get("profile"), "")

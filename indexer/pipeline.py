@@ -136,6 +136,7 @@ def build_index(
         t0 = time.perf_counter()
         store.optimize()
         report.seconds["optimize"] += time.perf_counter() - t0
+    if report.indexed or "calibration" not in store.meta:  # new images, or a collection from before calibration
         t0 = time.perf_counter()
         store.update_meta({"calibration": calibrate(store)})
         report.seconds["calibrate"] += time.perf_counter() - t0
@@ -165,10 +166,11 @@ def unlike_collection(nearest_cosine: float | None, meta: dict) -> dict:
     """Whether a query is unlike the collection: its nearest stored image (cosine) is less alike than all but
     UNLIKE_PERCENTILE % of the collection's own images are to theirs (calibrated at indexing)."""
     floor = ((meta.get("calibration") or {}).get("nearest_cosine") or {}).get(f"p{UNLIKE_PERCENTILE:02d}")
+    if nearest_cosine is not None:
+        nearest_cosine = round(float(nearest_cosine), 4)  # as recorded: the floor has four decimals too
     if floor is None or nearest_cosine is None:
         return {"unlike": None, "nearest_cosine": nearest_cosine, "calibrated_floor": floor}
-    return {"unlike": bool(nearest_cosine < floor), "nearest_cosine": round(float(nearest_cosine), 4),
-            "calibrated_floor": floor}
+    return {"unlike": nearest_cosine < floor, "nearest_cosine": nearest_cosine, "calibrated_floor": floor}
 
 
 # --- single images: uploads into the collection -----------------------------------------------------------

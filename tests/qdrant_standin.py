@@ -56,6 +56,7 @@ class QdrantStandIn:
             ("PUT", COLLECTION + "/points", self._upsert),
             ("GET", COLLECTION, lambda mt, b: self.local.get_collection(mt["c"])),
             ("PUT", COLLECTION, self._create),
+            ("PATCH", COLLECTION, self._update),
             ("DELETE", COLLECTION, lambda mt, b: self.local.delete_collection(mt["c"])),
         ]
 
@@ -63,6 +64,10 @@ class QdrantStandIn:
     def _create(self, mt, body):
         req = m.CreateCollection.model_validate(body)
         return self.local.create_collection(mt["c"], vectors_config=req.vectors, metadata=req.metadata)
+
+    def _update(self, mt, body):
+        req = m.UpdateCollection.model_validate(body)
+        return self.local.update_collection(mt["c"], metadata=req.metadata)
 
     def _create_index(self, mt, body):
         req = m.CreateFieldIndex.model_validate(body)

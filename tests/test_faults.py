@@ -121,7 +121,7 @@ def test_app_recovers_when_the_collection_appears(tiny_model, shapes_dir, tmp_pa
         store.close()
         assert service.status().startswith("120 images")
         data = next((shapes_dir / "square").glob("*.png")).read_bytes()
-        results, _ = service.search(data, "cosine", 3)
+        results, *_ = service.search(data, "cosine", 3)
         assert results[0]["score"] == pytest.approx(1, abs=1e-3)
     finally:
         service.close()
@@ -143,7 +143,7 @@ def test_app_recovers_by_itself_when_the_qdrant_server_comes_back(tiny_model, sh
                                      data_dir=str(tmp_path)))
     try:
         data = next((shapes_dir / "circle").glob("*.png")).read_bytes()
-        before, _ = service.search(data, "cosine", 5)
+        before, *_ = service.search(data, "cosine", 5)
         qdrant_server.stop()
         from indexer.store import StoreError
 
@@ -151,7 +151,7 @@ def test_app_recovers_by_itself_when_the_qdrant_server_comes_back(tiny_model, sh
             service.search(data, "hamming", 5)
         assert service.status().startswith("⚠️") and "does not answer" in service.status()
         qdrant_server.start()  # same port, same data
-        after, _ = service.search(data, "cosine", 5)
+        after, *_ = service.search(data, "cosine", 5)
         assert [r["id"] for r in after] == [r["id"] for r in before]
         assert service.status().startswith("120 images")
     finally:

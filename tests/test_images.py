@@ -120,3 +120,13 @@ def test_robust_augmentation_keeps_the_background_and_changes_the_object():
     changed = (y - x).abs().flatten(1).amax(1) > 0.1
     assert 0.3 < changed.float().mean() < 1.0  # about half geometric/tonal, half flipped only
     assert torch.allclose(y[:, :, 0, 0], bg.expand(64, 3), atol=1e-4)  # what comes into view is background
+
+
+def test_a_faint_object_is_stretched_to_the_collection_contrast(fmnist_like_profile):
+    """A pale garment on white (what a light product photo gives once inverted) is as faint as none of the
+    collection's objects: it is stretched to the collection's contrast floor; a strong one is left alone."""
+    faint = garment(fg=60)
+    prepared, info = prepare(faint, fmnist_like_profile)
+    assert info["stretched"] > 2
+    assert np.asarray(prepared).max() == pytest.approx(fmnist_like_profile.contrast * 255, abs=3)
+    assert "stretched" not in prepare(garment(fg=240), fmnist_like_profile)[1]

@@ -36,9 +36,9 @@ def test_embeddings_have_the_schema_shapes(embedder, shapes_dir):
 
 def test_bfloat16_embeddings_match_float32_and_search_the_same_collection(tiny_model, shapes_dir, store):
     images = load_image_dataset(str(shapes_dir))["train"]["image"]
-    f32 = Embedder(tiny_model, precision="float32").embed(images, None)
     b16 = Embedder(tiny_model, precision="bfloat16")
-    got = b16.embed(images, None)
+    f32 = Embedder(tiny_model, precision="float32").embed(images, b16.profile)
+    got = b16.embed(images, b16.profile)
     assert (got.codes == f32.codes).mean() >= 0.98
     assert (got.floats * f32.floats).sum(1).min() >= 0.999
     assert got.floats.dtype == np.float32 and np.allclose(np.linalg.norm(got.floats, axis=1), 1, atol=1e-5)
@@ -244,3 +244,17 @@ def test_threshold_is_least_cosine_or_most_hamming_bits(store, embedder, shapes_
     assert cos and all(h.score >= 0.95 for h in cos) and len(cos) < 120
     ham = store.search("hamming", emb.floats[0], emb.codes[0], k=100, threshold=1)
     assert ham and all(h.score <= 1 for h in ham) and len(ham) < 120
+
+
+def test_indexing_records_the_collection_profile_and_calibration(store, embedder, shapes_dir):
+    """The collection's image profile is measured at indexing (the shapes: coloured objects on dark backgrounds)
+    and is what queries are prepared with; the nearest-neighbour floor for "unlike" is recorded beside it."""
+    from training.images import LIGHT_ON_DARK, ImageProfile, profile_of
+
+    meta = store.meta
+    profile = ImageProfile.from_dict(meta["image_profile"])
+    assert profile == profile_of(load_image_dataset(str(shapes_dir))["train"])
+    assert profile.colour and profile.polarity == LIGHT_ON_DARK and max(profile.background) < 60
+    assert embedder.profile_for(meta) == (profile, "collection")
+    floors = meta["calibration"]["nearest_cosine"]
+    assert 0 < floors["p01"] <= floors["p05"] <= floors["p50"] <= 1 and meta["calibration"]["sample"] > 50

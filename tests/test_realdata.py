@@ -37,5 +37,22 @@ def test_fashion_mnist_end_to_end(tmp_path):
             assert hits[0].payload["source"] == {"dataset": "fashion_mnist", "split": "test", "row": row}
             agree += [h.payload["label_id"] == item["label"] for h in hits[1:]]
         assert np.mean(agree) > 0.5
+        # "unlike the collection": calibrated on the collection's own neighbours, it stays quiet for garments and
+        # flags pictures that are nothing like them
+        from PIL import Image
+
+        from indexer.pipeline import unlike_collection
+
+        profile, source = embedder.profile_for(store.meta)
+        assert source == "collection"
+
+        def unlike(image):
+            emb = embedder.embed([image], profile)
+            return unlike_collection(store.search("cosine", emb.floats[0], emb.codes[0], k=1)[0].score, store.meta)
+
+        flagged = [unlike(ds["test"][row]["image"])["unlike"] for row in range(1000, 1100)]  # not indexed
+        assert np.mean(flagged) < 0.1
+        checks = (np.indices((96, 96)).sum(0) // 12 % 2 * 255).astype(np.uint8)  # a checkerboard
+        assert unlike(Image.fromarray(checks))["unlike"] is True
     finally:
         store.close()

@@ -47,6 +47,8 @@ def test_trained_model_saves_safetensors_metrics_and_card(tiny_model):
     assert metrics["precision"] == "float32"
     model, processor = load_model(tiny_model)
     assert model.config.id2label[0] == "circle" and model.config.n_bits == 16
+    # the training set's image profile travels with the model (what training prepared its images with)
+    assert model.config.image_profile == metrics["image_profile"] and metrics["image_profile"]["colour"]
 
 
 def test_pickled_or_incomplete_model_dir_is_refused(tmp_path, tiny_model):

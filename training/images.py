@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
 
 MAX_PIXELS = 64_000_000  # 8,000 × 8,000; beyond that a decode costs hundreds of MB per upload
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses (DecompressionBombError) at twice this, warns above it
@@ -78,9 +81,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
 # --- the collection's image profile, and preparing a picture to look like it -----------------------------
 # A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
 ANALYSIS_SIDE = 512
+RESAMPLE = Image.Resampling.BILINEAR
 BORDER = 0.05  # the outer ring that gives the background colour: this share of the shorter side, at least 1 px
 MIN_CONTRAST = 24  # least difference from the background (0-255, after a 3×3 median) that counts as object
 LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"
+CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class ImageProfile:
     colour: bool  # False: grey images (a query is converted to grey)
     aspect: float  # frame width / height
     samples: int = 0
+    # The object's strength over its background (its 95th percentile, 0-1) that all but CONTRAST_PERCENTILE % of
+    # the collection's images reach: a fainter picture (a pale garment on white) is stretched up to it.
+    contrast: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +112,7 @@ class ImageProfile:
             return None
         return cls(background=tuple(d["background"]), polarity=d["polarity"], fill=float(d["fill"]),
                    centre=tuple(d["centre"]), colour=bool(d["colour"]), aspect=float(d["aspect"]),
-                   samples=int(d.get("samples", 0)))
+                   samples=int(d.get("samples", 0)), contrast=float(d.get("contrast", 0.0)))
 
 
 @dataclass
@@ -112,7 +120,7 @@ class Analysis:
     background: np.ndarray  # RGB
     box: tuple[int, int, int, int] | None  # left, top, right, bottom (exclusive) of the object; None: none found
     polarity: str
-    chroma: float  # mean spread between the RGB channels over the object
+    mask: np.ndarray | None = None  # [h, w] bool: the object's pixels
 
 
 def _border_colour(a: np.ndarray) -> np.ndarray:
@@ -133,13 +141,25 @@ def analyse(a: np.ndarray) -> Analysis:
     diff = np.asarray(Image.fromarray(diff).filter(ImageFilter.MedianFilter(3)))  # isolated noise is not object
     mask = diff > max(MIN_CONTRAST, 0.1 * float(np.percentile(diff, 99)))
     if not mask.any():
-        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT, 0.0)
+        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    obj = a[mask].astype(np.float32)
-    polarity = LIGHT_ON_DARK if _luma(obj).mean() >= _luma(bg) else DARK_ON_LIGHT
-    chroma = float((obj.max(-1) - obj.min(-1)).mean())
-    return Analysis(bg, box, polarity, chroma)
+    polarity = LIGHT_ON_DARK if _luma(a[mask].astype(np.float32)).mean() >= _luma(bg) else DARK_ON_LIGHT
+    return Analysis(bg, box, polarity, mask)
+
+
+def _object_strength(y: np.ndarray) -> float:
+    """The 95th percentile of the object's strength (`_strength`, [h, w, 3]) over the pixels that stand out."""
+    y = y.max(-1)
+    obj = y[y > MIN_CONTRAST / 255]
+    return float(np.percentile(obj, 95)) if obj.size else 0.0
+
+
+def _strength(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
+    """How far each value stands out from the background, towards white (LIGHT_ON_DARK) or black: 0 to 1."""
+    if polarity == LIGHT_ON_DARK:
+        return ((x - bg) / np.maximum(255 - bg, 1)).clip(0, 1)
+    return ((bg - x) / np.maximum(bg, 1)).clip(0, 1)
 
 
 def _analysis_array(image: Image.Image) -> np.ndarray:
@@ -152,7 +172,7 @@ def _analysis_array(image: Image.Image) -> np.ndarray:
 
 def measure_profile(images) -> ImageProfile:
     """The profile of a sample of a collection's images (PIL images): medians of what `analyse` finds."""
-    bgs, fills, centres, chromas, aspects, polarities = [], [], [], [], [], []
+    bgs, fills, centres, chromas, aspects, polarities, strengths = [], [], [], [], [], [], []
     for image in images:
         a = _analysis_array(image)
         h, w = a.shape[:2]
@@ -164,8 +184,10 @@ def measure_profile(images) -> ImageProfile:
         left, top, right, bottom = an.box
         fills.append(max((right - left) / w, (bottom - top) / h))
         centres.append(((left + right) / 2 / w, (top + bottom) / 2 / h))
-        chromas.append(an.chroma)
+        obj = a[an.mask].astype(np.float32)
+        chromas.append(float((obj.max(-1) - obj.min(-1)).mean()))  # spread between the RGB channels
         polarities.append(an.polarity)
+        strengths.append(_object_strength(_strength(a.astype(np.float32), an.background, an.polarity)))
     if not bgs:
         raise ValueError("cannot measure an image profile from no images")
     return ImageProfile(
@@ -176,6 +198,7 @@ def measure_profile(images) -> ImageProfile:
         colour=bool(np.median(chromas) > 12) if chromas else True,
         aspect=round(float(np.median(aspects)), 3),
         samples=len(bgs),
+        contrast=round(float(np.percentile(strengths, CONTRAST_PERCENTILE)), 3) if strengths else 0.0,
     )
 
 
@@ -186,8 +209,17 @@ def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
     """The profile of a dataset split (rows with an `image`) or a list of images, measured on an evenly spread
     sample: what training records in the model's config and indexing with the collection."""
     step = max(1, len(split) // sample)
-    rows = (split[i] for i in range(0, len(split), step))
-    return measure_profile(r["image"] if isinstance(r, dict) else r for r in rows)
+
+    def images():
+        for i in range(0, len(split), step):
+            try:  # a dataset decodes on access: a damaged file is left out here (indexing reports it)
+                row = split[i]
+            except (OSError, SyntaxError, ValueError) as e:
+                log.warning("image profile: row %d left out (%s)", i, e)
+                continue
+            yield row["image"] if isinstance(row, dict) else row
+
+    return measure_profile(images())
 
 
 def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
@@ -210,12 +242,13 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
         info["object"] = None  # nothing stands out from the background: the picture is framed as it is
         return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
     # Strength of the object over its background in the picture's own polarity (0 = background, 1 = extreme),
-    # then drawn in the collection's polarity over the collection's background level.
-    if an.polarity == LIGHT_ON_DARK:
-        y = (x - bg) / np.maximum(255 - bg, 1)
-    else:
-        y = (bg - x) / np.maximum(bg, 1)
-    y = y.clip(0, 1)
+    # stretched when fainter than the collection's objects, then drawn in the collection's polarity over the
+    # collection's background level.
+    y = _strength(x, bg, an.polarity)
+    strength = _object_strength(y)
+    if 0 < strength < profile.contrast:
+        y = (y * (profile.contrast / strength)).clip(0, 1)
+        info["stretched"] = round(profile.contrast / strength, 2)
     x = target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
     info["inverted"] = an.polarity != profile.polarity
     left, top, right, bottom = an.box
@@ -249,7 +282,7 @@ def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
             square.paste(image, ((side - w) // 2, (side - h) // 2))
             image = square
         if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            image = image.resize((size, size), RESAMPLE)
         arrays[i] = np.asarray(image)
     x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)

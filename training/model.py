@@ -170,7 +170,8 @@ def resolve_precision(precision: str, device: torch.device, what: str, hint: str
 
 
 def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextImageProcessorPil:
-    # crop_pct=1: resize the short side to `size`, centre-crop a square; what `preprocess` below does too.
+    # crop_pct=1: resize the short side to `size`, centre-crop a square: for the square pictures that preparation
+    # gives, what training.images.preprocess does (which pads a picture that is not square instead of cropping it).
     return ConvNextImageProcessorPil(
         size={"shortest_edge": size}, crop_pct=1.0, image_mean=list(mean), image_std=list(std), do_convert_rgb=True
     )
