@@ -5,7 +5,7 @@ noisy, JPEG'd, upscaled, and all at once as a product photo), searched as the ap
 For each transform and metric: how often the original comes back in the top 5, label precision@10, and the
 predicted class's accuracy; with preparation (the product) and without (the baseline, same run, same queries).
 
-python bench/robustness.py [--model models/fmnist-small] [--collection fashion_mnist] [--queries 200]
+python bench/robustness.py [--model models/fmnist-small] [--collection fashion_mnist] [--queries 100]
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def main() -> None:
     p.add_argument("--model", default="models/fmnist-small")
     p.add_argument("--collection", default="fashion_mnist")
     p.add_argument("--qdrant", default=None, help="collection location (default: the app's)")
-    p.add_argument("--queries", type=int, default=200, help="test images, spread evenly over the test split")
+    p.add_argument("--queries", type=int, default=100, help="test images, spread evenly over the test split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure-only", action="store_true", help="only draw bench/results/robustness.png")
     args = p.parse_args()
