@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.embedder import Embedder, Embeddings
-from indexer.pipeline import add_images, unlike_collection
+from indexer.pipeline import UNLIKE_PERCENTILE, add_images, unlike_collection
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Store, StoreError, open_store
 from training.images import BadImage, open_image, sha256
@@ -279,7 +279,8 @@ def query_note(query: dict) -> str:
     prep = query.get("prepared") or {}
     if query.get("unlike"):
         return (f"⚠️ This picture is unlike the collection's images: its nearest stored image scores "
-                f"{query['nearest_cosine']:.3f}, lower than 99 % of the collection's own images score against their "
+                f"{query['nearest_cosine']:.3f}, lower than {100 - UNLIKE_PERCENTILE} % of the collection's own images "
+                "score against their "
                 f"nearest ({query['calibrated_floor']:.3f}). These are the closest images there are, not matches.")
     if not prep.get("prepared"):
         why = {"off": "preparation is off: PREPARE=0, or the collection was indexed that way",
@@ -292,6 +293,8 @@ def query_note(query: dict) -> str:
         done.append("light and dark swapped to match the collection")
     if prep.get("grey"):
         done.append("converted to grey")
+    if prep.get("stretched"):
+        done.append(f"its contrast stretched {prep['stretched']}×")
     return "Prepared: " + ", ".join(done) + f" (profile: the {prep['profile']}'s)."
 
 
