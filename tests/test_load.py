@@ -63,8 +63,8 @@ def test_sixteen_clients_fifty_searches_each(app_process, shapes_dir):
         for i in range(50):
             metric = ("cosine", "hamming", "hamming+rerank")[(n + i) % 3]
             try:
-                gallery, results, prediction, offset = c.predict(handle_file(files[(n + i) % len(files)]), metric, 5,
-                                                                 api_name="/search")
+                gallery, results, prediction, offset, *_ = c.predict(
+                    handle_file(files[(n + i) % len(files)]), metric, 5, api_name="/search")
                 ok = (len(gallery) == len(results) == 5 and offset == 0 and "label" in prediction
                       and all({"rank", "id", "score", "label", "source"} <= set(r) for r in results))
                 with lock:
