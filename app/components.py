@@ -6,7 +6,7 @@ import gradio as gr
 
 class UploadedImage(gr.Image):
     """gr.Image whose upload reaches the handler as the path of the raw bytes: we decode them ourselves
-    (indexer.images.open_image), so a broken or hostile file gets a message that says what to do, not a PIL
+    (training.images.open_image), so a broken or hostile file gets a message that says what to do, not a PIL
     traceback inside Gradio's preprocessing. `is_template` keeps gr.Image's page component."""
 
     is_template = True
