@@ -157,7 +157,9 @@ class SearchService:
              "source": h.payload.get("source")}
             for i, h in enumerate(hits)
         ]
-        nearest = store.search("cosine", emb.floats[0], emb.codes[0], k=1)
+        # The nearest stored image by cosine, for "unlike": a first unfiltered cosine page already has it at the top.
+        first_cosine_page = metric == "cosine" and offset == 0 and not labels and hits
+        nearest = hits[:1] if first_cosine_page else store.search("cosine", emb.floats[0], emb.codes[0], k=1)
         query = {"prepared": dict(emb.prepared[0], profile=self.profile_source),
                  **unlike_collection(nearest[0].score if nearest else None, self.meta)}
         query["note"] = query_note(query)

@@ -81,7 +81,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 # --- the collection's image profile, and preparing a picture to look like it -----------------------------
 # A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
 ANALYSIS_SIDE = 512
-RESAMPLE = Image.Resampling.BILINEAR
+RESAMPLE = Image.Resampling.BILINEAR  # how `preprocess` resizes a prepared picture to the model's input size
 BORDER = 0.05  # the outer ring that gives the background colour: this share of the shorter side, at least 1 px
 MIN_CONTRAST = 24  # least difference from the background (0-255, after a 3×3 median) that counts as object
 LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"

@@ -209,7 +209,6 @@ def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImagePro
     return split.with_transform(make_transform(size, mean, std, augment, profile))
 
 
-
 def predict_views(model: ConvNextForImageHashing, dataset, views: str, batch_size: int = 256) -> torch.Tensor:
     """Class probabilities of every view of the test images, [n_views, n, classes] (training.model.view_outputs,
     what the embedder averages)."""
