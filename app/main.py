@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -9,12 +10,13 @@ import threading
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 from gradio.utils import get_upload_folder
 
 from app.components import UploadedImage
 from app.service import SearchService
 from indexer.store import METRIC_HELP, METRICS, StoreError
-from training.images import BadImage
+from training.images import BadImage, sha256
 
 log = logging.getLogger(__name__)
 THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is
@@ -24,8 +26,10 @@ Upload a picture (or click an example) and get the most similar images of the co
 
 
 def _errors(fn):
-    """Errors a person can fix become gr.Error (a message in the page, an error the API client sees)."""
+    """Errors a person can fix become gr.Error (a message in the page, an error the API client sees). The
+    signature is kept (functools.wraps), so the API names each parameter and knows its default."""
 
+    @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
@@ -37,8 +41,6 @@ def _errors(fn):
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"unexpected error ({type(e).__name__}); the server log has the details") from None
 
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
     return wrapped
 
 
@@ -60,9 +62,23 @@ def _display_file(service: SearchService, result: dict) -> str | None:
     return str(path)
 
 
+def score_text(metric: str, score: float) -> str:
+    """A score as a person reads it: Hamming in bits apart, cosine (and the re-ranked cosine) as similarity."""
+    return f"{int(score)} bits apart" if metric == "hamming" else f"similarity {score:.3f}"
+
+
 def _caption(metric: str, r: dict) -> str:
-    score = f"{int(r['score'])} bits" if metric == "hamming" else f"{r['score']:.3f}"
-    return f"#{r['rank']} {r['label']} · {score}"
+    return f"#{r['rank']} {r['label'] or 'no label'} · {score_text(metric, r['score'])}"
+
+
+# Captions in full (Gradio cuts them at 80 % of the tile), over the tile's bottom; two tiles a row at phone width.
+CSS = """
+#results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: none;
+  left: 0; right: 0; bottom: 0; border-radius: 0; line-height: 1.25; }
+@media (max-width: 640px) {
+  #results .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
+"""
 
 
 def serve_thumbnails_as_static() -> None:
@@ -83,30 +99,65 @@ def build_ui(service: SearchService) -> gr.Blocks:
     labels = service.embedder.labels
     serve_thumbnails_as_static()
 
-    def _search(image, metric, k, label_filter, threshold, offset):
+    def _page(metric, found, offset):
+        results, prediction, query = found
+        gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
+        return [g for g in gallery if g[0] is not None], results, prediction, offset, query, query["note"]
+
+    def _run(image, like_id, metric, k, label_filter, threshold, offset):
+        """One page of the current query: a stored image (`like_id`) if there is one, else the picture."""
+        thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
+        args = (metric, int(k), list(label_filter or []), thr, int(offset))
+        if like_id and str(like_id).strip():
+            return _page(metric, service.search_by_id(str(like_id), *args), int(offset))
         if image is None:
             raise gr.Error("upload an image first (or click one of the examples)")
-        data = service.read_upload(image)
-        thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
-        results, prediction, query = service.search(data, metric, int(k), list(label_filter or []), thr,
-                                                     int(offset or 0))
-        gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
-        return [g for g in gallery if g[0] is not None], results, prediction, query
+        return _page(metric, service.search(service.read_upload(image), *args), int(offset))
 
     @_errors
-    def search(image, metric="cosine", k=10, label_filter=None, threshold=0):
+    def search(image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None):
         """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
         the predicted class with its top-3 probabilities, the offset of this page (0), and the query: how it was
-        prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`."""
-        gallery, results, prediction, query = _search(image, metric, k, label_filter, threshold, 0)
-        return gallery, results, prediction, 0, query, query["note"]
+        prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`.
+        With `like_id`, the stored image of that id is the query instead (as /search_by_id)."""
+        return _run(image, like_id, metric, k, label_filter, threshold, 0)
 
     @_errors
-    def search_next(image, metric, k, label_filter, threshold, offset):
-        """The next k results of the same query (the upload's embedding is cached: no model run)."""
-        offset = int(offset or 0) + int(k)
-        gallery, results, prediction, query = _search(image, metric, k, label_filter, threshold, offset)
-        return gallery, results, prediction, offset, query, query["note"]
+    def search_next(image, metric, k, label_filter, threshold, offset, like_id=None):
+        """The next k results of the same query (an upload's embedding is cached, a stored image's vectors are
+        read back: no model run)."""
+        return _run(image, like_id, metric, k, label_filter, threshold, int(offset or 0) + int(k))
+
+    @_errors
+    def search_by_id(point_id, metric="cosine", k=10, label_filter=None, threshold=0):
+        """More like this: the stored image `point_id` (a result's `id`) is the query, with its stored vectors (no
+        upload, no model run); it is left out of its own results. The predicted class is its stored label."""
+        return _run(None, point_id, metric, k, label_filter, threshold, 0)
+
+    @_errors
+    def search_url(url, metric="cosine", k=10, label_filter=None, threshold=0):
+        """A picture from an image URL (http/https; public addresses only unless URL_ALLOW_NETWORKS allows more;
+        size, time and redirects limited), decoded like an upload. Returns the fetched picture, then /search's
+        outputs."""
+        data = service.read_url(url)
+        path = _keep_upload(data)
+        return (path, *_run(path, "", metric, k, label_filter, threshold, 0))
+
+    def pick(results, history, image, like_id, evt: gr.SelectData):
+        """A click on a result: it becomes the query (shown as the query image); the query before goes on the
+        history, for Back."""
+        if not results or evt.index is None or evt.index >= len(results):
+            raise gr.Error("that result is no longer on the page: search again")
+        chosen = results[evt.index]
+        history = [*(history or []), {"image": image, "like_id": like_id or ""}][-20:]
+        return _display_file(service, chosen), chosen["id"], history, gr.update(visible=True)
+
+    def go_back(history):
+        history = list(history or [])
+        if not history:
+            raise gr.Error("there is no earlier query to go back to")
+        last = history.pop()
+        return last["image"], last["like_id"], history, gr.update(visible=bool(history))
 
     @_errors
     def add(files, label):
@@ -154,14 +205,31 @@ def build_ui(service: SearchService) -> gr.Blocks:
         """How many images, per-label counts, and the model and bit count that built the collection."""
         return service.overview()
 
+    def collection_view(info):
+        """The overview for a person: a sentence and the per-label counts as a bar chart."""
+        if not info:
+            return "", None
+        counts = info.get("labels") or {}
+        text = (f"**{info['images']:,} images** in `{info['collection']}`, {len(counts)} labels; built by "
+                f"`{info['model']}` ({info['n_bits']}-bit codes, {info['float_dim']}-d float vectors).")
+        table = pd.DataFrame({"label": [str(k) for k in counts], "images": list(counts.values())})
+        return text, table
+
     with gr.Blocks(title="Search by image") as demo:
         gr.Markdown(INTRO)
         status = gr.Markdown(service.status())
+        history = gr.State([])
         with gr.Tab("Search"):
             with gr.Row():
-                with gr.Column(scale=1):
-                    image = UploadedImage(type="filepath", label="Query image", sources=["upload", "clipboard"],
-                                     height=260)
+                with gr.Column(scale=1, min_width=280):
+                    image = UploadedImage(type="filepath", label="Query image",
+                                          sources=["upload", "webcam", "clipboard"], height=260)
+                    with gr.Row():
+                        url = gr.Textbox(label="…or an image URL", placeholder="https://…/picture.jpg", scale=4,
+                                         elem_id="query-url")
+                        url_btn = gr.Button("Fetch & search", scale=1, min_width=120)
+                    like_id = gr.Textbox(label="More like this stored image (id)", elem_id="like-id",
+                                         placeholder="click a result to search with it, or paste a result's id")
                     metric = gr.Radio(list(METRICS), value="cosine", label="Metric",
                                       info=" · ".join(f"**{m}**: {h}" for m, h in METRIC_HELP.items()))
                     k = gr.Slider(1, 100, value=10, step=1, label="k (results per page)")
@@ -174,13 +242,15 @@ def build_ui(service: SearchService) -> gr.Blocks:
                     with gr.Row():
                         go = gr.Button("Search", variant="primary")
                         more = gr.Button("Next k")
+                        back = gr.Button("← Back", visible=False, elem_id="back")
                     prediction = gr.Label(num_top_classes=3, label="Predicted class")
-                with gr.Column(scale=2):
+                with gr.Column(scale=2, min_width=280):
                     note = gr.Markdown(elem_id="query-note")
-                    gallery = gr.Gallery(label="Most similar", columns=5, height="auto", object_fit="contain",
-                                         elem_id="results")
-                    results = gr.JSON(label="Results")
-                    query_info = gr.JSON(label="Query: how it was prepared")
+                    gallery = gr.Gallery(label="Most similar · click one for more like it", columns=5, height="auto",
+                                         object_fit="contain", allow_preview=False, elem_id="results")
+                    with gr.Accordion("Details (JSON)", open=False):
+                        results = gr.JSON(label="Results")
+                        query_info = gr.JSON(label="Query: how it was prepared")
             examples = service.example_files()
             if examples:
                 gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
@@ -213,25 +283,57 @@ def build_ui(service: SearchService) -> gr.Blocks:
             groups_out = gr.JSON(label="Groups")
         with gr.Tab("Collection"):
             info_btn = gr.Button("Refresh")
-            info = gr.JSON(label="Overview")
+            summary = gr.Markdown(elem_id="collection-summary")
+            bars = gr.BarPlot(x="label", y="images", label="Images per label", sort="x", elem_id="label-counts")
+            with gr.Accordion("Details (JSON)", open=False):
+                info = gr.JSON(label="Overview")
 
-        query = [image, metric, k, label_filter, threshold, offset]
+        filters = [metric, k, label_filter, threshold]
         outputs = [gallery, results, prediction, offset, query_info, note]
-        go.click(search, query[:-1], outputs, api_name="search")
-        more.click(search_next, query, outputs, api_name="search_next")
+        go.click(search, [image, *filters, like_id], outputs, api_name="search")
+        more.click(search_next, [image, *filters, offset, like_id], outputs, api_name="search_next")
+        # A new picture (file, webcam, clipboard, URL) ends the browsing of stored images.
+        image.input(lambda: "", None, like_id, api_name=False)
+        url_btn.click(lambda: "", None, like_id, api_name=False)
+        url_btn.click(search_url, [url, *filters], [image, *outputs], api_name="search_url")
+        url.submit(search_url, [url, *filters], [image, *outputs], api_name=False)
+        gallery.select(pick, [results, history, image, like_id], [image, like_id, history, back], api_name=False
+                       ).then(search_by_id, [like_id, *filters], outputs, api_name="search_by_id")
+        back.click(go_back, [history], [image, like_id, history, back], api_name=False
+                   ).then(search, [image, *filters, like_id], outputs, api_name=False)
         add_btn.click(add, [files, add_label], [add_out, status], api_name="add")
         del_btn.click(delete, [del_ids], [del_out, status], api_name="delete")
         dup_btn.click(check_duplicates, [dup_file, dup_thr], dup_out, api_name="check_duplicates")
         batch_btn.click(search_batch, [batch_files, batch_metric, batch_k], batch_out, api_name="search_batch")
         groups_btn.click(duplicates, [groups_thr, groups_sample], [groups_gallery, groups_out], api_name="duplicates")
-        info_btn.click(overview, None, info, api_name="overview")
-        demo.load(overview, None, info, api_name=False)
+        info_btn.click(overview, None, info, api_name="overview").then(collection_view, info, [summary, bars],
+                                                                        api_name=False)
+        demo.load(overview, None, info, api_name=False).then(collection_view, info, [summary, bars], api_name=False)
     return demo
+
+
+def _keep_upload(data: bytes) -> str:
+    """Fetched bytes as a file in Gradio's upload cache (named by content), so the page can show them and the
+    query image component can hand them back for the next page."""
+    folder = Path(get_upload_folder()) / "fetched"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / sha256(data)
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path)
 
 
 def allowed_paths(service: SearchService) -> list[str]:
     """Gradio serves only the examples folder besides its own cache."""
     return [str(Path(service.settings.data_dir, "examples").resolve())]
+
+
+def launch_options(service: SearchService) -> dict:
+    """What every launch of the app passes to Gradio: the served folders, the page's CSS, the upload limit."""
+    return dict(allowed_paths=allowed_paths(service), css=CSS,
+                max_file_size=f"{int(service.settings.max_upload_mb * 1024)}kb")
 
 
 def launch(service: SearchService, host: str, port: int, **kwargs):
@@ -242,5 +344,4 @@ def launch(service: SearchService, host: str, port: int, **kwargs):
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=4)
     log.info("serving %s", json.dumps({"host": host, "port": port}))
-    return demo.launch(server_name=host, server_port=port, allowed_paths=allowed_paths(service), show_error=True,
-                       max_file_size=f"{int(service.settings.max_upload_mb * 1024)}kb", **kwargs)
+    return demo.launch(server_name=host, server_port=port, show_error=True, **launch_options(service), **kwargs)

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
 from indexer.embedder import Embedder, Embeddings
 from indexer.pipeline import UNLIKE_PERCENTILE, add_images, unlike_collection
 from indexer.sources import SourceError, resolve_image
-from indexer.store import METRICS, Store, StoreError, open_store
+from indexer.store import METRICS, Hit, Store, StoreError, open_store
 from training.images import BadImage, open_image, sha256
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ class Settings:
     max_upload_mb: float = 10.0
     oversampling: int = 4
     examples: int = 10
+    url_allow_networks: str = ""  # networks an image URL may point into although not public (app/fetch.py)
+    url_timeout_s: float = TIMEOUT_S
+    url_max_redirects: int = MAX_REDIRECTS
 
     @property
     def image_dir(self) -> Path:
@@ -57,6 +61,9 @@ class SearchService:
         self._open_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, Embeddings] = OrderedDict()  # upload sha → embeddings, for paging
+        self.fetcher = Fetcher(max_bytes=int(settings.max_upload_mb * 1024 * 1024), timeout_s=settings.url_timeout_s,
+                               max_redirects=settings.url_max_redirects,
+                               allow=parse_networks(settings.url_allow_networks))
         settings.image_dir.mkdir(parents=True, exist_ok=True)
         _ = self.store  # open now if we can; if not, the page says why and each request tries again
 
@@ -113,6 +120,10 @@ class SearchService:
             )
         return path.read_bytes()
 
+    def read_url(self, url: str) -> bytes:
+        """The bytes of an image URL, fetched safely (app/fetch.py); decoded later like any upload."""
+        return self.fetcher.fetch(url)
+
     def embed_upload(self, data: bytes) -> Embeddings:
         key = f"{self.profile_source}:{sha256(data)}"  # the same bytes prepared another way embed differently
         with self._cache_lock:  # requests run in several threads
@@ -143,27 +154,63 @@ class SearchService:
     ) -> tuple[list[dict], dict[str, float], dict]:
         """Results, the predicted class (top 3), and what happened to the query: how it was prepared, and whether
         it is unlike the collection (with a sentence for the page)."""
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        k = int(k)
-        if not 1 <= k <= 1000:
-            raise ValueError(f"k must be between 1 and 1000, not {k}")
-        store = self.require_store()
+        store = self._checked(metric, k)
         emb = self.embed_upload(data)
-        hits = store.search(metric, emb.floats[0], emb.codes[0], k=k, offset=int(offset), labels=labels or None,
-                            threshold=threshold, oversampling=self.settings.oversampling)
-        results = [
-            {"rank": offset + i + 1, "id": h.id, "score": round(h.score, 4), "label": h.payload.get("label"),
-             "source": h.payload.get("source")}
-            for i, h in enumerate(hits)
-        ]
+        hits = self._hits(store, metric, emb.floats[0], emb.codes[0], k, labels, threshold, offset)
         # The nearest stored image by cosine, for "unlike": a first unfiltered cosine page already has it at the top.
         first_cosine_page = metric == "cosine" and offset == 0 and not labels and hits
         nearest = hits[:1] if first_cosine_page else store.search("cosine", emb.floats[0], emb.codes[0], k=1)
         query = {"prepared": dict(emb.prepared[0], profile=self.profile_source),
                  **unlike_collection(nearest[0].score if nearest else None, self.meta)}
         query["note"] = query_note(query)
-        return results, self.predict(emb), query
+        return self._results(hits, offset), self.predict(emb), query
+
+    def search_by_id(
+        self,
+        point_id: str,
+        metric: str = "cosine",
+        k: int = 10,
+        labels: list[str] | None = None,
+        threshold: float | None = None,
+        offset: int = 0,
+    ) -> tuple[list[dict], str | None, dict]:
+        """More like a stored image: its own stored vectors are the query (no model run), and it is left out of
+        its results. Returns the results, the stored image's label, and the query (`like`: id, label, source)."""
+        store = self._checked(metric, k)
+        point_id = str(point_id or "").strip()
+        if not point_id:
+            raise ValueError("give the id of a stored image (the `id` of a search result)")
+        found = store.retrieve([point_id], with_vectors=True)
+        if not found or found[0].float_vector is None or found[0].code_vector is None:
+            raise StoreError(f"no stored image has the id {point_id!r} (it may have been deleted): "
+                             "search again and pick one of the results")
+        item = found[0]
+        hits = self._hits(store, metric, item.float_vector, item.code_vector, k, labels, threshold, offset,
+                          exclude=[item.id])
+        like = {"id": item.id, "label": item.payload.get("label"), "source": item.payload.get("source")}
+        query = {"like": like, "prepared": None, "unlike": False, "nearest_cosine": None,
+                 "calibrated_floor": unlike_collection(None, self.meta)["calibrated_floor"]}
+        query["note"] = query_note(query)
+        return self._results(hits, offset), like["label"], query
+
+    def _checked(self, metric: str, k: int) -> Store:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        if not 1 <= int(k) <= 1000:
+            raise ValueError(f"k must be between 1 and 1000, not {k}")
+        return self.require_store()
+
+    def _hits(self, store: Store, metric, float_vector, code, k, labels, threshold, offset, exclude=None) -> list[Hit]:
+        return store.search(metric, float_vector, code, k=int(k), offset=int(offset), labels=labels or None,
+                            threshold=threshold, oversampling=self.settings.oversampling, exclude=exclude)
+
+    @staticmethod
+    def _results(hits: list[Hit], offset: int) -> list[dict]:
+        return [
+            {"rank": int(offset) + i + 1, "id": h.id, "score": round(h.score, 4), "label": h.payload.get("label"),
+             "source": h.payload.get("source")}
+            for i, h in enumerate(hits)
+        ]
 
     def image_of(self, result: dict) -> Image.Image | None:
         try:
@@ -279,6 +326,10 @@ def query_note(query: dict) -> str:
     """One plain sentence for the page: a warning when the picture is unlike the collection, else how the picture
     was prepared."""
     prep = query.get("prepared") or {}
+    if query.get("like"):
+        like = query["like"]
+        return (f"More like the stored image `{like['id']}` ({like['label'] or 'no label'}): searched with its stored "
+                "vectors, and left out of its own results.")
     if query.get("unlike"):
         return (f"⚠️ This picture is unlike the collection's images: its nearest stored image scores "
                 f"{query['nearest_cosine']:.3f}, lower than {100 - UNLIKE_PERCENTILE} % of the collection's own images "

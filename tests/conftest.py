@@ -97,7 +97,7 @@ def served(indexed, tiny_model, tmp_path_factory):
     """(gradio_client.Client, SearchService, data dir) of the app serving the shapes collection on loopback."""
     from gradio_client import Client
 
-    from app.main import build_ui
+    from app.main import build_ui, launch_options
     from app.service import SearchService, Settings
 
     qdrant, name = indexed
@@ -107,7 +107,7 @@ def served(indexed, tiny_model, tmp_path_factory):
     demo = build_ui(service)
     port = _free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
-                        allowed_paths=[str(data_dir / "examples")])
+                        **launch_options(service))
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False), service, data_dir
     finally:
