@@ -104,10 +104,13 @@ def build_ui(service: SearchService) -> gr.Blocks:
         gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
         return [g for g in gallery if g[0] is not None], results, prediction, offset, query, query["note"]
 
+    def _args(metric, k, label_filter, threshold, offset):
+        thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
+        return metric, int(k), list(label_filter or []), thr, int(offset)
+
     def _run(image, like_id, metric, k, label_filter, threshold, offset):
         """One page of the current query: a stored image (`like_id`) if there is one, else the picture."""
-        thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
-        args = (metric, int(k), list(label_filter or []), thr, int(offset))
+        args = _args(metric, k, label_filter, threshold, offset)
         if like_id and str(like_id).strip():
             return _page(metric, service.search_by_id(str(like_id), *args), int(offset))
         if image is None:
@@ -132,7 +135,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
     def search_by_id(point_id, metric="cosine", k=10, label_filter=None, threshold=0):
         """More like this: the stored image `point_id` (a result's `id`) is the query, with its stored vectors (no
         upload, no model run); it is left out of its own results. The predicted class is its stored label."""
-        return _run(None, point_id, metric, k, label_filter, threshold, 0)
+        return _page(metric, service.search_by_id(point_id, *_args(metric, k, label_filter, threshold, 0)), 0)
 
     @_errors
     def search_url(url, metric="cosine", k=10, label_filter=None, threshold=0):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +181,11 @@ class SearchService:
         point_id = str(point_id or "").strip()
         if not point_id:
             raise ValueError("give the id of a stored image (the `id` of a search result)")
+        try:
+            point_id = str(uuid.UUID(point_id))
+        except ValueError:
+            raise ValueError(f"{point_id!r} is not an image id (ids look like 2f1c…-…: the `id` of a search "
+                             "result); search again and pick one of the results") from None
         found = store.retrieve([point_id], with_vectors=True)
         if not found or found[0].float_vector is None or found[0].code_vector is None:
             raise StoreError(f"no stored image has the id {point_id!r} (it may have been deleted): "

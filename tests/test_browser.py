@@ -1,5 +1,6 @@
 """The page in a real browser: Debian's Chromium driven by Playwright (never a browser download)."""
 
+import contextlib
 import random
 import shutil
 from pathlib import Path
@@ -10,6 +11,49 @@ from tests.conftest import draw_shape
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
+# Debian's Chromium as root, offline: no sandbox, no GPU, no background calls to the (closed) network.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def page_at(url: str, width: int, height: int, shot: str):
+    """A page of the app in Chromium; a failing test leaves its screenshot at test-output/browser/<shot>-failed.png
+    (a passing one at <shot>.png) for inspection."""
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            # Not "networkidle": the page keeps a heartbeat stream open (Gradio's, for the per-session history).
+            page.goto(url, wait_until="load")
+            page.get_by_role("button", name="Search", exact=True).wait_for(timeout=30_000)
+            try:
+                yield page
+            except BaseException:
+                page.screenshot(path=str(OUTPUT / f"{shot}-failed.png"), full_page=True)
+                raise
+            page.screenshot(path=str(OUTPUT / f"{shot}.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _search_with(page, path) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
+
+
+def _captions(page) -> list[str]:
+    return page.locator("#results .caption-label").all_inner_texts()
+
+
+def _shown(page) -> list[str]:
+    """The result images on the page (their file names carry the ids)."""
+    return [src.rsplit("/", 1)[-1] for src in page.eval_on_selector_all(
+        "#results button.thumbnail-item img", "els => els.map(e => e.getAttribute('src'))")]
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,31 +63,14 @@ pytestmark = [
 
 
 def test_upload_search_and_see_k_results(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     client, _, _ = served
     query = tmp_path / "query.png"
     draw_shape("circle", random.Random(3)).save(query)
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(client.src, wait_until="networkidle")
-            page.locator("input[type=file]").first.set_input_files(str(query))
-            page.get_by_role("button", name="Search", exact=True).click()
-            items = page.locator("#results button.thumbnail-item")
-            items.first.wait_for(timeout=30_000)
-            page.wait_for_timeout(500)
-            assert items.count() == 10  # k's default
-            assert "circle" in page.locator("body").inner_text()
-            page.screenshot(path=str(OUTPUT / "search.png"), full_page=True)
-        finally:
-            browser.close()
+    with page_at(client.src, 1400, 1000, "search") as page:
+        _search_with(page, query)
+        page.wait_for_timeout(500)
+        assert page.locator("#results button.thumbnail-item").count() == 10  # k's default
+        assert "circle" in page.locator("body").inner_text()
     assert (OUTPUT / "search.png").stat().st_size > 10_000
 
 
@@ -51,7 +78,6 @@ def test_a_photo_on_a_light_background_is_prepared_and_the_page_says_so(served, 
     """A person's photo: the circle small and off-centre on a light background, in a wide frame. The page shows
     circles, and the note says the picture was prepared with light and dark swapped."""
     from PIL import Image, ImageOps
-    from playwright.sync_api import sync_playwright
 
     client, _, _ = served
     shape = ImageOps.invert(draw_shape("circle", random.Random(5))).resize((120, 120))
@@ -59,19 +85,61 @@ def test_a_photo_on_a_light_background_is_prepared_and_the_page_says_so(served, 
     photo.paste(shape, (300, 40))
     query = tmp_path / "photo.jpg"
     photo.save(query, quality=85)
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(client.src, wait_until="networkidle")
-            page.locator("input[type=file]").first.set_input_files(str(query))
-            page.get_by_role("button", name="Search", exact=True).click()
-            page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
-            note = page.locator("#query-note")
-            note.get_by_text("light and dark swapped").wait_for(timeout=10_000)
-            page.screenshot(path=str(OUTPUT / "photo.png"), full_page=True)
-            captions = page.locator("#results").inner_text()
-            assert captions.count("circle") >= 7, captions
-        finally:
-            browser.close()
+    with page_at(client.src, 1400, 1000, "photo") as page:
+        _search_with(page, query)
+        page.locator("#query-note").get_by_text("light and dark swapped").wait_for(timeout=10_000)
+        captions = page.locator("#results").inner_text()
+        assert captions.count("circle") >= 7, captions
+
+
+def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tmp_path):
+    """The whole browse: upload → results → click the third result → new results, led by another image, and
+    the note says whose → Back → the first results again."""
+    client, _, _ = served
+    query = tmp_path / "query.png"
+    draw_shape("triangle", random.Random(11)).save(query)
+    with page_at(client.src, 1400, 1000, "browse") as page:
+        _search_with(page, query)
+        page.wait_for_timeout(300)
+        first, first_captions = _shown(page), _captions(page)
+        assert len(first) == 10 and first_captions[0].startswith("#1 ")
+        page.locator("#results button.thumbnail-item").nth(2).click()
+        like = page.locator("#like-id textarea, #like-id input").first
+        page.wait_for_function("() => { const e = document.querySelector('#like-id textarea, #like-id input');"
+                               " return e && e.value.length > 0; }", timeout=30_000)
+        page.locator("#query-note").get_by_text("More like the stored image").wait_for(timeout=30_000)
+        page.wait_for_timeout(300)
+        second = _shown(page)
+        assert len(second) == 10 and second[0] != first[0]
+        assert like.input_value() in page.locator("#query-note").inner_text()
+        assert f"{like.input_value()}.png" == first[2] and first[2] not in second  # the clicked one, left out
+        page.locator("#back").click()
+        page.wait_for_function("() => { const e = document.querySelector('#like-id textarea, #like-id input');"
+                               " return e && e.value === ''; }", timeout=30_000)
+        page.locator("#query-note").get_by_text("Prepared").wait_for(timeout=30_000)
+        page.wait_for_timeout(300)
+        assert _shown(page) == first and _captions(page) == first_captions
+
+
+def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, tmp_path):
+    """390 px wide: nothing wider than the screen, results two to a row with their captions whole, and the
+    Collection tab's per-label bar chart drawn."""
+    client, _, _ = served
+    query = tmp_path / "query.png"
+    draw_shape("circle", random.Random(12)).save(query)
+    with page_at(client.src, 390, 844, "phone") as page:
+        _search_with(page, query)
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        cut = page.evaluate("""() => [...document.querySelectorAll('#results .caption-label')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1).length""")
+        assert cut == 0
+        assert all(" · similarity " in c for c in _captions(page))
+        boxes = [page.locator("#results button.thumbnail-item").nth(i).bounding_box() for i in range(3)]
+        assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"]  # two a row
+        page.get_by_role("button", name="More tabs").click()  # at this width the last tabs fold into a menu
+        page.locator(".overflow-dropdown button", has_text="Collection").click()
+        page.locator("#collection-summary").get_by_text("images").first.wait_for(timeout=30_000)
+        chart = page.locator("#label-counts canvas, #label-counts svg").first
+        chart.wait_for(timeout=30_000)
+        assert chart.bounding_box()["width"] > 200
