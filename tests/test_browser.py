@@ -17,16 +17,20 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 @contextlib.contextmanager
-def page_at(url: str, width: int, height: int, shot: str):
+def page_at(url: str, width: int, height: int, shot: str, camera: bool = False):
     """A page of the app in Chromium; a failing test leaves its screenshot at test-output/browser/<shot>-failed.png
     (a passing one at <shot>.png) for inspection."""
     from playwright.sync_api import sync_playwright
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        # camera: Chromium's own test camera (a moving pattern) stands in for a webcam, allowed without a prompt
+        fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] if camera else []
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + fake)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            context = browser.new_context(viewport={"width": width, "height": height},
+                                          permissions=["camera"] if camera else [])
+            page = context.new_page()
             # Not "networkidle": the page keeps a heartbeat stream open (Gradio's, for the per-session history).
             page.goto(url, wait_until="load")
             page.get_by_role("button", name="Search", exact=True).wait_for(timeout=30_000)
@@ -143,3 +147,18 @@ def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, t
         chart = page.locator("#label-counts canvas, #label-counts svg").first
         chart.wait_for(timeout=30_000)
         assert chart.bounding_box()["width"] > 200
+
+
+def test_a_webcam_picture_is_searched(served):
+    """The webcam source, with Chromium's test camera standing in for a real one: capture, search, results."""
+    client, _, _ = served
+    with page_at(client.src, 1200, 900, "webcam", camera=True) as page:
+        page.get_by_role("button", name="Capture from camera").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()
+        page.locator("[data-testid=image] .image-frame img").wait_for(timeout=30_000)  # the captured frame, uploaded
+        page.get_by_role("button", name="Search", exact=True).click()
+        page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(300)
+        assert page.locator("#results button.thumbnail-item").count() == 10
+        assert page.locator("#query-note").inner_text().strip()
