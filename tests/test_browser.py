@@ -162,3 +162,23 @@ def test_a_webcam_picture_is_searched(served):
         page.wait_for_timeout(300)
         assert page.locator("#results button.thumbnail-item").count() == 10
         assert page.locator("#query-note").inner_text().strip()
+
+
+def test_an_image_url_is_fetched_shown_and_searched(served):
+    """The URL box, with an image server on loopback (its network allowed, as an operator would for their own)."""
+    from tests.imageserver import LOOPBACK, ImageServer
+
+    client, service, _ = served
+    images, before = ImageServer(), service.fetcher.allow
+    service.fetcher.allow = LOOPBACK
+    try:
+        with page_at(client.src, 1200, 900, "url") as page:
+            page.locator("#query-url textarea, #query-url input").first.fill(images.url + "/square.png")
+            page.get_by_role("button", name="Fetch & search").click()
+            page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
+            page.locator("[data-testid=image] .image-frame img").wait_for(timeout=10_000)  # the fetched picture
+            page.wait_for_timeout(300)
+            assert sum("square" in c for c in _captions(page)) >= 8
+    finally:
+        service.fetcher.allow = before
+        images.stop()
