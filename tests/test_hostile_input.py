@@ -71,5 +71,12 @@ def test_an_upload_over_the_size_limit_is_refused(served, tmp_path):
     client, service, _ = served
     big = tmp_path / "big.png"
     big.write_bytes(BAD["text"][0] * (int(service.settings.max_upload_mb * 1024 * 1024) // 300 + 10))
-    with pytest.raises(AppError, match="(?i)limit|too large|exceed"):
+    # gradio_client reads the limit from the page's config and refuses before sending...
+    with pytest.raises((AppError, ValueError), match="(?i)limit|too large|exceed"):
         client.predict(handle_file(str(big)), "cosine", 3, api_name="/search")
+    # ...and a client that sends it anyway is refused by the server, before anything reads it
+    import httpx
+
+    with big.open("rb") as f:
+        response = httpx.post(client.src.rstrip("/") + "/gradio_api/upload", files={"files": ("big.png", f)})
+    assert response.status_code == 413, response.text
