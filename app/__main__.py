@@ -2,7 +2,9 @@
 
 Every flag has an environment variable (for Docker and Hugging Face Spaces secrets): MODEL_DIR, COLLECTION,
 QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR, MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S,
-GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS.
+GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS,
+OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH, MAX_SAMPLE, APP_AUTH_FILE. Secrets come from the
+environment only, never a flag (flags show in `ps`): ADMIN_TOKEN, QDRANT_API_KEY.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import logging
 import os
 import sys
 
-from app.main import launch
+from app.main import launch, read_auth_file
 from app.service import SearchService, Settings
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
@@ -38,10 +42,39 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     p.add_argument("--torch-threads", type=int, default=int(env("TORCH_THREADS", "1")),
                    help="threads per model run ($TORCH_THREADS); requests run side by side, so 1: one upload "
                         "embeds in 2.2 ms of CPU on 1 thread vs 5.8 ms (2.9 ms wall) on 2")
+    p.add_argument("--read-only", choices=["auto", "1", "0"], default=env("READ_ONLY", "auto"),
+                   help="1: refuse writes without a credential; 0: allow them (an operator's choice); auto: read-only "
+                        "when served beyond loopback, on a Space, or with ADMIN_TOKEN/OAuth set ($READ_ONLY)")
+    p.add_argument("--write-users", default=env("WRITE_USERS", ""),
+                   help="Hugging Face users who may write when signed in; a Space's owner always may ($WRITE_USERS)")
+    p.add_argument("--write-orgs", default=env("WRITE_ORGS", ""),
+                   help="... and members of these Hugging Face organisations ($WRITE_ORGS)")
+    p.add_argument("--oauth", choices=["auto", "1", "0"], default=env("OAUTH", "auto"),
+                   help="show 'Sign in with Hugging Face'; auto: on a Space with hf_oauth ($OAUTH)")
+    d = Settings()
+    p.add_argument("--requests-per-min", type=int, default=int(env("RATE_LIMIT_PER_MIN", d.requests_per_min)),
+                   help="requests per client a minute, 0: no limit ($RATE_LIMIT_PER_MIN)")
+    p.add_argument("--upload-mb-per-min", type=float, default=float(env("UPLOAD_MB_PER_MIN", d.upload_mb_per_min)),
+                   help="MB of pictures per client a minute, 0: no limit ($UPLOAD_MB_PER_MIN)")
+    p.add_argument("--max-k", type=int, default=int(env("MAX_K", d.max_k)), help="results per page ($MAX_K)")
+    p.add_argument("--max-batch", type=int, default=int(env("MAX_BATCH", d.max_batch)),
+                   help="images per /search_batch ($MAX_BATCH)")
+    p.add_argument("--max-sample", type=int, default=int(env("MAX_SAMPLE", d.max_sample)),
+                   help="images sampled per /duplicates ($MAX_SAMPLE)")
+    p.add_argument("--auth-file", default=env("APP_AUTH_FILE", ""),
+                   help="put the whole app behind a login: a file of `user:password` lines ($APP_AUTH_FILE)")
     args = p.parse_args(argv)
+    on_space = bool(env("SPACE_ID"))
     settings = Settings(model_dir=args.model, collection=args.collection, qdrant=args.qdrant,
                         data_dir=args.data_dir, max_upload_mb=args.max_upload_mb,
-                        url_allow_networks=args.url_allow_networks, url_timeout_s=args.url_timeout_s)
+                        url_allow_networks=args.url_allow_networks, url_timeout_s=args.url_timeout_s,
+                        admin_token=env("ADMIN_TOKEN", ""),
+                        public=on_space or args.host not in LOOPBACK_HOSTS,
+                        read_only={"auto": None, "1": True, "0": False}[args.read_only],
+                        oauth=args.oauth == "1" or (args.oauth == "auto" and on_space and bool(env("OAUTH_CLIENT_ID"))),
+                        write_users=args.write_users, write_orgs=args.write_orgs,
+                        requests_per_min=args.requests_per_min, upload_mb_per_min=args.upload_mb_per_min,
+                        max_k=args.max_k, max_batch=args.max_batch, max_sample=args.max_sample)
     return settings, args
 
 
@@ -57,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    launch(service, args.host, args.port)
+    if settings.public and not settings.admin_token and not settings.oauth and settings.read_only is not False:
+        logging.getLogger("app").warning("served beyond loopback with no ADMIN_TOKEN: the collection is read-only")
+    try:
+        auth = read_auth_file(args.auth_file) if args.auth_file else None
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    launch(service, args.host, args.port, auth=auth)
     return 0
 
 

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
 
+from app.access import Caller, Refused, client_address
 from app.components import UploadedImage
 from app.service import SearchService
 from indexer.store import METRIC_HELP, METRICS, StoreError
@@ -35,7 +36,7 @@ def _errors(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (BadImage, StoreError, ValueError, FileNotFoundError) as e:
+        except (BadImage, StoreError, ValueError, FileNotFoundError, Refused) as e:
             raise gr.Error(str(e)) from None
         except Exception as e:  # the server keeps serving; the log has the traceback
             log.exception("unexpected error in %s", fn.__name__)
@@ -104,6 +105,29 @@ def build_ui(service: SearchService) -> gr.Blocks:
         gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
         return [g for g in gallery if g[0] is not None], results, prediction, offset, query, query["note"]
 
+    behind_proxy = bool(os.environ.get("SPACE_ID"))  # a Space's proxy names the visitor in X-Forwarded-For
+
+    def _caller(request: gr.Request | None, profile=None, oauth_token=None, token_text=None) -> Caller:
+        headers = request.headers if request is not None else {}
+        bearer = headers.get("authorization") or ""
+        token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
+        user = getattr(profile, "username", None)
+        orgs: tuple[str, ...] = ()
+        if user and oauth_token is not None and service.access.write_orgs:
+            from huggingface_hub import whoami
+
+            orgs = tuple(o["name"].lower() for o in whoami(oauth_token.token).get("orgs", []))
+        host = request.client.host if request is not None and request.client else None
+        return Caller(client=client_address(host, headers, behind_proxy), user=user, orgs=orgs,
+                      token=token or str(token_text or "").strip())
+
+    def _charge(request, *paths, nbytes: int = 0, requests: int = 1) -> Caller:
+        """Fair use: one request (and the pictures it sends) against this client's allowance."""
+        caller = _caller(request)
+        sizes = sum(os.path.getsize(p) for p in paths if p and os.path.exists(p))
+        service.limiter.charge(caller.client, sizes + nbytes, requests)
+        return caller
+
     def _args(metric, k, label_filter, threshold, offset):
         thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
         return metric, int(k), list(label_filter or []), thr, int(offset)
@@ -118,31 +142,37 @@ def build_ui(service: SearchService) -> gr.Blocks:
         return _page(metric, service.search(service.read_upload(image), *args), int(offset))
 
     @_errors
-    def search(image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None):
+    def search(image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None,
+               request: gr.Request = None):
         """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
         the predicted class with its top-3 probabilities, the offset of this page (0), and the query: how it was
         prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`.
         With `like_id`, the stored image of that id is the query instead (as /search_by_id)."""
+        _charge(request, None if like_id else image)
         return _run(image, like_id, metric, k, label_filter, threshold, 0)
 
     @_errors
-    def search_next(image, metric, k, label_filter, threshold, offset, like_id=None):
+    def search_next(image, metric, k, label_filter, threshold, offset, like_id=None, request: gr.Request = None):
         """The next k results of the same query (an upload's embedding is cached, a stored image's vectors are
         read back: no model run)."""
+        _charge(request)
         return _run(image, like_id, metric, k, label_filter, threshold, int(offset or 0) + int(k))
 
     @_errors
-    def search_by_id(point_id, metric="cosine", k=10, label_filter=None, threshold=0):
+    def search_by_id(point_id, metric="cosine", k=10, label_filter=None, threshold=0, request: gr.Request = None):
         """More like this: the stored image `point_id` (a result's `id`) is the query, with its stored vectors (no
         upload, no model run); it is left out of its own results. The predicted class is its stored label."""
+        _charge(request)
         return _page(metric, service.search_by_id(point_id, *_args(metric, k, label_filter, threshold, 0)), 0)
 
     @_errors
-    def search_url(url, metric="cosine", k=10, label_filter=None, threshold=0):
+    def search_url(url, metric="cosine", k=10, label_filter=None, threshold=0, request: gr.Request = None):
         """A picture from an image URL (http/https; public addresses only unless URL_ALLOW_NETWORKS allows more;
         size, time and redirects limited), decoded like an upload. Returns the fetched picture, then /search's
         outputs."""
+        caller = _charge(request)
         data = service.read_url(url)
+        service.limiter.charge(caller.client, len(data), requests=0)
         path = _keep_upload(data)
         return (path, *_run(path, "", metric, k, label_filter, threshold, 0))
 
@@ -163,50 +193,77 @@ def build_ui(service: SearchService) -> gr.Blocks:
         return last["image"], last["like_id"], history, gr.update(visible=bool(history))
 
     @_errors
-    def add(files, label):
-        """Add uploaded images (one label for all, optional) to the collection; returns what was added."""
+    def add(files, label, token=None, request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+            oauth_token: gr.OAuthToken | None = None):
+        """Add uploaded images (one label for all, optional) to the collection; returns what was added. Where the
+        collection is read-only, needs a credential: the admin token (an `Authorization: Bearer` header, or
+        `token`) or a signed-in writer."""
+        caller = _caller(request, profile, oauth_token, token)
+        who = service.access.writer(caller, "add")
         if not files:
             raise gr.Error("choose one or more image files to add")
+        _charge(request, *files)
         items = [(service.read_upload(f), label or None) for f in files]
         added, errors = service.add(items)
+        service.access.audit(caller, "add", len(added), who, [a["id"] for a in added],
+                             note=f"{len(errors)} refused" if errors else "")
         if not added:
             raise gr.Error("nothing was added: " + "; ".join(errors))
         return {"added": added, "errors": errors}, service.status()
 
     @_errors
-    def delete(ids):
-        """Delete images by id (comma- or newline-separated)."""
+    def delete(ids, token=None, request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+               oauth_token: gr.OAuthToken | None = None):
+        """Delete images by id (comma- or newline-separated); needs a credential like /add."""
+        caller = _caller(request, profile, oauth_token, token)
+        who = service.access.writer(caller, "delete")
+        _charge(request)
         wanted = [i for i in str(ids or "").replace(",", "\n").splitlines() if i.strip()]
         if not wanted:
             raise gr.Error("give the id(s) of the image(s) to delete (the `id` of a search result)")
-        return {"deleted": service.delete(wanted)}, service.status()
+        deleted = service.delete(wanted)
+        service.access.audit(caller, "delete", len(deleted), who, deleted)
+        return {"deleted": len(deleted)}, service.status()
 
     @_errors
-    def search_batch(files, metric="cosine", k=10):
+    def search_batch(files, metric="cosine", k=10, request: gr.Request = None):
         """Several images at once: one result list per image, in the order given."""
         if not files:
             raise gr.Error("choose one or more images")
+        if len(files) > service.settings.max_batch:
+            raise gr.Error(f"{len(files)} images in one batch; the most is {service.settings.max_batch}: "
+                           "send them in several batches")
+        _charge(request, *files, requests=len(files))
         return service.search_batch([service.read_upload(f) for f in files], metric, int(k))
 
     @_errors
-    def duplicates(threshold=0.98, sample=1000):
+    def duplicates(threshold=0.98, sample=1000, request: gr.Request = None):
         """Near-duplicate groups among a sample of the collection (cosine ≥ threshold)."""
+        _charge(request)
         groups = service.duplicates(threshold, sample)
         shown = [(_display_file(service, m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
                  for m in grp[:4]]
         return [x for x in shown if x[0] is not None], groups
 
     @_errors
-    def check_duplicates(file, threshold=0.98):
+    def check_duplicates(file, threshold=0.98, request: gr.Request = None):
         """Before adding an image: which stored images it would duplicate."""
         if not file:
             raise gr.Error("choose an image to check")
+        _charge(request, file)
         return service.check_duplicates(service.read_upload(file), float(threshold))
 
     @_errors
     def overview():
         """How many images, per-label counts, and the model and bit count that built the collection."""
         return service.overview()
+
+    def who_may_write(profile: gr.OAuthProfile | None = None):
+        """The write tab's sentence for whoever is signed in (organisations are checked when they write)."""
+        user = getattr(profile, "username", None)
+        if user and user.lower() in service.access.write_users:
+            return f"Signed in as @{user}: you may add and delete."
+        return service.access.describe(user)
 
     def collection_view(info):
         """The overview for a person: a sentence and the per-label counts as a bar chart."""
@@ -235,7 +292,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
                                          placeholder="click a result to search with it, or paste a result's id")
                     metric = gr.Radio(list(METRICS), value="cosine", label="Metric",
                                       info=" · ".join(f"**{m}**: {h}" for m, h in METRIC_HELP.items()))
-                    k = gr.Slider(1, 100, value=10, step=1, label="k (results per page)")
+                    k = gr.Slider(1, service.settings.max_k, value=10, step=1, label="k (results per page)")
                     with gr.Accordion("Filters", open=False):
                         label_filter = gr.Dropdown(labels, multiselect=True, label="Only these labels")
                         threshold = gr.Number(
@@ -258,6 +315,11 @@ def build_ui(service: SearchService) -> gr.Blocks:
             if examples:
                 gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
         with gr.Tab("Add & delete"):
+            access_note = gr.Markdown(service.access.describe(), elem_id="access-note")
+            if service.access.oauth:
+                gr.LoginButton()
+            admin_token = gr.Textbox(label="Admin token", type="password", visible=service.access.token_set,
+                                     placeholder="the ADMIN_TOKEN this app was started with", elem_id="admin-token")
             files = gr.File(file_count="multiple", label="Images to add", type="filepath")
             add_label = gr.Textbox(label="Label (optional)", placeholder=", ".join(labels[:3]) + ", …")
             add_btn = gr.Button("Add to collection", variant="primary")
@@ -274,13 +336,14 @@ def build_ui(service: SearchService) -> gr.Blocks:
             batch_files = gr.File(file_count="multiple", label="Query images", type="filepath")
             with gr.Row():
                 batch_metric = gr.Radio(list(METRICS), value="cosine", label="Metric")
-                batch_k = gr.Slider(1, 100, value=10, step=1, label="k")
+                batch_k = gr.Slider(1, service.settings.max_k, value=10, step=1, label="k")
             batch_btn = gr.Button("Search all", variant="primary")
             batch_out = gr.JSON(label="Results per image")
         with gr.Tab("Duplicates"):
             with gr.Row():
                 groups_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Near-duplicate if cosine ≥")
-                groups_sample = gr.Slider(100, 10_000, value=1000, step=100, label="Images sampled")
+                most = service.settings.max_sample
+                groups_sample = gr.Slider(100, most, value=min(1000, most), step=100, label="Images sampled")
             groups_btn = gr.Button("Find near-duplicates")
             groups_gallery = gr.Gallery(label="Groups", columns=8, height="auto")
             groups_out = gr.JSON(label="Groups")
@@ -304,14 +367,16 @@ def build_ui(service: SearchService) -> gr.Blocks:
                        ).then(search_by_id, [like_id, *filters], outputs, api_name="search_by_id")
         back.click(go_back, [history], [image, like_id, history, back], api_name=False
                    ).then(search, [image, *filters, like_id], outputs, api_name=False)
-        add_btn.click(add, [files, add_label], [add_out, status], api_name="add")
-        del_btn.click(delete, [del_ids], [del_out, status], api_name="delete")
+        add_btn.click(add, [files, add_label, admin_token], [add_out, status], api_name="add")
+        del_btn.click(delete, [del_ids, admin_token], [del_out, status], api_name="delete")
         dup_btn.click(check_duplicates, [dup_file, dup_thr], dup_out, api_name="check_duplicates")
         batch_btn.click(search_batch, [batch_files, batch_metric, batch_k], batch_out, api_name="search_batch")
         groups_btn.click(duplicates, [groups_thr, groups_sample], [groups_gallery, groups_out], api_name="duplicates")
         info_btn.click(overview, None, info, api_name="overview").then(collection_view, info, [summary, bars],
                                                                         api_name=False)
         demo.load(overview, None, info, api_name=False).then(collection_view, info, [summary, bars], api_name=False)
+        if service.access.oauth:
+            demo.load(who_may_write, None, access_note, api_name=False)
     return demo
 
 
@@ -331,6 +396,20 @@ def _keep_upload(data: bytes) -> str:
 def allowed_paths(service: SearchService) -> list[str]:
     """Gradio serves only the examples folder besides its own cache."""
     return [str(Path(service.settings.data_dir, "examples").resolve())]
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """`user:password` lines (blank lines and # comments skipped) for Gradio's `auth`: the whole app behind a login."""
+    pairs = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            user, sep, password = line.strip().partition(":")
+            if not sep or not user or not password:
+                raise ValueError(f"{path} line {n}: write `user:password`")
+            pairs.append((user, password))
+    if not pairs:
+        raise ValueError(f"{path} names no `user:password`")
+    return pairs
 
 
 def launch_options(service: SearchService) -> dict:

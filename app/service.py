@@ -10,12 +10,13 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
 from indexer.embedder import Embedder, Embeddings
 from indexer.pipeline import UNLIKE_PERCENTILE, add_images, unlike_collection
@@ -38,6 +39,18 @@ class Settings:
     url_allow_networks: str = ""  # networks an image URL may point into although not public (app/fetch.py)
     url_timeout_s: float = TIMEOUT_S
     url_max_redirects: int = MAX_REDIRECTS
+    # Who may write, and fair use (app/access.py)
+    admin_token: str = field(default="", repr=False)  # never printed with the settings
+    public: bool = False  # reachable beyond loopback, or a Space: read-only unless a credential is shown
+    read_only: bool | None = None  # None: decided by `public` and the credentials configured
+    oauth: bool = False  # "Sign in with Hugging Face" (a Space with hf_oauth, or Gradio's mocked login)
+    write_users: str = ""  # Hugging Face users who may write (the Space's owner always may)
+    write_orgs: str = ""  # ... and members of these organisations
+    requests_per_min: int = 120  # per client; 0: no limit
+    upload_mb_per_min: float = 100.0  # pictures sent per client; 0: no limit
+    max_k: int = 100  # results per page
+    max_batch: int = 32  # images per /search_batch
+    max_sample: int = 2000  # images sampled per /duplicates
 
     @property
     def image_dir(self) -> Path:
@@ -65,6 +78,10 @@ class SearchService:
         self.fetcher = Fetcher(max_bytes=int(settings.max_upload_mb * 1024 * 1024), timeout_s=settings.url_timeout_s,
                                max_redirects=settings.url_max_redirects,
                                allow=parse_networks(settings.url_allow_networks))
+        owners = ",".join(filter(None, (settings.write_users, os.environ.get("SPACE_AUTHOR_NAME"))))
+        self.access = Access(settings.admin_token, settings.public, settings.read_only, settings.oauth, owners,
+                             settings.write_orgs)
+        self.limiter = RateLimiter(settings.requests_per_min, int(settings.upload_mb_per_min * 2**20))
         settings.image_dir.mkdir(parents=True, exist_ok=True)
         _ = self.store  # open now if we can; if not, the page says why and each request tries again
 
@@ -181,11 +198,10 @@ class SearchService:
         point_id = str(point_id or "").strip()
         if not point_id:
             raise ValueError("give the id of a stored image (the `id` of a search result)")
-        try:
-            point_id = str(uuid.UUID(point_id))
-        except ValueError:
+        if not _as_point_id(point_id):
             raise ValueError(f"{point_id!r} is not an image id (ids look like 2f1c…-…: the `id` of a search "
-                             "result); search again and pick one of the results") from None
+                             "result); search again and pick one of the results")
+        point_id = _as_point_id(point_id)
         found = store.retrieve([point_id], with_vectors=True)
         if not found or found[0].float_vector is None or found[0].code_vector is None:
             raise StoreError(f"no stored image has the id {point_id!r} (it may have been deleted): "
@@ -202,8 +218,9 @@ class SearchService:
     def _checked(self, metric: str, k: int) -> Store:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        if not 1 <= int(k) <= 1000:
-            raise ValueError(f"k must be between 1 and 1000, not {k}")
+        if not 1 <= int(k) <= self.settings.max_k:
+            raise ValueError(f"k must be between 1 and {self.settings.max_k}, not {k}; page on with /search_next "
+                             "(the Next k button) for more")
         return self.require_store()
 
     def _hits(self, store: Store, metric, float_vector, code, k, labels, threshold, offset, exclude=None) -> list[Hit]:
@@ -231,6 +248,9 @@ class SearchService:
 
     def search_batch(self, items: list[bytes], metric: str = "cosine", k: int = 10) -> list[dict]:
         """Each image's results, in order; a bad image gets an error entry instead of failing the batch."""
+        if len(items) > self.settings.max_batch:
+            raise ValueError(f"{len(items)} images in one batch; the most is {self.settings.max_batch}: "
+                             "send them in several batches")
         out = []
         for n, data in enumerate(items):
             try:
@@ -243,6 +263,8 @@ class SearchService:
 
     def duplicates(self, threshold: float = 0.98, sample: int = 1000) -> list[list[dict]]:
         """Groups of near-duplicates among `sample` stored images (connected pairs with cosine ≥ threshold)."""
+        if not 1 <= int(sample) <= self.settings.max_sample:
+            raise ValueError(f"the sample must be between 1 and {self.settings.max_sample} images, not {sample}")
         pairs = self.require_store().duplicate_pairs(float(threshold), sample=int(sample))
         parent: dict[str, str] = {}
 
@@ -281,14 +303,15 @@ class SearchService:
         with self._write_lock:
             return add_images(self.embedder, store, items, self.settings.image_dir, self.profile)
 
-    def delete(self, ids: list[str]) -> int:
+    def delete(self, ids: list[str]) -> list[str]:
+        """The ids deleted: those stored (an id that is not one, or not there, is no error: nothing to delete)."""
         store = self.require_store()
-        ids = [i.strip() for i in ids if i and i.strip()]
+        ids = [i for i in (_as_point_id(i) for i in ids) if i]
         with self._write_lock:
-            found = [h.id for h in store.retrieve(ids)]
+            found = [h.id for h in store.retrieve(ids)] if ids else []
             if found:
                 store.delete(found)
-        return len(found)
+        return found
 
     def overview(self) -> dict:
         store = self.require_store()
@@ -326,6 +349,14 @@ class SearchService:
             image.convert("RGB").save(path)
             files.append(str(path))
         return files
+
+
+def _as_point_id(text: str | None) -> str | None:
+    """A point id (a UUID) in its canonical form, or None for anything else."""
+    try:
+        return str(uuid.UUID(str(text or "").strip()))
+    except ValueError:
+        return None
 
 
 def query_note(query: dict) -> str:

@@ -110,7 +110,8 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
     t0 = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "app", "--model", args.model, "--collection", args.collection,
-                               "--qdrant", args.qdrant, "--port", str(port), "--data-dir", tempfile.mkdtemp()],
+                               "--qdrant", args.qdrant, "--port", str(port), "--data-dir", tempfile.mkdtemp(),
+                               "--requests-per-min", "0", "--upload-mb-per-min", "0"],  # one client, many requests
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"

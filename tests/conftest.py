@@ -102,8 +102,9 @@ def served(indexed, tiny_model, tmp_path_factory):
 
     qdrant, name = indexed
     data_dir = tmp_path_factory.mktemp("appdata")
+    # One address (loopback) makes every test's calls: no per-client limit here (tests/test_access.py tests it).
     service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(qdrant),
-                                     data_dir=str(data_dir)))
+                                     data_dir=str(data_dir), requests_per_min=0, upload_mb_per_min=0))
     demo = build_ui(service)
     port = _free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
