@@ -9,8 +9,10 @@ Space, with no admin token set. Anywhere else the collection is read-only unless
 Every write, and every refused one, leaves one audit line in the log (logger `app.audit`): who, from where, what,
 how many, when; never a secret.
 
-Fair use: each client (its address) may make `requests_per_min` requests and send `upload_mb_per_min` MB of
-pictures a minute; above that it is refused with the seconds to wait, while other clients are served.
+Fair use: each client may make `requests_per_min` requests and send `upload_mb_per_min` MB of pictures a minute;
+above that it is refused with the seconds to wait, while other clients are served. A client is its address as the
+server sees it: behind a reverse proxy, the proxy's, unless uvicorn's FORWARDED_ALLOW_IPS names the proxy so that
+its X-Forwarded-For is believed (app/space.py does so on a Space, where only Hugging Face's proxy reaches the app).
 """
 
 from __future__ import annotations
@@ -36,16 +38,6 @@ class Caller:
     user: str | None  # a signed-in Hugging Face user
     orgs: tuple[str, ...]  # that user's organisations, when WRITE_ORGS asks for them
     token: str  # the admin token it sent, if any (never logged)
-
-
-def client_address(host: str | None, headers, behind_proxy: bool) -> str:
-    """Whom a request counts against: the connecting address, or behind a proxy that sets it (a Space's), the first
-    X-Forwarded-For address."""
-    if behind_proxy:
-        forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return host or "unknown"
 
 
 def split_names(text: str | None) -> set[str]:
@@ -137,7 +129,7 @@ class RateLimiter:
             if self.requests and requests and sum(r for _, r, _ in seen) + requests > self.requests:
                 raise Refused(f"too many requests from you: at most {self.requests} a minute; try again in {wait} s")
             if self.upload_bytes and nbytes and sum(b for _, _, b in seen) + nbytes > self.upload_bytes:
-                raise Refused(f"too many pictures from you: at most {self.upload_bytes / 2**20:g} MB a minute; "
+                raise Refused(f"too many pictures from you: at most {self.upload_bytes / 2**20:.3g} MB a minute; "
                               f"try again in {wait} s")
             seen.append((now, requests, nbytes))
             if len(self._seen) > 10_000:  # forget idle clients

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
 
-from app.access import Caller, Refused, client_address
+from app.access import Caller, Refused
 from app.components import UploadedImage
 from app.service import SearchService
 from indexer.store import METRIC_HELP, METRICS, StoreError
@@ -105,8 +105,6 @@ def build_ui(service: SearchService) -> gr.Blocks:
         gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
         return [g for g in gallery if g[0] is not None], results, prediction, offset, query, query["note"]
 
-    behind_proxy = bool(os.environ.get("SPACE_ID"))  # a Space's proxy names the visitor in X-Forwarded-For
-
     def _caller(request: gr.Request | None, profile=None, oauth_token=None, token_text=None) -> Caller:
         headers = request.headers if request is not None else {}
         bearer = headers.get("authorization") or ""
@@ -117,8 +115,8 @@ def build_ui(service: SearchService) -> gr.Blocks:
             from huggingface_hub import whoami
 
             orgs = tuple(o["name"].lower() for o in whoami(oauth_token.token).get("orgs", []))
-        host = request.client.host if request is not None and request.client else None
-        return Caller(client=client_address(host, headers, behind_proxy), user=user, orgs=orgs,
+        host = request.client.host if request is not None and request.client else "unknown"
+        return Caller(client=host, user=user, orgs=orgs,
                       token=token or str(token_text or "").strip())
 
     def _charge(request, *paths, nbytes: int = 0, requests: int = 1) -> Caller:
@@ -343,7 +341,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
             with gr.Row():
                 groups_thr = gr.Slider(0.5, 1.0, value=0.98, step=0.005, label="Near-duplicate if cosine ≥")
                 most = service.settings.max_sample
-                groups_sample = gr.Slider(100, most, value=min(1000, most), step=100, label="Images sampled")
+                groups_sample = gr.Slider(1, most, value=min(1000, most), step=1, label="Images sampled")
             groups_btn = gr.Button("Find near-duplicates")
             groups_gallery = gr.Gallery(label="Groups", columns=8, height="auto")
             groups_out = gr.JSON(label="Groups")

@@ -79,6 +79,9 @@ def main() -> int:
         print(write_bundle(args.bundle, args.model))
         return 0
     os.environ.setdefault("GRADIO_SERVER_NAME", "0.0.0.0")
+    # Only Hugging Face's proxy reaches a Space's app: believe its X-Forwarded-For, so that each visitor, not the
+    # proxy, gets the per-client allowance (app/access.py).
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "*")
     if Path("/data").is_dir() and os.access("/data", os.W_OK):
         os.environ.setdefault("DATA_DIR", "/data")
     from app.__main__ import main as serve

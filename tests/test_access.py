@@ -1,0 +1,236 @@
+"""Who may change a collection, and fair use: apps on loopback, called through gradio_client as a script would."""
+
+import contextlib
+import json
+import logging
+import random
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from tests.conftest import _free_port, draw_shape
+
+TOKEN = "adm-7f3c9e21-never-shown-4b8d"
+
+
+@contextlib.contextmanager
+def app(indexed, tiny_model, tmp_path, auth=None, **settings):
+    """The app on its own copy of the shapes collection, with these Settings; yields (url, service)."""
+    from app.main import build_ui, launch_options
+    from app.service import SearchService, Settings
+
+    qdrant, name = indexed
+    own = tmp_path / "qdrant"
+    shutil.copytree(qdrant / name, own / name, ignore=shutil.ignore_patterns(".lock"))
+    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(own),
+                                     data_dir=str(tmp_path / "data"), **settings))
+    demo = build_ui(service)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
+                        auth=auth, **launch_options(service))
+    try:
+        yield f"http://127.0.0.1:{port}/", service
+    finally:
+        demo.close()
+        service.close()
+
+
+@pytest.fixture
+def picture(tmp_path):
+    path = tmp_path / "new.png"
+    draw_shape("triangle", random.Random(4711)).save(path)
+    return path
+
+
+def _stored_files(service) -> list:
+    return [p for p in service.settings.image_dir.rglob("*") if p.is_file()]
+
+
+def test_with_an_admin_token_only_the_right_token_writes(indexed, tiny_model, tmp_path, picture, caplog):
+    caplog.set_level(logging.DEBUG)
+    with app(indexed, tiny_model, tmp_path, admin_token=TOKEN) as (url, service):
+        anonymous = Client(url, verbose=False)
+        before = anonymous.predict(api_name="/overview")["images"]
+        _, results, *_ = anonymous.predict(handle_file(str(picture)), "cosine", 3, api_name="/search")  # open
+        victim = results[0]["id"]
+        with pytest.raises(AppError, match="add refused: .*no credential was sent.*Authorization: Bearer"):
+            anonymous.predict([handle_file(str(picture))], "triangle", api_name="/add")
+        with pytest.raises(AppError, match="delete refused: .*no credential was sent"):
+            anonymous.predict(victim, api_name="/delete")
+        wrong = Client(url, verbose=False, headers={"Authorization": "Bearer not-the-token"})
+        with pytest.raises(AppError, match="add refused: .*not the right one"):
+            wrong.predict([handle_file(str(picture))], "triangle", api_name="/add")
+        with pytest.raises(AppError, match="refused"):
+            anonymous.predict([handle_file(str(picture))], "triangle", "also-wrong", api_name="/add")
+        assert anonymous.predict(api_name="/overview")["images"] == before and not _stored_files(service)
+        assert anonymous.predict(victim, "cosine", 1, api_name="/search_by_id")  # still there
+
+        admin = Client(url, verbose=False, headers={"Authorization": f"Bearer {TOKEN}"})
+        added, _ = admin.predict([handle_file(str(picture))], "triangle", api_name="/add")
+        new_id = added["added"][0]["id"]
+        assert admin.predict(new_id, api_name="/delete")[0] == {"deleted": 1}
+        typed, _ = anonymous.predict([handle_file(str(picture))], "triangle", TOKEN, api_name="/add")  # the box
+        assert typed["added"][0]["id"] == new_id
+        page = httpx.get(url).text + httpx.get(url + "config").text + httpx.get(url + "gradio_api/info").text
+    audits = [json.loads(r.getMessage()) for r in caplog.records if r.name == "app.audit"]
+    assert [(a["action"], a["who"], a["count"]) for a in audits] == [
+        ("add", "refused", 0), ("delete", "refused", 0), ("add", "refused", 0), ("add", "refused", 0),
+        ("add", "admin-token", 1), ("delete", "admin-token", 1), ("add", "admin-token", 1)]
+    assert all(a["client"] == "127.0.0.1" and a["time"].endswith("Z") for a in audits)
+    assert audits[4]["ids"] == [new_id] and "no credential" in audits[0]["note"]
+    assert TOKEN not in caplog.text and TOKEN not in page  # never logged, never in the page or its config
+
+
+def test_served_beyond_loopback_without_a_token_is_read_only_and_search_stays_open(indexed, tiny_model, tmp_path,
+                                                                                  picture):
+    with app(indexed, tiny_model, tmp_path, public=True) as (url, service):
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="read-only here.*operator can set ADMIN_TOKEN.*Nothing was stored"):
+            client.predict([handle_file(str(picture))], "triangle", api_name="/add")
+        with pytest.raises(AppError, match="delete refused"):
+            client.predict("00000000-0000-5000-8000-000000000000", api_name="/delete")
+        assert len(client.predict(handle_file(str(picture)), "hamming", 4, api_name="/search")[1]) == 4
+        assert len(client.predict([handle_file(str(picture))], "cosine", 2, api_name="/search_batch")) == 1
+        assert client.predict(handle_file(str(picture)), 0.5, api_name="/check_duplicates")
+        assert client.predict(0.999, 200, api_name="/duplicates") is not None
+        assert "read-only" in service.access.describe() and not _stored_files(service)
+
+
+def test_read_only_can_be_forced_on_loopback_and_opened_by_the_operator(indexed, tiny_model, tmp_path, picture):
+    with app(indexed, tiny_model, tmp_path, read_only=True) as (url, _):
+        with pytest.raises(AppError, match="add refused"):
+            Client(url, verbose=False).predict([handle_file(str(picture))], "", api_name="/add")
+    with app(indexed, tiny_model, tmp_path / "open", public=True, read_only=False) as (url, _):
+        added, _ = Client(url, verbose=False).predict([handle_file(str(picture))], "", api_name="/add")
+        assert len(added["added"]) == 1
+
+
+class HubStandIn:
+    """A stand-in for the Hugging Face Hub's /api/whoami-v2 (the Hub is unreachable here): Gradio's mocked login
+    signs in as the user it names."""
+
+    def __init__(self, user: str):
+        body = json.dumps({"type": "user", "name": user, "fullname": user.title(), "avatarUrl": "",
+                           "orgs": [{"name": "image-team"}]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                ok = self.path.startswith("/api/whoami")
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if ok else 0))
+                self.end_headers()
+                if ok:
+                    self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def signed_in_as_alice(monkeypatch):
+    """Gradio's mocked "Sign in with Hugging Face" (what it offers outside a Space), against the Hub stand-in."""
+    import huggingface_hub.hf_api
+
+    hub = HubStandIn("alice")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_standin_token")
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.url)
+    yield
+    hub.stop()
+
+
+def _login(url: str) -> dict[str, str]:
+    """Follow the login button's route; the session cookie (marked Secure, so a script on plain http carries it
+    by hand) becomes a header for gradio_client."""
+    with httpx.Client(base_url=url, follow_redirects=False) as http:
+        r = http.get("login/huggingface")
+        while r.is_redirect and "session=" not in r.headers.get("set-cookie", ""):
+            r = http.get(r.headers["location"])
+        cookie = r.headers["set-cookie"].split(";")[0]
+    assert cookie.startswith("session=")
+    return {"Cookie": cookie}
+
+
+@pytest.mark.parametrize("writers, orgs, allowed", [("alice", "", True), ("bob", "", False),
+                                                    ("bob", "image-team", True)])
+def test_sign_in_with_hugging_face_lets_the_owner_or_org_write_and_no_one_else(
+        indexed, tiny_model, tmp_path, picture, signed_in_as_alice, writers, orgs, allowed):
+    with app(indexed, tiny_model, tmp_path, oauth=True, write_users=writers, write_orgs=orgs) as (url, service):
+        anonymous = Client(url, verbose=False)
+        with pytest.raises(AppError, match="add refused: .*no credential.*sign in with Hugging Face"):
+            anonymous.predict([handle_file(str(picture))], "triangle", api_name="/add")
+        alice = Client(url, verbose=False, headers=_login(url))
+        if allowed:
+            added, _ = alice.predict([handle_file(str(picture))], "triangle", api_name="/add")
+            assert len(added["added"]) == 1
+        else:
+            with pytest.raises(AppError, match="@alice may not change this collection"):
+                alice.predict([handle_file(str(picture))], "triangle", api_name="/add")
+            assert not _stored_files(service)
+        assert "Sign in with Hugging Face" in httpx.get(url + "config").text
+
+
+def test_a_flooding_client_is_refused_while_another_is_answered(indexed, tiny_model, tmp_path, picture):
+    """Per client, by address. Two clients on one machine are told apart as a reverse proxy on it would tell them:
+    X-Forwarded-For from loopback, which uvicorn believes by default (FORWARDED_ALLOW_IPS=127.0.0.1)."""
+    with app(indexed, tiny_model, tmp_path, requests_per_min=5, upload_mb_per_min=0.01) as (url, _):
+        flood = Client(url, verbose=False, headers={"X-Forwarded-For": "203.0.113.7"})
+        other = Client(url, verbose=False, headers={"X-Forwarded-For": "203.0.113.8"})
+        _, results, *_ = flood.predict(handle_file(str(picture)), "cosine", 3, api_name="/search")
+        for _ in range(4):
+            flood.predict(results[0]["id"], "cosine", 3, api_name="/search_by_id")
+        with pytest.raises(AppError, match="too many requests from you: at most 5 a minute; try again in \\d+ s"):
+            flood.predict(results[0]["id"], "cosine", 3, api_name="/search_by_id")
+        assert len(other.predict(handle_file(str(picture)), "cosine", 3, api_name="/search")[1]) == 3
+        big = tmp_path / "big.png"
+        Image.frombytes("RGB", (64, 64), random.Random(1).randbytes(64 * 64 * 3)).save(big)  # noise: 12 kB as PNG
+        with pytest.raises(AppError, match="too many pictures from you: at most 0.01 MB a minute"):
+            other.predict([handle_file(str(big)), handle_file(str(big))], "cosine", 3, api_name="/search_batch")
+
+
+def test_work_per_request_is_capped_with_a_message(indexed, tiny_model, tmp_path, picture):
+    with app(indexed, tiny_model, tmp_path, max_k=20, max_batch=2, max_sample=50) as (url, service):
+        client = Client(url, verbose=False)
+        # the sliders' maxima are the caps, so Gradio itself answers first
+        with pytest.raises(AppError, match="Value 21 is greater than maximum value 20"):
+            client.predict(handle_file(str(picture)), "cosine", 21, api_name="/search")
+        with pytest.raises(AppError, match="3 images in one batch; the most is 2"):
+            client.predict([handle_file(str(picture))] * 3, "cosine", 3, api_name="/search_batch")
+        with pytest.raises(AppError, match="Value 51 is greater than maximum value 50"):
+            client.predict(0.99, 51, api_name="/duplicates")
+        assert len(client.predict(handle_file(str(picture)), "cosine", 20, api_name="/search")[1]) == 20
+        with pytest.raises(ValueError, match="k must be between 1 and 20, not 21; page on"):  # the service's own
+            service.search(picture.read_bytes(), "cosine", 21)
+        with pytest.raises(ValueError, match="between 1 and 50 images, not 51"):
+            service.duplicates(0.99, 51)
+
+
+def test_the_whole_app_can_sit_behind_a_login(indexed, tiny_model, tmp_path, picture):
+    from app.main import read_auth_file
+
+    users = tmp_path / "users.txt"
+    users.write_text("# who may use this app\nana:correct-horse\n")
+    with app(indexed, tiny_model, tmp_path, auth=read_auth_file(users)) as (url, _):
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client's own error for a missing login
+            Client(url, verbose=False)
+        client = Client(url, verbose=False, auth=("ana", "correct-horse"))
+        assert len(client.predict(handle_file(str(picture)), "cosine", 2, api_name="/search")[1]) == 2
+    users.write_text("ana\n")
+    with pytest.raises(ValueError, match="line 1: write `user:password`"):
+        read_auth_file(users)
