@@ -318,7 +318,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
                 gr.LoginButton()
             admin_token = gr.Textbox(label="Admin token", type="password", visible=service.access.token_set,
                                      placeholder="the ADMIN_TOKEN this app was started with", elem_id="admin-token")
-            files = gr.File(file_count="multiple", label="Images to add", type="filepath")
+            files = gr.File(file_count="multiple", label="Images to add", type="filepath", elem_id="add-files")
             add_label = gr.Textbox(label="Label (optional)", placeholder=", ".join(labels[:3]) + ", …")
             add_btn = gr.Button("Add to collection", variant="primary")
             add_out = gr.JSON(label="Added")

@@ -3,6 +3,7 @@ an embedded Qdrant collection built from them. Real components throughout, at ti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -92,28 +93,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(model, qdrant, collection, data_dir, auth=None, **settings):
+    """The app on loopback, launched as `python -m app` launches it; yields (url, SearchService)."""
+    from app.main import build_ui, launch_options
+    from app.service import SearchService, Settings
+
+    service = SearchService(Settings(model_dir=str(model), collection=collection, qdrant=str(qdrant),
+                                     data_dir=str(data_dir), **settings))
+    demo = build_ui(service)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
+                        auth=auth, **launch_options(service))
+    try:
+        yield f"http://127.0.0.1:{port}/", service
+    finally:
+        demo.close()
+        service.close()
+
+
 @pytest.fixture(scope="module")
 def served(indexed, tiny_model, tmp_path_factory):
     """(gradio_client.Client, SearchService, data dir) of the app serving the shapes collection on loopback."""
     from gradio_client import Client
 
-    from app.main import build_ui, launch_options
-    from app.service import SearchService, Settings
-
     qdrant, name = indexed
     data_dir = tmp_path_factory.mktemp("appdata")
     # One address (loopback) makes every test's calls: no per-client limit here (tests/test_access.py tests it).
-    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(qdrant),
-                                     data_dir=str(data_dir), requests_per_min=0, upload_mb_per_min=0))
-    demo = build_ui(service)
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
-                        **launch_options(service))
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), service, data_dir
-    finally:
-        demo.close()
-        service.close()
+    with running_app(tiny_model, qdrant, name, data_dir, requests_per_min=0, upload_mb_per_min=0) as (url, service):
+        yield Client(url, verbose=False), service, data_dir
 
 
 @pytest.fixture

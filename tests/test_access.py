@@ -1,6 +1,5 @@
 """Who may change a collection, and fair use: apps on loopback, called through gradio_client as a script would."""
 
-import contextlib
 import json
 import logging
 import random
@@ -14,31 +13,17 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.conftest import _free_port, draw_shape
+from tests.conftest import draw_shape, running_app
 
 TOKEN = "adm-7f3c9e21-never-shown-4b8d"
 
 
-@contextlib.contextmanager
 def app(indexed, tiny_model, tmp_path, auth=None, **settings):
-    """The app on its own copy of the shapes collection, with these Settings; yields (url, service)."""
-    from app.main import build_ui, launch_options
-    from app.service import SearchService, Settings
-
+    """The app on its own copy of the shapes collection, with these Settings; a context of (url, service)."""
     qdrant, name = indexed
     own = tmp_path / "qdrant"
     shutil.copytree(qdrant / name, own / name, ignore=shutil.ignore_patterns(".lock"))
-    service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(own),
-                                     data_dir=str(tmp_path / "data"), **settings))
-    demo = build_ui(service)
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
-                        auth=auth, **launch_options(service))
-    try:
-        yield f"http://127.0.0.1:{port}/", service
-    finally:
-        demo.close()
-        service.close()
+    return running_app(tiny_model, own, name, tmp_path / "data", auth=auth, **settings)
 
 
 @pytest.fixture

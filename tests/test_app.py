@@ -152,9 +152,7 @@ def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path
 
     from gradio_client import Client
 
-    from app.main import build_ui
-    from app.service import SearchService, Settings
-    from tests.conftest import _free_port
+    from tests.conftest import running_app
 
     qdrant, name = indexed
     own = tmp_path / "qdrant"
@@ -162,32 +160,18 @@ def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path
     new = tmp_path / "keep.png"
     draw_shape("circle", random.Random(4242)).save(new)
 
-    def start():
-        service = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(own),
-                                         data_dir=str(tmp_path / "data")))
-        demo = build_ui(service)
-        port = _free_port()
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True)
-        return demo, service, Client(f"http://127.0.0.1:{port}/", verbose=False)
-
-    demo, service, client = start()
-    try:
+    with running_app(tiny_model, own, name, tmp_path / "data") as (url, _):
+        client = Client(url, verbose=False)
         added, _ = client.predict([handle_file(str(new))], "circle", api_name="/add")
         new_id = added["added"][0]["id"]
         assert client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")[1][0]["id"] == new_id
-    finally:
-        demo.close()
-        service.close()
-    demo, service, client = start()
-    try:
+    with running_app(tiny_model, own, name, tmp_path / "data") as (url, _):
+        client = Client(url, verbose=False)
         _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
         assert results[0]["id"] == new_id and results[0]["source"]["file"]
         assert client.predict(new_id, api_name="/delete")[0] == {"deleted": 1}
         _, results, *_ = client.predict(handle_file(str(new)), "cosine", 3, api_name="/search")
         assert new_id not in {r["id"] for r in results}
-    finally:
-        demo.close()
-        service.close()
 
 
 def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, shapes_dir, square_png, tmp_path):

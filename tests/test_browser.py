@@ -182,3 +182,32 @@ def test_an_image_url_is_fetched_shown_and_searched(served):
     finally:
         service.fetcher.allow = before
         images.stop()
+
+
+def test_a_locked_collection_says_so_and_the_token_box_lets_the_admin_add(indexed, tiny_model, tmp_path):
+    """With an admin token set: the write tab says the collection is read-only; an add without the token is
+    refused in the page; with the token typed in the box, it is added."""
+    import shutil
+
+    from tests.conftest import running_app
+
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    picture = tmp_path / "new.png"
+    draw_shape("square", random.Random(77)).save(picture)
+    token = "adm-browser-7d1e"
+    with running_app(tiny_model, tmp_path / "q", name, tmp_path / "data", admin_token=token) as (url, service):
+        before = service.require_store().count()
+        with page_at(url, 1200, 900, "locked") as page:
+            page.get_by_role("tab", name="Add & delete").click()
+            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=10_000)
+            page.locator("#add-files input[type=file]").set_input_files(str(picture))
+            page.locator("#add-files").get_by_text("new.png").wait_for(timeout=10_000)  # uploaded
+            page.get_by_role("button", name="Add to collection").click()
+            page.get_by_text("no credential was sent").first.wait_for(timeout=30_000)
+            assert service.require_store().count() == before
+            page.locator("#admin-token input, #admin-token textarea").first.fill(token)
+            page.get_by_role("button", name="Add to collection").click()
+            page.wait_for_function(f"() => document.body.innerText.includes('{before + 1:,} images')", timeout=30_000)
+            assert token not in page.content()
+        assert service.require_store().count() == before + 1
