@@ -57,6 +57,7 @@ class Hit:
     score: float
     payload: dict
     float_vector: np.ndarray | None = None
+    code_vector: np.ndarray | None = None
 
 
 def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
@@ -141,19 +142,21 @@ class Store:
         oversampling: int = 4,
         exact: bool = False,
         split: str | None = None,
+        exclude: list[str] | None = None,
     ) -> list[Hit]:
         """The k nearest points by `metric`, best first, after skipping `offset` (for paging).
 
         `threshold`: the least cosine similarity for cosine and hamming+rerank, the most Hamming distance
         for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant);
-        `split`: only points from that dataset split (the evaluation's train-only database).
+        `split`: only points from that dataset split (the evaluation's train-only database); `exclude`: never
+        these ids (a stored image searched by its own vectors leaves itself out).
         """
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         want = k + offset
         fvec = [float(v) for v in float_vector]
         cvec = [float(v) for v in code]
-        common = dict(labels=labels, split=split, exact=exact)
+        common = dict(labels=labels, split=split, exact=exact, exclude=list(exclude or []))
         if metric == "cosine":
             plan = dict(using="float", vector=fvec, limit=k, offset=offset, threshold=threshold)
         elif metric == "hamming+rerank":
@@ -188,7 +191,7 @@ class Store:
             tied = self._query(dict(
                 using="float", vector=fvec, limit=want - len(below) + 16, offset=0, threshold=None,  # + equal cosines
                 prefetch=_within(cvec, cut),
-                exclude=[h.id for h in below], **common,
+                **dict(common, exclude=common["exclude"] + [h.id for h in below]),
             ))
             for h in tied:  # scored by cosine; their distance is the cut-off
                 cos[h.id], h.score = h.score, cut
@@ -412,12 +415,11 @@ def _within(cvec, radius: float) -> dict:
 
 def _hit(p) -> Hit:
     vec = p.vector
-    fv = None
-    if isinstance(vec, dict) and "float" in vec:
-        fv = np.asarray(vec["float"], dtype=np.float32)
+    vec = vec if isinstance(vec, dict) else {}
+    fv, cv = (np.asarray(vec[name], dtype=np.float32) if name in vec else None for name in ("float", "code"))
     score = getattr(p, "score", 0.0)
     return Hit(id=str(p.id), score=float(score) if score is not None else 0.0, payload=dict(p.payload or {}),
-               float_vector=fv)
+               float_vector=fv, code_vector=cv)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,7 +35,9 @@ def test_gradio_serves_examples_but_not_arbitrary_or_stored_files(served):
     assert ok.status_code == 200 and ok.content[:4] == b"\x89PNG"
     secret = data_dir / "qdrant-like-secret.txt"
     secret.write_text("do not serve")
-    for path in ("/etc/passwd", str(secret), str(Path(__file__).resolve())):
+    model_file = Path(service.settings.model_dir, "config.json").resolve()
+    index_file = next(p for p in Path(service.settings.qdrant).rglob("*") if p.is_file()).resolve()
+    for path in ("/etc/passwd", str(secret), str(Path(__file__).resolve()), str(model_file), str(index_file)):
         r = httpx.get(f"{base}/gradio_api/file={path}")
         assert r.status_code in (403, 404) and b"root:" not in r.content and b"do not serve" not in r.content
 
