@@ -132,3 +132,19 @@ def qdrant_server():
     server = QdrantStandIn(api_key="test-key").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def signed_in_as_alice(monkeypatch):
+    """Gradio's mocked "Sign in with Hugging Face" (what it offers outside a Space), against the Hub stand-in."""
+    import huggingface_hub.hf_api
+
+    from tests.hub_standin import HubStandIn
+
+    hub = HubStandIn("alice")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_standin_token")
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.url)
+    yield
+    hub.stop()

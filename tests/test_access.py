@@ -4,8 +4,6 @@ import json
 import logging
 import random
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -94,50 +92,6 @@ def test_read_only_can_be_forced_on_loopback_and_opened_by_the_operator(indexed,
     with app(indexed, tiny_model, tmp_path / "open", public=True, read_only=False) as (url, _):
         added, _ = Client(url, verbose=False).predict([handle_file(str(picture))], "", api_name="/add")
         assert len(added["added"]) == 1
-
-
-class HubStandIn:
-    """A stand-in for the Hugging Face Hub's /api/whoami-v2 (the Hub is unreachable here): Gradio's mocked login
-    signs in as the user it names."""
-
-    def __init__(self, user: str):
-        body = json.dumps({"type": "user", "name": user, "fullname": user.title(), "avatarUrl": "",
-                           "orgs": [{"name": "image-team"}]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                ok = self.path.startswith("/api/whoami")
-                self.send_response(200 if ok else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body) if ok else 0))
-                self.end_headers()
-                if ok:
-                    self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def signed_in_as_alice(monkeypatch):
-    """Gradio's mocked "Sign in with Hugging Face" (what it offers outside a Space), against the Hub stand-in."""
-    import huggingface_hub.hf_api
-
-    hub = HubStandIn("alice")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
-    monkeypatch.setenv("HF_TOKEN", "hf_standin_token")
-    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.url)
-    yield
-    hub.stop()
 
 
 def _login(url: str) -> dict[str, str]:

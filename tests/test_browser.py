@@ -34,6 +34,7 @@ def page_at(url: str, width: int, height: int, shot: str, camera: bool = False):
             # Not "networkidle": the page keeps a heartbeat stream open (Gradio's, for the per-session history).
             page.goto(url, wait_until="load")
             page.get_by_role("button", name="Search", exact=True).wait_for(timeout=30_000)
+            (OUTPUT / f"{shot}-failed.png").unlink(missing_ok=True)  # an earlier run's
             try:
                 yield page
             except BaseException:
@@ -42,6 +43,12 @@ def page_at(url: str, width: int, height: int, shot: str, camera: bool = False):
             page.screenshot(path=str(OUTPUT / f"{shot}.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _shape(tmp_path, kind: str, seed: int) -> Path:
+    path = tmp_path / f"{kind}-{seed}.png"
+    draw_shape(kind, random.Random(seed)).save(path)
+    return path
 
 
 def _search_with(page, path) -> None:
@@ -68,8 +75,7 @@ pytestmark = [
 
 def test_upload_search_and_see_k_results(served, tmp_path):
     client, _, _ = served
-    query = tmp_path / "query.png"
-    draw_shape("circle", random.Random(3)).save(query)
+    query = _shape(tmp_path, "circle", 3)
     with page_at(client.src, 1400, 1000, "search") as page:
         _search_with(page, query)
         page.wait_for_timeout(500)
@@ -100,8 +106,7 @@ def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tm
     """The whole browse: upload → results → click the third result → new results, led by another image, and
     the note says whose → Back → the first results again."""
     client, _, _ = served
-    query = tmp_path / "query.png"
-    draw_shape("triangle", random.Random(11)).save(query)
+    query = _shape(tmp_path, "triangle", 11)
     with page_at(client.src, 1400, 1000, "browse") as page:
         _search_with(page, query)
         page.wait_for_timeout(300)
@@ -129,8 +134,7 @@ def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, t
     """390 px wide: nothing wider than the screen, results two to a row with their captions whole, and the
     Collection tab's per-label bar chart drawn."""
     client, _, _ = served
-    query = tmp_path / "query.png"
-    draw_shape("circle", random.Random(12)).save(query)
+    query = _shape(tmp_path, "circle", 12)
     with page_at(client.src, 390, 844, "phone") as page:
         _search_with(page, query)
         page.wait_for_timeout(300)
@@ -155,6 +159,8 @@ def test_a_webcam_picture_is_searched(served):
     with page_at(client.src, 1200, 900, "webcam", camera=True) as page:
         page.get_by_role("button", name="Capture from camera").click()
         page.get_by_text("Click to Access Webcam").click()
+        page.wait_for_function("() => { const v = document.querySelector('[data-testid=image] video');"
+                               " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=30_000)  # streaming
         page.get_by_role("button", name="capture photo").click()
         page.locator("[data-testid=image] .image-frame img").wait_for(timeout=30_000)  # the captured frame, uploaded
         page.get_by_role("button", name="Search", exact=True).click()
@@ -193,8 +199,7 @@ def test_a_locked_collection_says_so_and_the_token_box_lets_the_admin_add(indexe
 
     qdrant, name = indexed
     shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
-    picture = tmp_path / "new.png"
-    draw_shape("square", random.Random(77)).save(picture)
+    picture = _shape(tmp_path, "square", 77)
     token = "adm-browser-7d1e"
     with running_app(tiny_model, tmp_path / "q", name, tmp_path / "data", admin_token=token) as (url, service):
         before = service.require_store().count()
@@ -202,7 +207,7 @@ def test_a_locked_collection_says_so_and_the_token_box_lets_the_admin_add(indexe
             page.get_by_role("tab", name="Add & delete").click()
             page.locator("#access-note").get_by_text("read-only").wait_for(timeout=10_000)
             page.locator("#add-files input[type=file]").set_input_files(str(picture))
-            page.locator("#add-files").get_by_text("new.png").wait_for(timeout=10_000)  # uploaded
+            page.locator("#add-files").get_by_text(picture.name).wait_for(timeout=10_000)  # uploaded
             page.get_by_role("button", name="Add to collection").click()
             page.get_by_text("no credential was sent").first.wait_for(timeout=30_000)
             assert service.require_store().count() == before
@@ -211,3 +216,24 @@ def test_a_locked_collection_says_so_and_the_token_box_lets_the_admin_add(indexe
             page.wait_for_function(f"() => document.body.innerText.includes('{before + 1:,} images')", timeout=30_000)
             assert token not in page.content()
         assert service.require_store().count() == before + 1
+
+
+def test_signing_in_with_hugging_face_shows_who_may_write(indexed, tiny_model, tmp_path, signed_in_as_alice):
+    """Gradio's mocked sign-in (as @alice, from the Hub stand-in): before, the tab says read-only; after, it
+    names her and says she may write."""
+    import shutil
+
+    from tests.conftest import running_app
+
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    with running_app(tiny_model, tmp_path / "q", name, tmp_path / "data", oauth=True, write_users="alice") as (url, _):
+        with page_at(url, 1200, 900, "signed-in") as page:
+            page.get_by_role("tab", name="Add & delete").click()
+            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=10_000)
+            page.get_by_role("button", name="Sign in with Hugging Face").click()
+            page.wait_for_load_state("load")  # back from the login routes, with the session cookie
+            page.get_by_role("button", name="Search", exact=True).wait_for(timeout=30_000)
+            page.get_by_role("tab", name="Add & delete").click()
+            page.locator("#access-note").get_by_text("Signed in as @alice: you may add and delete").wait_for(
+                timeout=30_000)

@@ -33,7 +33,8 @@ def app_process(indexed, tiny_model, tmp_path):
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "--model", str(tiny_model), "--collection", name, "--qdrant",
-         str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+         str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"), "--port", str(port),
+         "--requests-per-min", "0", "--upload-mb-per-min", "0"],  # 16 clients on one address: no per-client limit
         cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
