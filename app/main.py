@@ -228,9 +228,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
         """Several images at once: one result list per image, in the order given."""
         if not files:
             raise gr.Error("choose one or more images")
-        if len(files) > service.settings.max_batch:
-            raise gr.Error(f"{len(files)} images in one batch; the most is {service.settings.max_batch}: "
-                           "send them in several batches")
+        service.check_batch(len(files))  # the cap first: its message, not the rate limit's
         _charge(request, *files, requests=len(files))
         return service.search_batch([service.read_upload(f) for f in files], metric, int(k))
 

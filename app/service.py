@@ -248,9 +248,7 @@ class SearchService:
 
     def search_batch(self, items: list[bytes], metric: str = "cosine", k: int = 10) -> list[dict]:
         """Each image's results, in order; a bad image gets an error entry instead of failing the batch."""
-        if len(items) > self.settings.max_batch:
-            raise ValueError(f"{len(items)} images in one batch; the most is {self.settings.max_batch}: "
-                             "send them in several batches")
+        self.check_batch(len(items))
         out = []
         for n, data in enumerate(items):
             try:
@@ -260,6 +258,11 @@ class SearchService:
             except BadImage as e:
                 out.append({"index": n, "error": str(e), "results": []})
         return out
+
+    def check_batch(self, n: int) -> None:
+        if n > self.settings.max_batch:
+            raise ValueError(f"{n} images in one batch; the most is {self.settings.max_batch}: "
+                             "send them in several batches")
 
     def duplicates(self, threshold: float = 0.98, sample: int = 1000) -> list[list[dict]]:
         """Groups of near-duplicates among `sample` stored images (connected pairs with cosine ≥ threshold)."""
