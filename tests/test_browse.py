@@ -97,3 +97,15 @@ def test_captions_show_rank_label_and_the_score_in_the_metrics_unit(served, stor
 def _vectors(service, path):
     emb = service.embed_upload(path.read_bytes())
     return emb.floats[0], emb.codes[0]
+
+
+def test_the_label_chart_starts_at_zero_even_when_every_label_has_as_many_images():
+    """Fashion-MNIST has 7,000 images of each label: an axis fitted to the data would be one value, with no bars."""
+    from app.main import collection_view
+
+    info = {"images": 21_000, "collection": "c", "model": "m", "n_bits": 64, "float_dim": 128,
+            "labels": {"Bag": 7000, "Coat": 7000, "Shirt": 7000}}
+    text, chart = collection_view(info)
+    assert text.startswith("**21,000 images** in `c`, 3 labels")
+    assert chart.y_lim[0] == 0 and chart.y_lim[1] > 7000
+    assert chart.value["data"] and len(chart.value["data"]) == 3
