@@ -48,10 +48,13 @@ def _errors(fn):
 def _display_file(service: SearchService, result: dict) -> str | None:
     """The result's image as a PNG inside Gradio's cache, written once and atomically (temp file + rename).
 
-    Handing Gradio PIL images instead makes it re-encode and *rewrite* the same cache file on every request
+    Named by the image's content (its sha256), never by its point id: an id names a source (a dataset row, a
+    folder's file), and a rebuilt folder can put other pictures at the same source. Handing Gradio PIL images
+    instead makes it re-encode and *rewrite* the same cache file on every request
     (gradio.processing_utils.save_pil_to_cache), so under concurrent load one client could download a file
     another request had just truncated (seen: RemoteProtocolError in the 16-client load test)."""
-    path = THUMBS / f"{result['id']}.png"
+    key = result.get("sha256") or f"{service.settings.collection}-{result['id']}"  # a point from before sha256
+    path = THUMBS / f"{key}.png"
     if not path.exists():
         image = service.image_of(result)
         if image is None:

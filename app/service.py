@@ -231,7 +231,7 @@ class SearchService:
     def _results(hits: list[Hit], offset: int) -> list[dict]:
         return [
             {"rank": int(offset) + i + 1, "id": h.id, "score": round(h.score, 4), "label": h.payload.get("label"),
-             "source": h.payload.get("source")}
+             "source": h.payload.get("source"), "sha256": h.payload.get("sha256")}
             for i, h in enumerate(hits)
         ]
 
@@ -287,7 +287,8 @@ class SearchService:
         records = {h.id: h for h in self.require_store().retrieve(list(parent))}
         out = [
             [{"id": i, "label": records[i].payload.get("label"), "source": records[i].payload.get("source"),
-              "best_score": round(best[i], 4)} for i in sorted(ids) if i in records]
+              "sha256": records[i].payload.get("sha256"), "best_score": round(best[i], 4)}
+             for i in sorted(ids) if i in records]
             for ids in groups.values()
         ]
         return sorted((g for g in out if len(g) > 1), key=len, reverse=True)

@@ -109,3 +109,16 @@ def test_the_label_chart_starts_at_zero_even_when_every_label_has_as_many_images
     assert text.startswith("**21,000 images** in `c`, 3 labels")
     assert chart.y_lim[0] == 0 and chart.y_lim[1] > 7000
     assert chart.value["data"] and len(chart.value["data"]) == 3
+
+
+def test_thumbnails_are_named_by_content_so_a_rebuilt_source_never_shows_a_stale_one(served, stored_square):
+    """Two results from the same source (a folder path) but different pictures get different thumbnails: the
+    file is named by the image's sha256, not by the point id."""
+    from app.main import _display_file
+
+    client, service, _ = served
+    gallery, results, *_ = client.predict(handle_file(str(stored_square)), "cosine", 2, api_name="/search")
+    first = dict(results[0])
+    assert first["sha256"] and _display_file(service, first).endswith(f"{first['sha256']}.png")
+    other = dict(results[1], id=first["id"])  # the same id now showing another picture (a rebuilt folder)
+    assert _display_file(service, other) != _display_file(service, first)

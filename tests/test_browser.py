@@ -105,7 +105,7 @@ def test_a_photo_on_a_light_background_is_prepared_and_the_page_says_so(served, 
 def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tmp_path):
     """The whole browse: upload → results → click the third result → new results, led by another image, and
     the note says whose → Back → the first results again."""
-    client, _, _ = served
+    client, service, _ = served
     query = _shape(tmp_path, "triangle", 11)
     with page_at(client.src, 1400, 1000, "browse") as page:
         _search_with(page, query)
@@ -121,7 +121,8 @@ def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tm
         second = _shown(page)
         assert len(second) == 10 and second[0] != first[0]
         assert like.input_value() in page.locator("#query-note").inner_text()
-        assert f"{like.input_value()}.png" == first[2] and first[2] not in second  # the clicked one, left out
+        (clicked,) = service.require_store().retrieve([like.input_value()])
+        assert f"{clicked.payload['sha256']}.png" == first[2] and first[2] not in second  # the clicked one, left out
         page.locator("#back").click()
         page.wait_for_function("() => { const e = document.querySelector('#like-id textarea, #like-id input');"
                                " return e && e.value === ''; }", timeout=30_000)
