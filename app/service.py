@@ -19,7 +19,7 @@ from PIL import Image
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
 from indexer.embedder import Embedder, Embeddings
-from indexer.pipeline import UNLIKE_PERCENTILE, add_images, unlike_collection
+from indexer.pipeline import UNLIKE_PERCENTILE, add_images, drop_marked, mark_deleting, reconcile, unlike_collection
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Hit, Store, StoreError, open_store
 from training.images import BadImage, open_image, sha256
@@ -69,6 +69,7 @@ class SearchService:
         self.embedder = Embedder(settings.model_dir)
         self._store: Store | None = None
         self.meta: dict = {}
+        self.reconciled: dict = {}  # what opening the collection found half done (indexer.pipeline.reconcile)
         self.profile, self.profile_source = self.embedder.profile_for(None)
         self._store_error: str | None = None
         self._write_lock = threading.Lock()
@@ -99,6 +100,8 @@ class SearchService:
                         raise
                     # Uploads (queries and additions) are prepared like the collection's images.
                     self.profile, self.profile_source = self.embedder.profile_for(self.meta)
+                    with self._write_lock:  # writes a crash left half done are finished before any other
+                        self.reconciled = reconcile(self.embedder, store, self.settings.image_dir, self.profile)
                     self._store, self._store_error = store, None
                 except StoreError as e:
                     self._store_error = str(e)
@@ -119,7 +122,9 @@ class SearchService:
             count = store.count()
         except StoreError as e:  # a server that went away after the collection was opened
             return f"⚠️ {e}"
-        return f"{count:,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`"
+        lost = len(self.reconciled.get("points_without_file") or [])
+        warning = f" · ⚠️ {lost} stored images have lost their files (the log names them)" if lost else ""
+        return f"{count:,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`{warning}"
 
     def close(self) -> None:
         if self._store is not None:
@@ -312,10 +317,14 @@ class SearchService:
         store = self.require_store()
         ids = [i for i in (_as_point_id(i) for i in ids) if i]
         with self._write_lock:
-            found = [h.id for h in store.retrieve(ids)] if ids else []
+            found = store.retrieve(ids) if ids else []
+            # file marked first, point deleted, then the file removed: a crash in between is finished at the next start
+            files = [(h.payload.get("source") or {}).get("file") for h in found]
+            marked = mark_deleting(self.settings.image_dir, [f for f in files if f])
             if found:
-                store.delete(found)
-        return found
+                store.delete([h.id for h in found])
+            drop_marked(marked)
+        return [h.id for h in found]
 
     def overview(self) -> dict:
         store = self.require_store()

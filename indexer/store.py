@@ -95,11 +95,21 @@ class Store:
     def label_counts(self) -> dict[str, int]: ...
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Hit]: ...
     def delete(self, ids: list[str]) -> None: ...
-    def scroll(self, limit: int, offset: Any = None, with_vectors: bool = False) -> tuple[list[Hit], Any]: ...
+    def scroll(self, limit: int, offset: Any = None, with_vectors: bool = False,
+               files_only: bool = False) -> tuple[list[Hit], Any]: ...
     def close(self) -> None: ...
     def drop(self) -> None: ...
 
     # --- shared ---------------------------------------------------------------------------------
+    def file_points(self, batch: int = 1000):
+        """Every point whose image is a stored file (an upload), with its payload."""
+        offset = None
+        while True:
+            hits, offset = self.scroll(batch, offset, files_only=True)
+            yield from hits
+            if offset is None:
+                return
+
     @property
     def meta(self) -> dict:
         return self._read_meta() if self._exists() else {}
@@ -371,11 +381,12 @@ class EdgeStore(Store):
         self._shard.update(UpdateOperation.delete_points(list(ids)))
         self._shard.flush()
 
-    def scroll(self, limit, offset=None, with_vectors=False):
-        from qdrant_edge import ScrollRequest
+    def scroll(self, limit, offset=None, with_vectors=False, files_only=False):
+        from qdrant_edge import Filter, IsEmptyCondition, ScrollRequest
 
+        flt = Filter(must_not=[IsEmptyCondition("source.file")]) if files_only else None
         records, nxt = self._shard.scroll(
-            ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors)
+            ScrollRequest(offset=offset, limit=limit, filter=flt, with_payload=True, with_vector=with_vectors)
         )
         return [_hit(r) for r in records], nxt
 
@@ -580,8 +591,12 @@ class ClientStore(Store):
 
         self._call(self.client.delete, self.collection, points_selector=models.PointIdsList(points=list(ids)))
 
-    def scroll(self, limit, offset=None, with_vectors=False):
-        records, nxt = self._call(self.client.scroll, self.collection, limit=limit, offset=offset,
+    def scroll(self, limit, offset=None, with_vectors=False, files_only=False):
+        from qdrant_client import models
+
+        flt = (models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="source.file"))])
+               if files_only else None)
+        records, nxt = self._call(self.client.scroll, self.collection, limit=limit, offset=offset, scroll_filter=flt,
                                   with_payload=True, with_vectors=with_vectors)
         return [_hit(r) for r in records], nxt
 

@@ -18,36 +18,14 @@ def _rss_mb(pid: int) -> float:
 @pytest.fixture
 def app_process(indexed, tiny_model, tmp_path):
     """The app as its own process (python -m app), so its memory is measured alone."""
-    import os
     import shutil
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
-    from tests.conftest import _free_port
+    from tests.conftest import app_process_on
 
     qdrant, name = indexed
     shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
-    port = _free_port()
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--model", str(tiny_model), "--collection", name, "--qdrant",
-         str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"), "--port", str(port),
-         "--requests-per-min", "0", "--upload-mb-per-min", "0"],  # 16 clients on one address: no per-client limit
-        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while True:
-        try:
-            Client(f"http://127.0.0.1:{port}/", verbose=False)
-            break
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("the app did not start") from None
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/", proc.pid
+    proc, url = app_process_on(tiny_model, tmp_path / "q", name, tmp_path / "data")
+    yield url, proc.pid
     proc.terminate()
     proc.wait(timeout=30)
 
