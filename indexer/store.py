@@ -14,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -136,9 +137,26 @@ class Store:
         check_compatible(existing, meta, self.collection)
         return existing
 
-    def duplicate_pairs(self, threshold: float, sample: int = 1000, limit: int = 5) -> list[tuple[str, str, float]]:
-        """Pairs (a, b, cosine) among `sample` points whose float vectors are at least `threshold` alike."""
-        raise NotImplementedError
+    def duplicate_pairs(self, threshold: float, sample: int = 1000, limit: int = 5,
+                        seed: int = 0) -> list[tuple[str, str, float]]:
+        """Pairs (a, b, cosine), b among the `limit` nearest of a, cosine ≥ `threshold`, for `sample` points drawn
+        at random (seeded: the same sample on both engines, and from one call to the next)."""
+        ids = self.sample_ids(sample, seed)
+        points = [p for p in self.retrieve(ids, with_vectors=["float"]) if p.float_vector is not None]
+        return self._nearest_pairs(points, threshold, limit) if points else []
+
+    def sample_ids(self, sample: int, seed: int = 0) -> list[str]:
+        """`sample` point ids drawn at random, seeded, from all of them in id order."""
+        ids, offset = [], None
+        while True:
+            hits, offset = self.scroll(10_000, offset)
+            ids += [h.id for h in hits]
+            if offset is None:
+                break
+        ids.sort()
+        return ids if sample >= len(ids) else random.Random(seed).sample(ids, sample)
+
+    def _nearest_pairs(self, points: list[Hit], threshold: float, limit: int) -> list[tuple[str, str, float]]: ...
 
     def search(
         self,
@@ -393,19 +411,16 @@ class EdgeStore(Store):
     def optimize(self) -> None:
         self._shard.optimize()
 
-    def duplicate_pairs(self, threshold, sample=1000, limit=5):
-        # qdrant-edge has no distance-matrix API: the same thing as a batch of nearest-neighbour queries.
+    def _nearest_pairs(self, points, threshold, limit):
         from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
-        points, _ = self.scroll(limit=sample, with_vectors=["float"])
         requests = [
             QueryRequest(limit=limit + 1, query=Query.Nearest(p.float_vector.tolist(), using="float"),
                          score_threshold=threshold, with_payload=False)
             for p in points
         ]
         pairs = []
-        for p, hits in zip(points, self._shard.query_batch(QueryBatchRequest(requests)) if requests else [],
-                           strict=True):
+        for p, hits in zip(points, self._shard.query_batch(QueryBatchRequest(requests)), strict=True):
             pairs += [(p.id, str(h.id), float(h.score)) for h in hits if str(h.id) != p.id]
         return pairs
 
@@ -603,9 +618,16 @@ class ClientStore(Store):
     def optimize(self) -> None:
         pass
 
-    def duplicate_pairs(self, threshold, sample=1000, limit=5):
-        res = self._call(self.client.search_matrix_pairs, self.collection, sample=sample, limit=limit, using="float")
-        return [(str(p.a), str(p.b), float(p.score)) for p in res.pairs if p.score >= threshold]
+    def _nearest_pairs(self, points, threshold, limit):
+        from qdrant_client import models
+
+        requests = [models.QueryRequest(query=p.float_vector.tolist(), using="float", limit=limit + 1,
+                                        score_threshold=threshold, with_payload=False) for p in points]
+        pairs = []
+        for p, res in zip(points, self._call(self.client.query_batch_points, self.collection, requests=requests),
+                          strict=True):
+            pairs += [(p.id, str(h.id), float(h.score)) for h in res.points if str(h.id) != p.id]
+        return pairs
 
     def close(self) -> None:
         self.client.close()

@@ -50,7 +50,7 @@ class QdrantStandIn:
             ("POST", COLLECTION + "/points/delete", self._delete),
             ("POST", COLLECTION + "/points/scroll", self._scroll),
             ("POST", COLLECTION + "/points/query", self._query),
-            ("POST", COLLECTION + "/points/search/matrix/pairs", self._pairs),
+            ("POST", COLLECTION + "/points/query/batch", self._query_batch),
             ("POST", COLLECTION + "/facet", self._facet),
             ("POST", COLLECTION + "/points", self._retrieve),
             ("PUT", COLLECTION + "/points", self._upsert),
@@ -96,10 +96,9 @@ class QdrantStandIn:
             with_vectors=req.with_vector or False, score_threshold=req.score_threshold,
         )
 
-    def _pairs(self, mt, body):
-        req = m.SearchMatrixRequest.model_validate(body)
-        return self.local.search_matrix_pairs(mt["c"], query_filter=req.filter, limit=req.limit or 3,
-                                              sample=req.sample or 10, using=req.using)
+    def _query_batch(self, mt, body):
+        req = m.QueryRequestBatch.model_validate(body)
+        return self.local.query_batch_points(mt["c"], requests=req.searches)
 
     def _facet(self, mt, body):
         req = m.FacetRequest.model_validate(body)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from indexer.embedder import Embedder
 from indexer.pipeline import build_index
-from indexer.store import IncompatibleCollection, StoreError, open_store
+from indexer.store import IncompatibleCollection, StoreError, open_store, point_id
 from training.data import load_image_dataset
 
 
@@ -170,6 +170,10 @@ def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shape
                 b = other.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
                 assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
                 assert [h.id for h in a] == [h.id for h in b]
+            # /duplicates: the same seeded sample, the same pairs
+            assert other.sample_ids(20, seed=3) == edge.sample_ids(20, seed=3) != edge.sample_ids(20, seed=4)
+            pa, pb = edge.duplicate_pairs(0.9, sample=30, seed=3), other.duplicate_pairs(0.9, sample=30, seed=3)
+            assert pa and sorted((x, y) for x, y, _ in pa) == sorted((x, y) for x, y, _ in pb)
         assert "PUT /collections/agree/points" in qdrant_server.requests  # it went over HTTP
     finally:
         for s in (edge, *others):
@@ -258,3 +262,26 @@ def test_indexing_records_the_collection_profile_and_calibration(store, embedder
     assert embedder.profile_for(meta) == (profile, "collection")
     floors = meta["calibration"]["nearest_cosine"]
     assert 0 < floors["p01"] <= floors["p05"] <= floors["p50"] <= 1 and meta["calibration"]["sample"] > 50
+
+
+def test_duplicates_at_the_demo_collections_size_sample_only_what_was_asked(tmp_path):
+    """70,000 points (the demo collection's size; random vectors): a seeded sample of 2,000 (the default cap), the
+    same one each time, and every pair starts from a sampled point."""
+    rng = np.random.default_rng(0)
+    store = open_store("big", str(tmp_path))
+    try:
+        store.ensure({"float_dim": 16, "n_bits": 16, "model": "m", "model_sha256": "x"})
+        n = 70_000
+        floats = rng.normal(size=(n, 16)).astype(np.float32)
+        floats /= np.linalg.norm(floats, axis=1, keepdims=True)
+        ids = [point_id({"row": i}) for i in range(n)]
+        for i in range(0, n, 10_000):
+            store.upsert(ids[i:i + 10_000], floats[i:i + 10_000], (floats[i:i + 10_000] > 0).astype(np.uint8),
+                         [{"label": "x"}] * len(ids[i:i + 10_000]))
+        store.flush()
+        sample = store.sample_ids(2000, seed=0)
+        assert len(set(sample)) == 2000 and sample == store.sample_ids(2000, seed=0)
+        pairs = store.duplicate_pairs(0.8, sample=2000, seed=0)
+        assert pairs and {a for a, _, _ in pairs} <= set(sample) and all(s >= 0.8 for _, _, s in pairs)
+    finally:
+        store.close()
