@@ -19,7 +19,15 @@ from PIL import Image
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
 from indexer.embedder import Embedder, Embeddings
-from indexer.pipeline import UNLIKE_PERCENTILE, add_images, drop_marked, mark_deleting, reconcile, unlike_collection
+from indexer.pipeline import (
+    UNLIKE_PERCENTILE,
+    add_images,
+    drop_marked,
+    image_dir_of,
+    mark_deleting,
+    reconcile,
+    unlike_collection,
+)
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Hit, Store, StoreError, open_store
 from training.images import BadImage, open_image, sha256
@@ -54,7 +62,7 @@ class Settings:
 
     @property
     def image_dir(self) -> Path:
-        return Path(self.data_dir) / "images"
+        return image_dir_of(self.data_dir)
 
     @property
     def location(self) -> str:

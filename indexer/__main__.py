@@ -4,6 +4,8 @@
   info      what a collection holds and which model built it
   search    the k nearest images to one image file, from the command line
   evaluate  retrieval quality on the standard protocol (test queries against the train database)
+  snapshot  back a collection up with its stored images, into one file
+  restore   put a snapshot back (a new collection, or --force to replace one)
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--bench-json", default=None, help="also write the summary here (bench/results/retrieval.json)")
     _store_args(e)
 
+    sn = sub.add_parser("snapshot", help="back a collection up with its stored images")
+    sn.add_argument("--out", required=True, type=Path, help="the file to write (a .tar)")
+    sn.add_argument("--data-dir", default="data", help="the app's data dir, whose images/ holds the uploads")
+    _store_args(sn)
+
+    r = sub.add_parser("restore", help="restore a snapshot")
+    r.add_argument("--from", dest="archive", required=True, type=Path, help="a file written by `snapshot`")
+    r.add_argument("--data-dir", default="data", help="the app's data dir, where the uploads go back")
+    r.add_argument("--force", action="store_true", help="replace the collection if it exists")
+    _store_args(r)
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -71,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command in ("snapshot", "restore"):
+        from indexer.backup import restore, snapshot
+        from indexer.pipeline import image_dir_of
+
+        if args.command == "restore":
+            print(json.dumps(restore(args.archive, args.collection, args.qdrant, image_dir_of(args.data_dir),
+                                     args.force), indent=2))
+            return 0
+        report = snapshot(args.collection, args.qdrant, image_dir_of(args.data_dir), args.out)
+        print(json.dumps({k: v for k, v in report.items() if k != "meta"}, indent=2))
+        return 0
     if args.command == "evaluate":
         from indexer.evaluate import evaluate
 

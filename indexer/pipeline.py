@@ -188,6 +188,11 @@ def unlike_collection(nearest_cosine: float | None, meta: dict) -> dict:
 LABEL_SUFFIX, DELETING_SUFFIX = ".label", ".deleting"
 
 
+def image_dir_of(data_dir: str | Path) -> Path:
+    """Where a data dir keeps its stored uploads (the app's, the backups')."""
+    return Path(data_dir) / "images"
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)

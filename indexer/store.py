@@ -276,6 +276,17 @@ class EdgeStore(Store):
 
         self._shard = EdgeShard.load(str(self._shard_dir))
 
+    def reload(self, swap) -> None:
+        """Close the shard, run `swap()` on the folder (the lock still held: no other process meanwhile), and
+        open what is there then."""
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+        swap()
+        if self._exists():
+            self._open()
+
     def _create(self, meta: dict) -> None:
         import shutil
 
@@ -472,6 +483,8 @@ class ClientStore(Store):
         self.collection = collection
         self.shards, self.replicas = shards, replicas
         self.remote = url is not None
+        self.url = (url or "").rstrip("/")
+        self.auth_headers = {"api-key": api_key} if api_key else {}  # for the REST calls the client has no method for
         if url:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
         elif path:

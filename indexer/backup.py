@@ -1,0 +1,174 @@
+"""A collection and its stored images in one file, and back: `python -m indexer snapshot` / `restore`.
+
+The file is a tar: `manifest.json` (what it holds: collection, engine, point count, the collection's meta), then
+the collection — the embedded engine's folder as it is on disk, or a Qdrant server's own snapshot — then
+`images/`, the uploads stored under <data-dir>/images (content-addressed files and their labels).
+
+Consistency: the embedded engine is opened by one process at a time, so a snapshot of it runs while nothing else
+has it open (stop the app first; the command says so if it is running) and copies a flushed, quiet folder. A
+server snapshot is Qdrant's own (POST /collections/{c}/snapshots), taken while the server serves; uploads added
+after it was taken and before the images are copied are in the file without their points, and a restore indexes
+them (indexer.pipeline.reconcile runs when the app opens the collection). A restore moves stored images the
+snapshot does not hold (added after it) to <data-dir>/images.before-restore-<time>/, so the restored collection
+answers as it did when the snapshot was taken, and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+from indexer.pipeline import DELETING_SUFFIX
+from indexer.store import ClientStore, EdgeStore, Store, StoreError, open_store
+
+FORMAT = 1
+
+
+def _skip_transient(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    name = info.name.rsplit("/", 1)[-1]
+    return None if name == ".lock" or name.endswith((".tmp", DELETING_SUFFIX)) else info
+
+
+def _open(collection: str, location: str | None) -> Store:
+    try:
+        return open_store(collection, location)
+    except StoreError as e:
+        raise StoreError(f"{e} (the embedded engine is opened by one process at a time: stop the app, "
+                         "`make serve` / `python -m app`, for this, then start it again)") from None
+
+
+def snapshot(collection: str, location: str | None, image_dir: Path, out: Path) -> dict:
+    """Write the collection and its stored images to `out` (a .tar, written whole or not at all)."""
+    store = _open(collection, location)
+    try:
+        return _snapshot(store, image_dir, out)
+    finally:
+        store.close()
+
+
+def _snapshot(store: Store, image_dir: Path, out: Path) -> dict:
+    if not store.meta:
+        raise StoreError(f"collection {store.collection!r} does not exist: nothing to back up")
+    store.flush()
+    manifest = {"format": FORMAT, "collection": store.collection, "points": store.count(), "meta": store.meta,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "engine": "embedded" if isinstance(store, EdgeStore) else "server"}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with tarfile.open(tmp, "w") as tar:
+        _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+        if isinstance(store, EdgeStore):
+            tar.add(store.root, arcname="collection", filter=_skip_transient)
+        else:
+            _add_bytes(tar, "collection.snapshot", _server_snapshot(store))
+        if Path(image_dir).is_dir():
+            tar.add(image_dir, arcname="images", filter=_skip_transient)
+    tmp.replace(out)
+    return dict(manifest, file=str(out), bytes=out.stat().st_size)
+
+
+def restore(archive: Path, collection: str, location: str | None, image_dir: Path, force: bool = False) -> dict:
+    """Put a snapshot back as `collection` at `location`, and its images into `image_dir`. An existing collection
+    is replaced only with `force` (and only when no other process has it open)."""
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{archive} is not a snapshot this version can restore (format {manifest.get('format')})")
+        store = _open(collection, location)
+        try:
+            if store.meta and not force:
+                raise StoreError(f"collection {collection!r} exists; restore into another (--collection) or replace "
+                                 "it with --force")
+            if isinstance(store, EdgeStore):
+                if manifest["engine"] != "embedded":
+                    raise ValueError("this snapshot is of a Qdrant server: restore it to a server (--qdrant URL)")
+                _restore_folder(tar, store)
+            else:
+                if manifest["engine"] != "server":
+                    raise ValueError("this snapshot is of the embedded engine: restore it to a folder (--qdrant DIR)")
+                _upload_server_snapshot(store, tar.extractfile("collection.snapshot").read())
+            points = store.count()
+        finally:
+            store.close()
+        images = [m for m in tar.getmembers() if m.name.startswith("images/") and m.isfile()]
+        restored, set_aside = 0, _set_aside(Path(image_dir), {m.name.removeprefix("images/") for m in images})
+        for member in images:
+            target = Path(image_dir) / member.name.removeprefix("images/")
+            if not target.exists():  # content-addressed: a file of that name already holds those bytes
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".restore.tmp")
+                tmp.write_bytes(tar.extractfile(member).read())
+                tmp.replace(target)
+                restored += 1
+    if points != manifest["points"]:
+        raise StoreError(f"restored {points} points, but the snapshot holds {manifest['points']}")
+    return {"collection": collection, "points": points, "images_restored": restored, "from": str(archive),
+            "created": manifest["created"], "images_set_aside": set_aside}
+
+
+def _set_aside(image_dir: Path, kept: set[str]) -> dict | None:
+    """Stored images the snapshot does not hold (added after it) are moved out of the way, not deleted: the
+    restored collection answers as it did, and nothing is lost."""
+    extra = [p for p in image_dir.glob("*/*") if p.is_file() and p.relative_to(image_dir).as_posix() not in kept]
+    if not extra:
+        return None
+    aside = image_dir.with_name(f"{image_dir.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+    for path in extra:
+        target = aside / path.relative_to(image_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    return {"files": len(extra), "to": str(aside)}
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _restore_folder(tar: tarfile.TarFile, store: EdgeStore) -> None:
+    """The engine's folder, extracted beside the collection's and swapped in (the lock held throughout)."""
+    staging = store.root.with_name(store.root.name + ".restoring")
+    shutil.rmtree(staging, ignore_errors=True)
+    members = [m for m in tar.getmembers() if m.name.startswith("collection/")]
+    for m in members:
+        m.name = m.name.removeprefix("collection/")
+    tar.extractall(staging, members=members, filter="data")  # no absolute paths, no links out, no devices
+
+    def swap():  # meta.json is what says the collection exists: out first, in last (a crash leaves none, not half)
+        (store.root / "meta.json").unlink(missing_ok=True)
+        for entry in store.root.iterdir():
+            if entry.name != ".lock":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        for entry in sorted(staging.iterdir(), key=lambda e: e.name == "meta.json"):
+            entry.replace(store.root / entry.name)
+        staging.rmdir()
+
+    store.reload(swap)
+
+
+def _server_snapshot(store: ClientStore) -> bytes:
+    """Qdrant's own snapshot of the collection, downloaded, then deleted from the server."""
+    import httpx
+
+    name = store._call(store.client.create_snapshot, store.collection, wait=True).name
+    try:
+        r = httpx.get(f"{store.url}/collections/{store.collection}/snapshots/{name}", headers=store.auth_headers,
+                      timeout=600)
+        r.raise_for_status()
+        return r.content
+    finally:
+        store._call(store.client.delete_snapshot, store.collection, name)
+
+
+def _upload_server_snapshot(store: ClientStore, data: bytes) -> None:
+    import httpx
+
+    r = httpx.post(f"{store.url}/collections/{store.collection}/snapshots/upload", params={"priority": "snapshot"},
+                   headers=store.auth_headers, files={"snapshot": ("collection.snapshot", data)}, timeout=600)
+    r.raise_for_status()

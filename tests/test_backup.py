@@ -1,0 +1,89 @@
+"""Backups: `python -m indexer snapshot` then `restore` gives a collection that answers exactly as before."""
+
+import json
+import random
+import shutil
+
+from indexer.__main__ import main as indexer_cli
+from tests.conftest import draw_shape
+
+METRICS = ("cosine", "hamming", "hamming+rerank")
+
+
+def _png(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _answers(service, queries: list[bytes]) -> list:
+    """Every metric's first page for every query: ids, scores, labels, sources (and the thumbnails' images)."""
+    out = []
+    for data in queries:
+        for metric in METRICS:
+            results, _, _ = service.search(data, metric, 8)
+            out.append([(r["id"], r["score"], r["label"], json.dumps(r["source"])) for r in results])
+            out.append([service.image_of(r).tobytes() for r in results if "file" in r["source"]])
+    return out
+
+
+def test_snapshot_and_restore_answer_every_metric_identically(indexed, tiny_model, tmp_path, capsys):
+    from app.service import SearchService, Settings
+
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    rng = random.Random(5)
+    uploads = []
+    for i in range(6):
+        path = tmp_path / f"up{i}.png"
+        draw_shape(rng.choice(["circle", "square"]), rng, size=48).save(path)
+        uploads.append(path.read_bytes())
+    settings = Settings(model_dir=str(tiny_model), collection=name, qdrant=str(tmp_path / "q"),
+                        data_dir=str(tmp_path / "data"))
+    service = SearchService(settings)
+    service.add([(u, "mine") for u in uploads])
+    queries = uploads[:3] + [_png(draw_shape("triangle", rng))]
+    before, count = _answers(service, queries), service.require_store().count()
+    # the app has the embedded collection open: the snapshot says what to stop
+    assert indexer_cli(["snapshot", "--collection", name, "--qdrant", str(tmp_path / "q"), "--data-dir",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "b.tar")]) == 2
+    assert "stop the app" in capsys.readouterr().err and not (tmp_path / "b.tar").exists()
+    service.close()
+
+    assert indexer_cli(["snapshot", "--collection", name, "--qdrant", str(tmp_path / "q"), "--data-dir",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "b.tar")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["points"] == count and report["engine"] == "embedded"
+
+    # 1. into a new place: another folder, another data dir
+    assert indexer_cli(["restore", "--from", str(tmp_path / "b.tar"), "--collection", name, "--qdrant",
+                        str(tmp_path / "q2"), "--data-dir", str(tmp_path / "data2")]) == 0
+    assert json.loads(capsys.readouterr().out)["images_restored"] == 12  # 6 pictures and their labels
+    moved = SearchService(Settings(model_dir=str(tiny_model), collection=name, qdrant=str(tmp_path / "q2"),
+                                   data_dir=str(tmp_path / "data2")))
+    try:
+        assert moved.require_store().count() == count and _answers(moved, queries) == before
+    finally:
+        moved.close()
+
+    # 2. over the original after it changed: refused without --force, then the old answers are back
+    service = SearchService(settings)
+    service.delete([service.search(uploads[0], "cosine", 1)[0][0]["id"]])
+    service.add([(_png(draw_shape("circle", rng)), "later")])
+    assert _answers(service, queries) != before
+    service.close()
+    assert indexer_cli(["restore", "--from", str(tmp_path / "b.tar"), "--collection", name, "--qdrant",
+                        str(tmp_path / "q"), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert indexer_cli(["restore", "--from", str(tmp_path / "b.tar"), "--collection", name, "--qdrant",
+                        str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"), "--force"]) == 0
+    service = SearchService(settings)
+    try:
+        assert service.require_store().count() == count and _answers(service, queries) == before
+        assert service.reconciled["indexed"] == 0  # the later upload was set aside, not indexed again
+    finally:
+        service.close()
+    aside = list(tmp_path.glob("data/images.before-restore-*/*/*"))
+    assert len(aside) == 2  # the later picture and its label, kept
