@@ -94,32 +94,10 @@ def _free_port() -> int:
 
 
 def app_process_on(model, qdrant, collection, data_dir, *flags: str):
-    """`python -m app` as its own process on a free loopback port, once it answers: (Popen, url). Clients share one
-    address here, so no per-client limit unless `flags` set one."""
-    import subprocess
-    import sys
-    import time
+    """`python -m app` as its own process, once it answers: (Popen, url) (bench/mixed.py starts it the same way)."""
+    from bench.mixed import start_app
 
-    from gradio_client import Client
-
-    port = _free_port()
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--model", str(model), "--collection", collection, "--qdrant", str(qdrant),
-         "--data-dir", str(data_dir), "--port", str(port), "--requests-per-min", "0", "--upload-mb-per-min", "0",
-         *flags],
-        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while True:
-        try:
-            Client(f"http://127.0.0.1:{port}/", verbose=False)
-            return proc, f"http://127.0.0.1:{port}/"
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("the app did not start") from None
-            time.sleep(0.5)
+    return start_app(model, collection, qdrant, data_dir, *flags)
 
 
 @contextlib.contextmanager
