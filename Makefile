@@ -59,6 +59,7 @@ bench: model index
 	$(PY) bench/indexing.py --model $(MODEL)
 	$(PY) bench/search.py --model $(MODEL)
 	$(PY) bench/serving.py --model $(MODEL) --collection $(COLLECTION)
+	$(PY) bench/mixed.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/report.py
 

@@ -5,7 +5,9 @@ No Qdrant server runs on this machine (no Docker engine, no binary), so the serv
 this: request bodies are parsed with qdrant-client's own REST models and handed to `QdrantClient(":memory:")`,
 whose answers go back as the server's `{"result": …, "status": "ok", "time": …}` envelope. It can be stopped
 and started again on the same port (an outage), and told to answer the next requests with 503 (a restarting
-node), which is what the fault tests need. It does not pretend to be more: only these endpoints.
+node), which is what the fault tests need. It does not pretend to be more: only these endpoints. Its collection
+snapshots (create, download, delete, upload) hold the collection in a JSON format of its own, not Qdrant's: what
+they test is the store's side of the exchange.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ COLLECTION = r"/collections/(?P<c>[^/]+)"
 def _dump(value):
     if isinstance(value, list):
         return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", exclude_none=True)
     return value
@@ -41,6 +45,7 @@ class QdrantStandIn:
         self.fail_next = 0  # answer this many next requests with 503
         self.port = port
         self.server: ThreadingHTTPServer | None = None
+        self.snapshots: dict[str, bytes] = {}
         self.bodies: dict[str, dict] = {}  # the last JSON body sent to each "METHOD path"
         self.connections: set = set()  # open keep-alive connections, cut by stop()
         self.routes = [
@@ -114,8 +119,34 @@ class QdrantStandIn:
         req = TypeAdapter(m.PointInsertOperations).validate_python(body)
         return self.local.upsert(mt["c"], points=req.points)
 
+    # ---- snapshots: the collection's config, metadata and points, as JSON ----
+    def _snapshot(self, method: str, collection: str, name: str | None, headers, raw: bytes):
+        if method == "POST" and name is None:
+            info = self.local.get_collection(collection)
+            points, _ = self.local.scroll(collection, limit=10**9, with_payload=True, with_vectors=True)
+            data = json.dumps({"vectors": _dump(info.config.params.vectors), "metadata": info.config.metadata,
+                               "points": _dump(points)}).encode()
+            snap = f"{collection}-{len(self.snapshots)}.snapshot"
+            self.snapshots[snap] = data
+            return {"name": snap, "creation_time": None, "size": len(data)}
+        if method == "GET":
+            return self.snapshots[name]
+        if method == "DELETE":
+            return self.snapshots.pop(name) is not None
+        if method == "POST" and name == "upload":
+            boundary = headers.get("Content-Type").split("boundary=")[1].encode()
+            part = next(p for p in raw.split(b"--" + boundary) if b'name="snapshot"' in p)
+            snap = json.loads(part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0])
+            if self.local.collection_exists(collection):
+                self.local.delete_collection(collection)
+            vectors = {k: m.VectorParams.model_validate(v) for k, v in snap["vectors"].items()}
+            self.local.create_collection(collection, vectors_config=vectors, metadata=snap["metadata"])
+            self.local.upsert(collection, points=[m.PointStruct(**p) for p in snap["points"]])
+            return True
+        raise KeyError("not found")
+
     # ---- HTTP ----
-    def handle(self, method: str, path: str, headers, raw: bytes) -> tuple[int, dict]:
+    def handle(self, method: str, path: str, headers, raw: bytes) -> tuple[int, dict | bytes]:
         path = path.split("?", 1)[0]
         if method == "GET" and path == "/":  # the client's version check, answered bare as the server does
             return 200, {"title": "qdrant - vector search engine (stand-in)", "version": "1.20.0"}
@@ -125,6 +156,14 @@ class QdrantStandIn:
             return 503, {"status": {"error": "Service Unavailable: the node is restarting"}, "time": 0}
         if self.api_key and headers.get("api-key") != self.api_key:
             return 401, {"status": {"error": "Must provide an API key or an Authorization bearer token"}, "time": 0}
+        snap = re.fullmatch(COLLECTION + r"/snapshots(?:/(?P<name>[^/]+))?", path)
+        if snap:
+            try:
+                with self.lock:
+                    result = self._snapshot(method, snap["c"], snap["name"], headers, raw)
+            except (KeyError, StopIteration, ValueError) as e:
+                return 404, {"status": {"error": f"stand-in snapshot: {e}"}, "time": 0}
+            return 200, result if isinstance(result, bytes) else {"result": result, "status": "ok", "time": 0}
         for verb, pattern, fn in self.routes:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
@@ -157,9 +196,10 @@ class QdrantStandIn:
             def _serve(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, payload = standin.handle(self.command, self.path, self.headers, raw)
-                data = json.dumps(payload).encode()
+                binary = isinstance(payload, bytes)
+                data = payload if binary else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

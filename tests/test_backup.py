@@ -4,6 +4,8 @@ import json
 import random
 import shutil
 
+import pytest
+
 from indexer.__main__ import main as indexer_cli
 from tests.conftest import draw_shape
 
@@ -87,3 +89,52 @@ def test_snapshot_and_restore_answer_every_metric_identically(indexed, tiny_mode
         service.close()
     aside = list(tmp_path.glob("data/images.before-restore-*/*/*"))
     assert len(aside) == 2  # the later picture and its label, kept
+
+
+def test_a_server_collection_goes_through_qdrants_snapshot_api(embedder_for_backup, shapes_dir, tmp_path, capsys,
+                                                               qdrant_server, monkeypatch):
+    """The server path: a snapshot is made, downloaded and deleted on the server (here the REST stand-in, whose
+    snapshot content is its own), then uploaded as another collection, which answers every metric identically."""
+    from app.service import SearchService, Settings
+    from indexer.pipeline import build_index
+    from indexer.store import open_store
+
+    model, embedder = embedder_for_backup
+    monkeypatch.setenv("QDRANT_API_KEY", qdrant_server.api_key)
+    store = open_store("srv", qdrant_server.url)
+    build_index(embedder, store, str(shapes_dir), splits=("train",))
+    store.close()
+    rng = random.Random(9)
+    uploads = [_png(draw_shape("square", rng, size=40)) for _ in range(3)]
+
+    def service(collection, data):
+        return SearchService(Settings(model_dir=str(model), collection=collection, qdrant=qdrant_server.url,
+                                      data_dir=str(tmp_path / data)))
+
+    s = service("srv", "data")
+    s.add([(u, "mine") for u in uploads])
+    before = _answers(s, uploads)
+    s.close()
+    assert indexer_cli(["snapshot", "--collection", "srv", "--qdrant", qdrant_server.url, "--data-dir",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "s.tar")]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "server"
+    assert "POST /collections/srv/snapshots" in qdrant_server.requests and not qdrant_server.snapshots  # deleted
+    assert indexer_cli(["restore", "--from", str(tmp_path / "s.tar"), "--collection", "srv2", "--qdrant",
+                        qdrant_server.url, "--data-dir", str(tmp_path / "data2")]) == 0
+    assert "POST /collections/srv2/snapshots/upload" in qdrant_server.requests
+    s = service("srv2", "data2")
+    try:
+        assert _answers(s, uploads) == before
+    finally:
+        s.close()
+    # an embedded snapshot cannot go to a server, and the other way round: said, not attempted
+    assert indexer_cli(["restore", "--from", str(tmp_path / "s.tar"), "--collection", "x", "--qdrant",
+                        str(tmp_path / "folder")]) == 2
+    assert "restore it to a server" in capsys.readouterr().err
+
+
+@pytest.fixture
+def embedder_for_backup(tiny_model):
+    from indexer.embedder import Embedder
+
+    return tiny_model, Embedder(tiny_model)
