@@ -135,6 +135,8 @@ def build_index(
     existing = store.ensure(meta, recreate=recreate)
     profile, _ = embedder.profile_for(existing)
     report = Report()
+    report.bad += [{"source": {"dataset": dataset, "file": b["path"]}, "error": b["error"]}
+                   for b in getattr(ds, "skipped", [])]  # a folder's unreadable files, by path, left out on loading
     total = sum(min(len(ds[s]), limit or len(ds[s])) for s in splits)
     run(dataset_reader(ds, dataset, splits, batch_size, store, report, limit), embedder, store, report, profile, total)
     if report.indexed:

@@ -237,6 +237,7 @@ def test_an_indexing_run_skips_and_reports_bad_items(embedder, shapes_dir, tmp_p
     try:
         report = build_index(embedder, store, str(folder))
         assert len(report.bad) == 1 and "damaged" in report.bad[0]["error"]
+        assert report.bad[0]["source"]["file"] == "circle/999_truncated.png"  # by path, not by row
         assert report.indexed == 120 and store.count() == 120
     finally:
         store.close()

@@ -159,3 +159,38 @@ def test_a_wrong_precision_is_refused_before_anything_loads(tmp_path):
 
     with pytest.raises(ValueError, match="--precision must be one of auto, float32, bfloat16"):
         train(TrainArgs(dataset=str(tmp_path / "no-such-dataset"), output=str(tmp_path / "m"), precision="fp16"))
+
+
+def test_the_schedule_suits_the_sets_size():
+    from training.train import MIN_STEPS, auto_schedule
+
+    assert auto_schedule(60_000) == (128, 12.0)  # Fashion-MNIST: as the demo always trained
+    batch, epochs = auto_schedule(162)  # the issue's folder: 60 steps in all before
+    assert batch == 16 and epochs * -(-162 // batch) >= MIN_STEPS
+    assert auto_schedule(1617)[0] == 32 and auto_schedule(162, batch_size=8, epochs=3) == (8, 3)
+
+
+def test_a_folder_with_bad_files_trains_and_reports_each_by_path(tmp_path):
+    """A truncated JPEG, a text file named .png and an empty file among the pictures: training completes, and the
+    metrics name each skipped file with why; a set this small gets the warning, and accuracy comes with chance."""
+    import json
+
+    from tests.conftest import make_shapes
+    from tests.hostile import bad_cases
+    from training.train import TrainArgs, train
+
+    (tmp_path / "shapes").mkdir()
+    folder = make_shapes(tmp_path / "shapes", 12, seed=3)
+    (folder / "circle" / "broken.jpg").write_bytes(bad_cases()["truncated_jpeg"][0])
+    (folder / "square" / "notes.png").write_text("not a picture")
+    (folder / "triangle" / "empty.png").write_bytes(b"")
+    metrics = train(TrainArgs(dataset=str(folder), model="tiny", output=str(tmp_path / "m"), epochs=2, bits=16))
+    skipped = {s["path"]: s["error"] for s in metrics["skipped_files"]}
+    assert set(skipped) == {"circle/broken.jpg", "square/notes.png", "triangle/empty.png"}
+    assert "truncated" in skipped["circle/broken.jpg"] and "empty" in skipped["triangle/empty.png"]
+    assert "not an image" in skipped["square/notes.png"]
+    assert metrics["train_samples"] + metrics["test_samples"] == 36
+    assert "few to train a model from scratch" in metrics["warning"]
+    assert "facebook/convnext-tiny-224" in metrics["warning"]
+    assert 0 < metrics["chance"] <= 0.5 and metrics["batch_size"] == 16  # 3 classes, a stratified test split
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["skipped_files"] == metrics["skipped_files"]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset
 from PIL import Image as PILImage
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,63 @@ def load_fashion_mnist_files(root: Path = FASHION_MNIST_DIR) -> DatasetDict:
     )
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _folder_rows(root: str, listing: str):
+    """One row per file of each class sub-folder; a file that cannot be read or decoded, or a sub-folder that
+    cannot be listed, becomes a row with its `error` (and no image), so the report is cached with the data."""
+    from training.images import BadImage, open_image
+
+    names = json.loads(listing)["classes"]
+    for label, name in enumerate(names):
+        folder = Path(root) / name
+        try:
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        except OSError as e:
+            yield {"image": None, "label": label, "path": name + "/", "error": f"cannot read the folder: {e}"}
+            continue
+        for path in files:
+            rel = path.relative_to(root).as_posix()
+            try:
+                data = path.read_bytes()
+                open_image(data)  # the decoder uploads go through: corrupt, truncated, not an image
+            except (OSError, BadImage) as e:
+                yield {"image": None, "label": label, "path": rel, "error": str(e) or type(e).__name__}
+                continue
+            yield {"image": {"bytes": data, "path": None}, "label": label, "path": rel, "error": None}
+
+
+def load_folder(root: Path) -> tuple[Dataset, list[dict]]:
+    """A folder with one sub-folder per class as a `train` Dataset (image, label), and the files skipped: each
+    with its path (relative to `root`) and why. The table is cached by `datasets`, keyed by the folder's listing
+    (names, sizes, times), so adding a picture makes a new one."""
+    root = Path(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folders: put each class's pictures in a sub-folder named after "
+                         "it (a folder without classes can be indexed with an existing model, not trained on)")
+    stats = []
+    for p in sorted(root.rglob("*")):
+        try:
+            st = p.stat()
+            stats.append((p.relative_to(root).as_posix(), st.st_size, int(st.st_mtime)))
+        except OSError:
+            stats.append((p.relative_to(root).as_posix(), -1, 0))
+    listing = json.dumps({"classes": classes, "files": stats})
+    features = Features({"image": Image(), "label": ClassLabel(names=classes), "path": Value("string"),
+                         "error": Value("string")})
+    table = Dataset.from_generator(_folder_rows, gen_kwargs={"root": str(root), "listing": listing},
+                                   features=features, split="train")
+    bad = [{"path": r["path"], "error": r["error"]} for r in table.select_columns(["path", "error"])
+           if r["error"] is not None]
+    if bad:
+        log.warning("skipped %d file(s) of %s that are not readable images: %s", len(bad), root,
+                    "; ".join(f"{b['path']} ({b['error']})" for b in bad[:20]) + (" …" if len(bad) > 20 else ""))
+    good = table.filter(lambda e: e is None, input_columns="error") if bad else table
+    return good.select_columns(["image", "label"]), bad
+
+
 def _normalise_columns(ds: DatasetDict) -> DatasetDict:
     columns = next(iter(ds.values())).column_names
     image_col = next((c for c in IMAGE_COLUMNS if c in columns), None)
@@ -94,7 +152,9 @@ def _normalise_columns(ds: DatasetDict) -> DatasetDict:
 
 
 def load_image_dataset(spec: str, *, test_size: float = 0.1, seed: int = 0) -> DatasetDict:
-    """Load `spec` as a DatasetDict with `train` and `test` splits, `image` (PIL) and `label` (ClassLabel)."""
+    """Load `spec` as a DatasetDict with `train` and `test` splits, `image` (PIL) and `label` (ClassLabel); its
+    `skipped` lists the files of a folder that are not readable images (path and why)."""
+    skipped: list[dict] = []
     if spec in ("fashion_mnist", "fashion-mnist"):
         if fashion_mnist_files_present():
             ds = load_fashion_mnist_files()
@@ -102,7 +162,8 @@ def load_image_dataset(spec: str, *, test_size: float = 0.1, seed: int = 0) -> D
             log.info("%s has no Fashion-MNIST files; loading %s from the Hub", FASHION_MNIST_DIR, FASHION_MNIST_HUB)
             ds = load_dataset(FASHION_MNIST_HUB)
     elif Path(spec).is_dir():
-        ds = load_dataset("imagefolder", data_dir=spec)
+        train, skipped = load_folder(Path(spec))
+        ds = DatasetDict(train=train)
     else:
         ds = load_dataset(spec)
     if not isinstance(ds, DatasetDict) or "train" not in ds:
@@ -112,7 +173,9 @@ def load_image_dataset(spec: str, *, test_size: float = 0.1, seed: int = 0) -> D
         # Carve a seeded, label-stratified test split out of train so every spec has both.
         split = ds["train"].train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
         ds = DatasetDict(train=split["train"], test=split["test"])
-    return DatasetDict(train=ds["train"], test=ds["test"])
+    out = DatasetDict(train=ds["train"], test=ds["test"])
+    out.skipped = skipped
+    return out
 
 
 def label_names(ds: DatasetDict) -> list[str]:
