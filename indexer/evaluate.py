@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from indexer.embedder import Embedder
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
-from indexer.store import StoreError, open_store, point_id
+from indexer.pipeline import sources_of
+from indexer.store import StoreError, open_store
 from training.data import load_image_dataset
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,11 @@ def score_method(method: str, q: dict, db: dict, chunk: int = 500) -> dict:
     return result
 
 
-def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_queries: int) -> dict:
+def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_queries: int, train_split) -> dict:
     """The same queries through the product's search path: P@10, query time, and agreement of the top 10
     with the exact NumPy ranking."""
-    id_to_row = {point_id({"dataset": dataset, "split": "train", "row": i}): i for i in range(len(db["labels"]))}
+    _, ids = sources_of(dataset, "train", train_split, 0, len(db["labels"]))
+    id_to_row = {pid: i for i, pid in enumerate(ids)}
     out = {}
     for metric in ("cosine", "hamming", "hamming+rerank"):
         times, p10, agree = [], [], []
@@ -195,7 +197,8 @@ def evaluate(
         store = open_store(collection, qdrant)
         try:
             store.require(embedder.meta)
-            report["qdrant"] = qdrant_check(store, embedder, q, db, dataset, min(qdrant_queries, len(q["labels"])))
+            report["qdrant"] = qdrant_check(store, embedder, q, db, dataset, min(qdrant_queries, len(q["labels"])),
+                                            ds["train"])
         finally:
             store.close()
     except StoreError as e:

@@ -54,6 +54,18 @@ class Report:
         }
 
 
+def sources_of(spec: str, split: str, table, start: int, stop: int) -> tuple[list[dict], list[str]]:
+    """(sources, point ids) of rows start:stop of a split. A folder's images are named by their file (so a
+    picture added to the folder leaves every other id as it was); a dataset's by split and row."""
+    if "path" in table.column_names:
+        paths = table[start:stop]["path"]
+        # "filename", not "path": gradio_client takes any dict with a "path" in an answer for a file to download
+        return ([{"dataset": spec, "split": split, "filename": p} for p in paths],
+                [point_id({"dataset": spec, "filename": p}) for p in paths])
+    sources = [{"dataset": spec, "split": split, "row": i} for i in range(start, stop)]
+    return sources, [point_id(s) for s in sources]
+
+
 def dataset_reader(
     ds, spec: str, splits: tuple[str, ...], batch_size: int, store: Store, report: Report, limit: int | None = None
 ) -> Iterator[Batch]:
@@ -66,8 +78,7 @@ def dataset_reader(
         for start in range(0, n, batch_size):
             t0 = time.perf_counter()
             rows = table[start : min(start + batch_size, n)]
-            sources = [{"dataset": spec, "split": split, "row": start + i} for i in range(len(rows["label"]))]
-            ids = [point_id(s) for s in sources]
+            sources, ids = sources_of(spec, split, table, start, min(start + batch_size, n))
             # Resuming after an interruption: what is already stored is not embedded again.
             done = {h.id for h in store.retrieve(ids)}
             report.skipped_existing += len(done)

@@ -35,6 +35,11 @@ def resolve_image(payload: dict, image_dir: Path) -> Image.Image:
         if not path.is_file():
             raise SourceError(f"stored image {source['file']} is missing from {image_dir}")
         return Image.open(path)
+    if {"dataset", "filename"} <= source.keys():  # a file of an image folder
+        path = safe_path(Path(str(source["dataset"])), str(source["filename"]))
+        if not path.is_file():
+            raise SourceError(f"{source['filename']} is no longer in {source['dataset']}")
+        return Image.open(path)
     if {"dataset", "split", "row"} <= source.keys():
         return _dataset(str(source["dataset"]))[str(source["split"])][int(source["row"])]["image"]
     raise SourceError(f"payload has no image reference: {source!r}")

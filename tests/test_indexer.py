@@ -45,7 +45,7 @@ def test_bfloat16_embeddings_match_float32_and_search_the_same_collection(tiny_m
     assert (got.probs.argmax(1) == f32.probs.argmax(1)).mean() >= 0.98
     assert store.require(b16.meta)  # precision is informational, not a different model
     hits = store.search("cosine", got.floats[5], got.codes[5], k=1)
-    assert (hits[0].payload["source"]["split"], hits[0].payload["source"]["row"]) == ("train", 5)
+    assert hits[0].payload["source"]["filename"] == load_image_dataset(str(shapes_dir))["train"][5]["path"]
 
 
 def test_embedding_precision_is_checked(tiny_model, monkeypatch):
@@ -59,7 +59,9 @@ def test_embedding_precision_is_checked(tiny_model, monkeypatch):
 def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
     emb, label = _query(embedder, shapes_dir, row=5)
     cos = store.search("cosine", emb.floats[0], emb.codes[0], k=10)
-    assert cos[0].payload["source"]["row"] == 5 and cos[0].payload["source"]["split"] == "train"
+    # a folder's image is named by its file: the source is its path, and its id does not depend on its row
+    assert cos[0].payload["source"] == {"dataset": str(shapes_dir), "split": "train",
+                                        "filename": load_image_dataset(str(shapes_dir))["train"][5]["path"]}
     assert cos[0].score == pytest.approx(1.0, abs=1e-4)
     ham = store.search("hamming", emb.floats[0], emb.codes[0], k=10)
     assert ham[0].score == 0 and ham[0].id == cos[0].id  # ties at distance 0 are broken by cosine
@@ -76,6 +78,7 @@ def test_hamming_rerank_reranks_the_whole_tie_at_its_radius(store, embedder, sha
     the same answer as a flat NumPy scan, whichever tied points the engine happens to return first."""
     train = load_image_dataset(str(shapes_dir))["train"]
     emb = embedder.embed(train["image"], embedder.profile)
+    paths = train["path"]
     tied_beyond_the_cut = 0
     for row in range(0, len(train), 5):
         dist = (emb.codes != emb.codes[row]).sum(1)
@@ -84,7 +87,7 @@ def test_hamming_rerank_reranks_the_whole_tie_at_its_radius(store, embedder, sha
         tied_beyond_the_cut += len(candidates) > 20
         expected = candidates[np.argsort(-(emb.floats[candidates] @ emb.floats[row]))[:10]]
         hits = store.search("hamming+rerank", emb.floats[row], emb.codes[row], k=10, oversampling=2, split="train")
-        assert [h.payload["source"]["row"] for h in hits] == expected.tolist()
+        assert [h.payload["source"]["filename"] for h in hits] == [paths[i] for i in expected]
     assert tied_beyond_the_cut  # the case that a plain prefetch of k×oversampling would cut arbitrarily
 
 

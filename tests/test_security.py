@@ -59,3 +59,9 @@ def test_api_key_never_reaches_the_logs_or_the_page(tiny_model, tmp_path, caplog
         assert key not in caplog.text
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("rel", ["../../etc/passwd", "/etc/passwd", "a/../../x.png"])
+def test_a_folder_images_reference_cannot_leave_its_folder(tmp_path, rel):
+    with pytest.raises(SourceError, match="outside"):
+        resolve_image({"source": {"dataset": str(tmp_path), "split": "train", "filename": rel}}, tmp_path)

@@ -83,11 +83,12 @@ def _folder_rows(root: str, listing: str):
     cannot be listed, becomes a row with its `error` (and no image), so the report is cached with the data."""
     from training.images import BadImage, open_image
 
-    names = json.loads(listing)["classes"]
-    for label, name in enumerate(names):
-        folder = Path(root) / name
+    listed = json.loads(listing)
+    for label, name in enumerate(listed["classes"]):
+        folder = Path(root) if listed["flat"] else Path(root) / name
         try:
-            files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = folder.glob("*") if listed["flat"] else folder.rglob("*")
+            files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
         except OSError as e:
             yield {"image": None, "label": label, "path": name + "/", "error": f"cannot read the folder: {e}"}
             continue
@@ -102,15 +103,21 @@ def _folder_rows(root: str, listing: str):
             yield {"image": {"bytes": data, "path": None}, "label": label, "path": rel, "error": None}
 
 
+UNLABELLED = "unlabelled"  # the one label of a folder without class sub-folders
+
+
 def load_folder(root: Path) -> tuple[Dataset, list[dict]]:
-    """A folder with one sub-folder per class as a `train` Dataset (image, label), and the files skipped: each
-    with its path (relative to `root`) and why. The table is cached by `datasets`, keyed by the folder's listing
-    (names, sizes, times), so adding a picture makes a new one."""
+    """A folder with one sub-folder per class as a `train` Dataset (image, label, path relative to `root`), and the
+    files skipped: each with its path and why. A folder of pictures without class sub-folders is one class,
+    UNLABELLED (it can be indexed and searched, not trained on). The table is cached by `datasets`, keyed by the
+    folder's listing (names, sizes, times), so adding a picture makes a new one."""
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise ValueError(f"{root} has no class sub-folders: put each class's pictures in a sub-folder named after "
-                         "it (a folder without classes can be indexed with an existing model, not trained on)")
+    flat = not classes
+    if flat:
+        if not any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir()):
+            raise ValueError(f"{root} holds neither class sub-folders nor pictures")
+        classes = [UNLABELLED]
     stats = []
     for p in sorted(root.rglob("*")):
         try:
@@ -118,7 +125,7 @@ def load_folder(root: Path) -> tuple[Dataset, list[dict]]:
             stats.append((p.relative_to(root).as_posix(), st.st_size, int(st.st_mtime)))
         except OSError:
             stats.append((p.relative_to(root).as_posix(), -1, 0))
-    listing = json.dumps({"classes": classes, "files": stats})
+    listing = json.dumps({"classes": classes, "flat": flat, "files": stats})
     features = Features({"image": Image(), "label": ClassLabel(names=classes), "path": Value("string"),
                          "error": Value("string")})
     table = Dataset.from_generator(_folder_rows, gen_kwargs={"root": str(root), "listing": listing},
@@ -129,7 +136,7 @@ def load_folder(root: Path) -> tuple[Dataset, list[dict]]:
         log.warning("skipped %d file(s) of %s that are not readable images: %s", len(bad), root,
                     "; ".join(f"{b['path']} ({b['error']})" for b in bad[:20]) + (" …" if len(bad) > 20 else ""))
     good = table.filter(lambda e: e is None, input_columns="error") if bad else table
-    return good.select_columns(["image", "label"]), bad
+    return good.select_columns(["image", "label", "path"]), bad
 
 
 def _normalise_columns(ds: DatasetDict) -> DatasetDict:
@@ -163,15 +170,17 @@ def load_image_dataset(spec: str, *, test_size: float = 0.1, seed: int = 0) -> D
             ds = load_dataset(FASHION_MNIST_HUB)
     elif Path(spec).is_dir():
         train, skipped = load_folder(Path(spec))
-        ds = DatasetDict(train=train)
+        ds = DatasetDict(train=train)  # with `path`: a folder's images are named by their file, not their row
     else:
         ds = load_dataset(spec)
     if not isinstance(ds, DatasetDict) or "train" not in ds:
         raise ValueError(f"{spec!r} has no train split")
-    ds = _normalise_columns(ds)
+    if not Path(spec).is_dir():
+        ds = _normalise_columns(ds)
     if "test" not in ds:
         # Carve a seeded, label-stratified test split out of train so every spec has both.
-        split = ds["train"].train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
+        stratify = "label" if len(ds["train"].features["label"].names) > 1 else None
+        split = ds["train"].train_test_split(test_size=test_size, seed=seed, stratify_by_column=stratify)
         ds = DatasetDict(train=split["train"], test=split["test"])
     out = DatasetDict(train=ds["train"], test=ds["test"])
     out.skipped = skipped

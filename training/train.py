@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from training.data import label_names, load_image_dataset
+from training.data import UNLABELLED, label_names, load_image_dataset
 from training.images import ImageProfile, prepare, preprocess, profile_of
 from training.model import (
     PRESETS,
@@ -267,6 +267,10 @@ def train(args: TrainArgs) -> dict:
     if args.max_test_samples:
         ds["test"] = ds["test"].select(range(min(args.max_test_samples, len(ds["test"]))))
     names = label_names(ds)
+    if names == [UNLABELLED]:
+        raise ValueError(f"{args.dataset} has no class sub-folders, so there is nothing to learn: index it with an "
+                         "existing model instead (python -m indexer build --model models/fmnist-small --dataset …), "
+                         "or sort its pictures into one sub-folder per class")
     args.batch_size, args.epochs = auto_schedule(len(ds["train"]), args.batch_size, args.epochs)
     warning = small_set_warning(len(ds["train"]), len(names))
     if warning:
