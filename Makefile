@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install data model index demo serve space test test-fast eval bench lint clean
+.PHONY: install data model index demo serve space collection test test-fast eval bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ demo: index serve
 
 serve: install
 	$(PY) -m app --model $(MODEL) --collection $(COLLECTION)
+
+# Your own folder of pictures, one command: train its model (or use MODEL=… given here), index it, serve it.
+# Re-run after adding pictures: the model is reused and only the new pictures are indexed.
+collection: install
+	@test -n "$(DATA)" || { echo "give the folder: make collection DATA=path/to/pictures" >&2; exit 2; }
+	$(PY) -m app.collection "$(DATA)" $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)")
 
 # The folder to push to a Hugging Face Space (README: "Hugging Face Spaces").
 space: model
