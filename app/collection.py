@@ -1,6 +1,6 @@
 """From a folder of pictures to a served search page, in one command (`make collection DATA=folder`).
 
-python -m app.collection FOLDER [--model DIR] [--name NAME] [--image-size 64] [--retrain] [--no-serve] [app flags]
+python -m app.collection FOLDER [--model DIR] [--name NAME] [--image-size PX] [--retrain] [--no-serve] [app flags]
 
 1. The model: `--model` if given (needed for a folder without class sub-folders); else the folder's own model,
    `models/<name>`, trained from scratch with the defaults that suit the folder's size (training.train), and reused
@@ -19,7 +19,24 @@ import sys
 from pathlib import Path
 
 
-def prepare(folder: Path, model: str | None = None, name: str | None = None, image_size: int = 64,
+def input_size(folder: Path, sample: int = 200) -> int:
+    """The input size of a model trained on `folder`: 28 px for small pictures (a median shorter side of at most
+    32 px: scans, icons, thumbnails), else 64 px (photos: the object, framed, fills the input)."""
+    from PIL import Image
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    sides = []
+    for path in files[:: max(1, len(files) // sample)]:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except OSError:
+            continue  # reported when the folder is loaded
+    sides.sort()
+    return 28 if sides and sides[len(sides) // 2] <= 32 else 64
+
+
+def prepare(folder: Path, model: str | None = None, name: str | None = None, image_size: int | None = None,
             retrain: bool = False, qdrant: str | None = None, models_dir: Path = Path("models"),
             preset: str = "fmnist-small", epochs: float | None = None) -> dict:
     """Train (or reuse) the folder's model and index the folder; returns what was done."""
@@ -42,7 +59,7 @@ def prepare(folder: Path, model: str | None = None, name: str | None = None, ima
             done["training"] = "reused " + str(model_dir)
         else:
             result = train(TrainArgs(dataset=str(folder), model=preset, output=str(model_dir),
-                                     image_size=image_size, epochs=epochs, resume=False))
+                                     image_size=image_size or input_size(folder), epochs=epochs, resume=False))
             done["training"] = {k: result[k] for k in ("test_accuracy", "chance", "train_samples", "test_samples",
                                                        "epochs", "batch_size", "train_seconds", "warning",
                                                        "skipped_files")}
@@ -65,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", type=Path)
     p.add_argument("--model", default=None, help="an existing model dir (default: train models/<name>)")
     p.add_argument("--name", default=None, help="collection and model name (default: the folder's name)")
-    p.add_argument("--image-size", type=int, default=64, help="input size of a model trained here")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input size of a model trained here (default: 28 px for pictures of at most 32 px, else 64)")
     p.add_argument("--retrain", action="store_true", help="train the folder's model again")
     p.add_argument("--qdrant", default=None, help="as `python -m app --qdrant`")
     p.add_argument("--no-serve", action="store_true", help="train and index only")
