@@ -61,12 +61,14 @@ eval: model index
 		--bench-json bench/results/retrieval.json
 
 bench: model index
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/embedding.py --model $(MODEL)
 	$(PY) bench/indexing.py --model $(MODEL)
 	$(PY) bench/search.py --model $(MODEL)
 	$(PY) bench/serving.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/mixed.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
+	$(PY) bench/folders.py
 	$(PY) bench/report.py
 
 lint: install
