@@ -59,10 +59,11 @@ def prepare(folder: Path, model: str | None = None, name: str | None = None, ima
             done["training"] = "reused " + str(model_dir)
         else:
             result = train(TrainArgs(dataset=str(folder), model=preset, output=str(model_dir),
-                                     image_size=image_size or input_size(folder), epochs=epochs, resume=False))
+                                     image_size=image_size or input_size(folder), epochs=epochs, resume=False,
+                                     validation=0.1))  # a tenth held out to keep the best epoch
             done["training"] = {k: result[k] for k in ("test_accuracy", "chance", "train_samples", "test_samples",
                                                        "epochs", "batch_size", "train_seconds", "warning",
-                                                       "skipped_files")}
+                                                       "skipped_files", "validation", "best_checkpoint")}
         model = str(model_dir)
     done["model"] = model
     store = open_store(name, qdrant)

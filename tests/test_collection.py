@@ -1,7 +1,9 @@
 """The one command, from a folder of pictures to a search answer (app/collection.py; `make collection`)."""
 
+import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -21,6 +23,11 @@ def test_a_folder_goes_to_a_search_answer_and_a_rerun_indexes_only_what_is_new(t
     first = prepare(folder, **kw)
     assert first["collection"] == "my_pictures" and first["model"] == str(tmp_path / "models" / "my_pictures")
     assert first["training"]["skipped_files"][0]["path"] == "square/broken.jpg"
+    # a tenth held out: its accuracy after each epoch, and the best epoch's checkpoint is the model
+    assert [v["epoch"] for v in first["training"]["validation"]] == [1, 2, 3, 4]
+    best = max(first["training"]["validation"], key=lambda v: v["accuracy"])  # the first of the best
+    state = json.loads((Path(first["training"]["best_checkpoint"]) / "trainer_state.json").read_text())
+    assert state["epoch"] == best["epoch"] and round(state["best_metric"], 4) == best["accuracy"]
     assert first["index"]["indexed"] == 45 and first["index"]["points"] == 45
     assert first["index"]["bad_items"][0]["source"]["file"] == "square/broken.jpg"
 
