@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.service import SearchService, Settings
-from indexer.store import open_store, point_id
+from indexer.store import open_store
 from tests.conftest import make_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,10 +73,11 @@ def test_sigkill_half_way_then_rerun_gives_exactly_the_expected_points(tiny_mode
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err.decode()[-2000:]
 
+    from indexer.pipeline import sources_of
     from training.data import load_image_dataset
 
     ds = load_image_dataset(str(big_folder))
-    expected = [point_id({"dataset": str(big_folder), "split": s, "row": i}) for s in ds for i in range(len(ds[s]))]
+    expected = [pid for s in ds for pid in sources_of(str(big_folder), s, ds[s], 0, len(ds[s]))[1]]
     store = open_store("big", str(qdrant))
     try:
         assert store.count() == len(expected) == 1500  # no duplicates
