@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from indexer.embedder import Embedder, Embeddings, preparation_enabled
 from indexer.sources import safe_path
-from indexer.store import Store, point_id
+from indexer.store import Store, StoreError, point_id
 from training.data import label_names, load_image_dataset
 from training.images import BadImage, ImageProfile, open_image, profile_of, sha256
 
@@ -141,8 +141,14 @@ def build_index(
     set's: every image, stored and searched alike, is prepared to look like those."""
     ds = load_image_dataset(dataset)
     meta = dict(embedder.meta, dataset=dataset)
+    by_file = "path" in ds[splits[0]].column_names
     if recreate or not store.meta:  # a new collection: its profile, or None when indexed as is (PREPARE=0)
         meta["image_profile"] = profile_of(ds[splits[0]]).as_dict() if preparation_enabled() else None
+        meta["sources"] = "filename" if by_file else "row"
+    elif by_file and store.meta.get("sources") != "filename":
+        raise StoreError(f"collection {store.collection!r} was indexed before a folder's images were named by their "
+                         "file (by row: adding to it now would index every picture again under new ids); rebuild it "
+                         "once with --recreate")
     existing = store.ensure(meta, recreate=recreate)
     profile, _ = embedder.profile_for(existing)
     report = Report()

@@ -289,3 +289,24 @@ def test_duplicates_at_the_demo_collections_size_sample_only_what_was_asked(tmp_
         assert pairs and {a for a, _, _ in pairs} <= set(sample) and all(s >= 0.8 for _, _, s in pairs)
     finally:
         store.close()
+
+
+def test_a_folder_collection_indexed_by_row_before_is_refused_with_what_to_do(embedder, shapes_dir, tmp_path):
+    """A collection from before a folder's images were named by their file: adding to it would index everything
+    again under new ids, so the run stops and says to rebuild once."""
+    import json
+
+    store = open_store("old", str(tmp_path))
+    try:
+        build_index(embedder, store, str(shapes_dir), splits=("test",))
+        meta_path = store.root / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta.pop("sources")
+        meta_path.write_text(json.dumps(meta))
+        before = store.count()
+        with pytest.raises(StoreError, match="rebuild it once with --recreate"):
+            build_index(embedder, store, str(shapes_dir))
+        assert store.count() == before
+        assert build_index(embedder, store, str(shapes_dir), recreate=True).indexed == 120
+    finally:
+        store.close()
