@@ -40,8 +40,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     p.add_argument("--torch-threads", type=int, default=int(env("TORCH_THREADS", "1")),
-                   help="threads per model run ($TORCH_THREADS); requests run side by side, so 1: one upload "
-                        "embeds in 2.2 ms of CPU on 1 thread vs 5.8 ms (2.9 ms wall) on 2")
+                   help="threads per model run ($TORCH_THREADS); requests run side by side, hence 1")
     p.add_argument("--read-only", choices=["auto", "1", "0"], default=env("READ_ONLY", "auto"),
                    help="1: refuse writes without a credential; 0: allow them (an operator's choice); auto: read-only "
                         "when served beyond loopback, on a Space, or with ADMIN_TOKEN/OAuth set ($READ_ONLY)")

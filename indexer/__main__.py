@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--recreate", action="store_true", help="drop the collection first")
     b.add_argument("--quantized", action="store_true",
                    help="embedded engine, new collection: binary quantization and no HNSW graph, for millions of "
-                        "images on a small machine (1M points: 10 ms queries, built in 8 s)")
+                        "images on a small machine (bench/search.py measures it)")
     _store_args(b)
 
     i = sub.add_parser("info", help="describe a collection")

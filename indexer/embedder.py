@@ -37,11 +37,9 @@ def model_fingerprint(path: Path) -> str:
 
 
 class Embedder:
-    """Batched embedding, `batch_size` images per forward pass (128: the fastest on 2 cores for the demo model;
-    64 and 256 were 5-20 % slower). On hardware with native bfloat16 the weights and activations are bfloat16
-    (layer norms accumulate in float32; the outputs are returned as float32): on the demo model about 2× the
-    float32 rate on this machine's AVX-512 BF16 CPU, 1.2× that of bfloat16 autocast, with 99.97 % of code bits
-    and cosine ≥ 0.9999 against float32 (README: "Benchmarks")."""
+    """Batched embedding, `batch_size` images per forward pass. On hardware with native bfloat16 the weights and
+    activations are bfloat16 (layer norms accumulate in float32; the outputs are returned as float32); how fast,
+    and how close to float32, is measured by bench/embedding.py (README: "Benchmarks")."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 128, device: str | None = None,
                  precision: str | None = None, views: str | None = None):

@@ -157,8 +157,8 @@ def build_index(
     total = sum(min(len(ds[s]), limit or len(ds[s])) for s in splits)
     run(dataset_reader(ds, dataset, splits, batch_size, store, report, limit), embedder, store, report, profile, total)
     if report.indexed:
-        # Build the HNSW index now, not at the first query (measured at 70k: 6 s; cosine p50 2.5 → 0.75 ms,
-        # recall@10 0.999 against the exact scan; bench/search.py).
+        # Build the HNSW index now, not at the first query (what it costs and saves: bench/indexing.py,
+        # bench/search.py).
         t0 = time.perf_counter()
         store.optimize()
         report.seconds["optimize"] += time.perf_counter() - t0

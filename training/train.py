@@ -70,8 +70,8 @@ class TrainArgs:
     precision: str = field(
         default="float32",
         metadata={"help": "float32, bfloat16 (autocast; weights stay float32) or auto: bfloat16 where the hardware "
-                  "runs it natively (a recent GPU, a CPU with AVX-512 BF16 or AMX). bfloat16 trains the demo model "
-                  "1.4x faster on this CPU, but its 12-epoch runs reached 0.913-0.915 accuracy vs 0.917"},
+                  "runs it natively (a recent GPU, a CPU with AVX-512 BF16 or AMX); README: \"Your own images\" says "
+                  "what it changed for the demo model"},
     )
     validation: float = field(
         default=0.0,
