@@ -29,7 +29,7 @@ from indexer.pipeline import (
     unlike_collection,
 )
 from indexer.sources import SourceError, resolve_image
-from indexer.store import METRICS, Hit, Store, StoreError, open_store
+from indexer.store import METRICS, Hit, Store, StoreError, open_store, resolve_location
 from training.images import BadImage, open_image, sha256
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,8 @@ class Settings:
 
     @property
     def location(self) -> str:
-        """Where the collection lives: `qdrant`, else $QDRANT_URL, else $QDRANT_PATH, else <data_dir>/qdrant."""
-        return (self.qdrant or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH")
-                or str(Path(self.data_dir) / "qdrant"))
+        """Where the collection lives (indexer.store.resolve_location, with this app's data dir)."""
+        return resolve_location(self.qdrant, self.data_dir)
 
 
 class SearchService:

@@ -150,17 +150,18 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="models/fmnist-small")
     p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default="data/qdrant")
+    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.store.resolve_location)")
     p.add_argument("--seconds", type=float, default=60)
     args = p.parse_args()
     from gradio_client import Client, handle_file
 
     from bench.serving import query_files
+    from indexer.store import resolve_location
 
     rec = Recorder("mixed")
     work = Path(tempfile.mkdtemp())
     # a copy of the demo collection: the writes must not change the one `make demo` serves
-    shutil.copytree(Path(args.qdrant) / args.collection, work / "q" / args.collection,
+    shutil.copytree(Path(resolve_location(args.qdrant)) / args.collection, work / "q" / args.collection,
                     ignore=shutil.ignore_patterns(".lock"))
     files = query_files(20, work)
     own = pictures(work, CLIENTS, 60)

@@ -656,6 +656,12 @@ def _is_transient(e: Exception) -> bool:
     ) or "connection refused" in text or "timed out" in text
 
 
+def resolve_location(location: str | None = None, data_dir: str | Path = "data") -> str:
+    """Where a collection lives, the one rule for every command: `location` if given, else $QDRANT_URL (a
+    server), else $QDRANT_PATH (a folder), else <data_dir>/qdrant (the embedded engine)."""
+    return location or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or str(Path(data_dir) / "qdrant")
+
+
 def open_store(
     collection: str,
     location: str | None = None,
@@ -668,7 +674,7 @@ def open_store(
     (the embedded engine; default `$QDRANT_PATH` or `data/qdrant`). The URL and key default to
     `$QDRANT_URL` and `$QDRANT_API_KEY`. `quantized`: a new embedded collection for millions of points on a
     small machine (binary quantization, no HNSW graph); a server collection is always quantized."""
-    location = location or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH") or "data/qdrant"
+    location = resolve_location(location)
     if location.startswith(("http://", "https://")):
         return ClientStore(collection, url=location, api_key=api_key or os.environ.get("QDRANT_API_KEY"),
                            shards=shards, replicas=replicas)
