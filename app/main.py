@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 
 import gradio as gr
@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 from app.access import Caller, Refused
 from app.components import UploadedImage
 from app.service import SearchService
+from indexer.pipeline import write_atomically
 from indexer.store import METRIC_HELP, METRICS, StoreError
 from training.images import BadImage, sha256
 
@@ -60,9 +61,9 @@ def _display_file(service: SearchService, result: dict) -> str | None:
         if image is None:
             return None
         THUMBS.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp")
-        image.convert("RGB").save(tmp, format="PNG")
-        os.replace(tmp, path)
+        png = io.BytesIO()
+        image.convert("RGB").save(png, format="PNG")
+        write_atomically(path, png.getvalue())
     return str(path)
 
 
@@ -390,9 +391,7 @@ def _keep_upload(data: bytes) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / sha256(data)
     if not path.exists():
-        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_atomically(path, data)
     return str(path)
 
 

@@ -207,13 +207,13 @@ class SearchService:
         """More like a stored image: its own stored vectors are the query (no model run), and it is left out of
         its results. Returns the results, the stored image's label, and the query (`like`: id, label, source)."""
         store = self._checked(metric, k)
-        point_id = str(point_id or "").strip()
-        if not point_id:
+        given = str(point_id or "").strip()
+        if not given:
             raise ValueError("give the id of a stored image (the `id` of a search result)")
-        if not _as_point_id(point_id):
-            raise ValueError(f"{point_id!r} is not an image id (ids look like 2f1c…-…: the `id` of a search "
+        point_id = _as_point_id(given)
+        if point_id is None:
+            raise ValueError(f"{given!r} is not an image id (ids look like 2f1c…-…: the `id` of a search "
                              "result); search again and pick one of the results")
-        point_id = _as_point_id(point_id)
         found = store.retrieve([point_id], with_vectors=True)
         if not found or found[0].float_vector is None or found[0].code_vector is None:
             raise StoreError(f"no stored image has the id {point_id!r} (it may have been deleted): "

@@ -22,7 +22,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from indexer.pipeline import DELETING_SUFFIX
+from indexer.pipeline import DELETING_SUFFIX, write_atomically
 from indexer.store import ClientStore, EdgeStore, Store, StoreError, open_store
 
 FORMAT = 1
@@ -101,9 +101,7 @@ def restore(archive: Path, collection: str, location: str | None, image_dir: Pat
             target = Path(image_dir) / member.name.removeprefix("images/")
             if not target.exists():  # content-addressed: a file of that name already holds those bytes
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".restore.tmp")
-                tmp.write_bytes(tar.extractfile(member).read())
-                tmp.replace(target)
+                write_atomically(target, tar.extractfile(member).read())
                 restored += 1
     if points != manifest["points"]:
         raise StoreError(f"restored {points} points, but the snapshot holds {manifest['points']}")

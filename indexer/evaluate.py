@@ -109,7 +109,8 @@ def score_method(method: str, q: dict, db: dict, chunk: int = 500) -> dict:
 def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_queries: int, train_split) -> dict:
     """The same queries through the product's search path: P@10, query time, and agreement of the top 10
     with the exact NumPy ranking."""
-    _, ids = sources_of(dataset, "train", train_split, 0, len(db["labels"]))
+    paths = train_split["path"] if "path" in train_split.column_names else None  # a folder's files
+    _, ids = sources_of(dataset, "train", 0, len(db["labels"]), paths)
     id_to_row = {pid: i for i, pid in enumerate(ids)}
     out = {}
     for metric in ("cosine", "hamming", "hamming+rerank"):

@@ -54,11 +54,12 @@ class Report:
         }
 
 
-def sources_of(spec: str, split: str, table, start: int, stop: int) -> tuple[list[dict], list[str]]:
-    """(sources, point ids) of rows start:stop of a split. A folder's images are named by their file (so a
-    picture added to the folder leaves every other id as it was); a dataset's by split and row."""
-    if "path" in table.column_names:
-        paths = table[start:stop]["path"]
+def sources_of(spec: str, split: str, start: int, stop: int, paths: list[str] | None = None,
+               ) -> tuple[list[dict], list[str]]:
+    """(sources, point ids) of rows start:stop of a split, whose file `paths` a folder gives. A folder's images
+    are named by their file (so a picture added to the folder leaves every other id as it was); a dataset's by
+    split and row."""
+    if paths is not None:
         # "filename", not "path": gradio_client takes any dict with a "path" in an answer for a file to download
         return ([{"dataset": spec, "split": split, "filename": p} for p in paths],
                 [point_id({"dataset": spec, "filename": p}) for p in paths])
@@ -78,7 +79,7 @@ def dataset_reader(
         for start in range(0, n, batch_size):
             t0 = time.perf_counter()
             rows = table[start : min(start + batch_size, n)]
-            sources, ids = sources_of(spec, split, table, start, min(start + batch_size, n))
+            sources, ids = sources_of(spec, split, start, min(start + batch_size, n), rows.get("path"))
             # Resuming after an interruption: what is already stored is not embedded again.
             done = {h.id for h in store.retrieve(ids)}
             report.skipped_existing += len(done)
@@ -212,7 +213,9 @@ def image_dir_of(data_dir: str | Path) -> Path:
     return Path(data_dir) / "images"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """`data` at `path`, whole or not at all (a temp file beside it, renamed): a reader never sees half a file,
+    and a crash leaves at most a `.tmp` (removed by `reconcile`)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
@@ -225,8 +228,8 @@ def store_file(data: bytes, image_dir: Path, fmt: str, label: str | None = None)
     path = image_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        _write_atomically(path, data)
-    _write_atomically(path.with_name(digest + LABEL_SUFFIX), (label or "").encode())
+        write_atomically(path, data)
+    write_atomically(path.with_name(digest + LABEL_SUFFIX), (label or "").encode())
     return rel
 
 

@@ -97,7 +97,7 @@ class Store:
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[Hit]: ...
     def delete(self, ids: list[str]) -> None: ...
     def scroll(self, limit: int, offset: Any = None, with_vectors: bool = False,
-               files_only: bool = False) -> tuple[list[Hit], Any]: ...
+               files_only: bool = False, payload: bool = True) -> tuple[list[Hit], Any]: ...
     def close(self) -> None: ...
     def drop(self) -> None: ...
 
@@ -149,7 +149,7 @@ class Store:
         """`sample` point ids drawn at random, seeded, from all of them in id order."""
         ids, offset = [], None
         while True:
-            hits, offset = self.scroll(10_000, offset)
+            hits, offset = self.scroll(10_000, offset, payload=False)  # ids only
             ids += [h.id for h in hits]
             if offset is None:
                 break
@@ -410,12 +410,12 @@ class EdgeStore(Store):
         self._shard.update(UpdateOperation.delete_points(list(ids)))
         self._shard.flush()
 
-    def scroll(self, limit, offset=None, with_vectors=False, files_only=False):
+    def scroll(self, limit, offset=None, with_vectors=False, files_only=False, payload=True):
         from qdrant_edge import Filter, IsEmptyCondition, ScrollRequest
 
         flt = Filter(must_not=[IsEmptyCondition("source.file")]) if files_only else None
         records, nxt = self._shard.scroll(
-            ScrollRequest(offset=offset, limit=limit, filter=flt, with_payload=True, with_vector=with_vectors)
+            ScrollRequest(offset=offset, limit=limit, filter=flt, with_payload=payload, with_vector=with_vectors)
         )
         return [_hit(r) for r in records], nxt
 
@@ -619,13 +619,13 @@ class ClientStore(Store):
 
         self._call(self.client.delete, self.collection, points_selector=models.PointIdsList(points=list(ids)))
 
-    def scroll(self, limit, offset=None, with_vectors=False, files_only=False):
+    def scroll(self, limit, offset=None, with_vectors=False, files_only=False, payload=True):
         from qdrant_client import models
 
         flt = (models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="source.file"))])
                if files_only else None)
         records, nxt = self._call(self.client.scroll, self.collection, limit=limit, offset=offset, scroll_filter=flt,
-                                  with_payload=True, with_vectors=with_vectors)
+                                  with_payload=payload, with_vectors=with_vectors)
         return [_hit(r) for r in records], nxt
 
     def optimize(self) -> None:

@@ -77,7 +77,7 @@ def test_sigkill_half_way_then_rerun_gives_exactly_the_expected_points(tiny_mode
     from training.data import load_image_dataset
 
     ds = load_image_dataset(str(big_folder))
-    expected = [pid for s in ds for pid in sources_of(str(big_folder), s, ds[s], 0, len(ds[s]))[1]]
+    expected = [pid for s in ds for pid in sources_of(str(big_folder), s, 0, len(ds[s]), ds[s]["path"])[1]]
     store = open_store("big", str(qdrant))
     try:
         assert store.count() == len(expected) == 1500  # no duplicates
