@@ -41,8 +41,8 @@ def prepare(folder: Path, model: str | None = None, name: str | None = None, ima
             preset: str = "fmnist-small", epochs: float | None = None) -> dict:
     """Train (or reuse) the folder's model and index the folder; returns what was done."""
     from indexer.embedder import Embedder
+    from indexer.factory import open_store
     from indexer.pipeline import build_index
-    from indexer.store import open_store
     from training.train import TrainArgs, train
 
     folder = Path(folder).resolve()

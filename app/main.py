@@ -17,8 +17,14 @@ from app.access import Caller, Refused
 from app.components import UploadedImage
 from app.service import SearchService
 from indexer.pipeline import write_atomically
-from indexer.store import METRIC_HELP, METRICS, StoreError
+from indexer.store import METRICS, StoreError
 from training.images import BadImage, sha256
+
+METRIC_HELP = {  # the metric picker's help line (the rules themselves: indexer.ranking)
+    "cosine": "cosine similarity of the float features (1 = same direction)",
+    "hamming": "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
+    "hamming+rerank": "the images within the Hamming radius of the k×oversampling nearest codes, re-ranked by cosine",
+}
 
 log = logging.getLogger(__name__)
 THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is

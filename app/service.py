@@ -18,7 +18,9 @@ from PIL import Image
 
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
+from indexer import ranking
 from indexer.embedder import Embedder, Embeddings
+from indexer.factory import open_store, resolve_location
 from indexer.pipeline import (
     UNLIKE_PERCENTILE,
     add_images,
@@ -29,7 +31,7 @@ from indexer.pipeline import (
     unlike_collection,
 )
 from indexer.sources import SourceError, resolve_image
-from indexer.store import METRICS, Hit, Store, StoreError, open_store, resolve_location
+from indexer.store import METRICS, Hit, Store, StoreError
 from training.images import BadImage, open_image, sha256
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class Settings:
     qdrant: str | None = None  # folder, URL or :memory:; None: $QDRANT_URL, $QDRANT_PATH, <data_dir>/qdrant
     data_dir: str = "data"
     max_upload_mb: float = 10.0
-    oversampling: int = 4
+    oversampling: int = ranking.OVERSAMPLING
     examples: int = 10
     url_allow_networks: str = ""  # networks an image URL may point into although not public (app/fetch.py)
     url_timeout_s: float = TIMEOUT_S
@@ -309,9 +311,7 @@ class SearchService:
         """Stored images that an upload would duplicate: the same bytes, or cosine ≥ threshold."""
         results, _, _ = self.search(data, "cosine", 10, threshold=float(threshold))
         digest = sha256(data)
-        same = {h.id for h in self.require_store().retrieve([r["id"] for r in results])
-                if h.payload.get("sha256") == digest}
-        return [dict(r, identical=r["id"] in same) for r in results]
+        return [dict(r, identical=r["sha256"] == digest) for r in results]
 
     # --- the collection grows and shrinks ----------------------------------------------------------
     def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:

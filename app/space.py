@@ -58,8 +58,8 @@ def index_if_asked(settings) -> None:
     if not dataset:
         return
     from indexer.embedder import Embedder
+    from indexer.factory import open_store
     from indexer.pipeline import build_index
-    from indexer.store import open_store
 
     store = open_store(settings.collection, settings.location)
     try:

@@ -156,7 +156,7 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     from bench.serving import query_files
-    from indexer.store import resolve_location
+    from indexer.factory import resolve_location
 
     rec = Recorder("mixed")
     work = Path(tempfile.mkdtemp())

@@ -1,5 +1,6 @@
-"""Search latency and recall: the embedded engine (qdrant-edge) vs qdrant-client local mode vs an exact
-NumPy scan, at the demo collection's real vectors and at synthetic scale.
+"""Search latency and recall: the embedded engine (qdrant-edge), qdrant-client local mode, and the rules' NumPy
+reference (`indexer.ranking`), at the demo collection's real vectors and at synthetic scale; beside them, two peers
+for the bare Hamming k-nearest (no tie rule): FAISS `IndexBinaryFlat` and NumPy popcount over packed codes.
 
 python bench/search.py [--model models/fmnist-small] [--synthetic 1000000] [--queries 200]
 """
@@ -20,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
-from indexer.store import open_store  # noqa: E402
+from indexer import ranking  # noqa: E402
+from indexer.factory import open_store  # noqa: E402
 
 K = 10
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,22 +44,38 @@ def synthetic(n: int, dim: int, bits: int, seed: int = 0) -> tuple[np.ndarray, n
     return floats, codes
 
 
-def exact(metric: str, floats, codes_f, q: int) -> np.ndarray:
-    """The exact top K by a flat scan (`codes_f`: the codes as float32 0/1, converted once)."""
-    if metric == "cosine":
-        s = floats @ floats[q]
-        top = np.argpartition(-s, K)[:K]
-        return top[np.argsort(-s[top])]
-    c = codes_f[q]
-    dist = codes_f.sum(1) + c.sum() - 2 * (codes_f @ c)  # |a-b| on 0/1 vectors
-    if metric == "hamming":
-        key = dist * 4 - floats @ floats[q]
-        top = np.argpartition(key, K)[:K]
-        return top[np.argsort(key[top])]
-    radius = np.partition(dist, 4 * K - 1)[4 * K - 1]  # every point as near as the 4K-th nearest, by cosine
-    cand = np.flatnonzero(dist <= radius)
-    s = floats[cand] @ floats[q]
-    return cand[np.argsort(-s)[:K]]
+def _timed(fn, queries) -> tuple[dict, dict]:
+    times, out = [], {}
+    for q in queries:
+        t0 = time.perf_counter()
+        out[q] = fn(q)
+        times.append(time.perf_counter() - t0)
+    return percentiles(times), out
+
+
+def peers(rec: Recorder, tag: str, codes: np.ndarray, queries, reference: dict) -> None:
+    """The bare Hamming k-nearest by two peers, one thread; recall against the reference's top 10 (with its tie
+    rule, which the peers do not have: they cut a tie anywhere)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    packed = np.packbits(codes, axis=1)
+    index = faiss.IndexBinaryFlat(codes.shape[1])
+    index.add(packed)
+    words = packed.view(np.uint64)  # 64 bits: one word a code
+
+    def popcount(q):
+        dist = np.bitwise_count(words ^ words[q]).sum(1)
+        first = np.argpartition(dist, K - 1)[:K]
+        return first[np.argsort(dist[first], kind="stable")]
+
+    for name, fn in (("faiss IndexBinaryFlat", lambda q: index.search(packed[q : q + 1], K)[1][0]),
+                     ("numpy packed popcount", popcount)):
+        pct, tops = _timed(fn, queries)
+        recall = np.mean([len(set(tops[q].tolist()) & set(reference[q].tolist())) / K for q in queries])
+        rec.figure(f"peer_p50_ms[{tag}, {name}, hamming k-nearest]", pct["p50"], "ms", better="lower",
+                   p95=round(pct["p95"], 3), recall_at_10_vs_tie_rule=round(float(recall), 4), points=len(codes),
+                   note="no tie rule: ties at the cut-off in index order")
 
 
 def bench_store(rec: Recorder, tag: str, store, floats, codes, queries, baseline: dict, numpy_top: dict,
@@ -75,7 +93,7 @@ def bench_store(rec: Recorder, tag: str, store, floats, codes, queries, baseline
         store.flush()
         rec.figure(f"upsert_seconds[{tag}]", time.perf_counter() - t0, "s", points=n)
     index = {u: i for i, u in enumerate(ids)}
-    for metric in ("cosine", "hamming", "hamming+rerank") if search else ():
+    for metric in ranking.METRICS if search else ():
         times, recall = [], []
         for q in queries:
             t0 = time.perf_counter()
@@ -89,18 +107,19 @@ def bench_store(rec: Recorder, tag: str, store, floats, codes, queries, baseline
 
 
 def numpy_baseline(rec: Recorder, tag: str, floats, codes, queries) -> tuple[dict, dict]:
+    """The rules' NumPy reference (indexer.ranking): each metric's exact top 10, and how long a flat scan takes."""
     base, tops = {}, {}
-    codes = codes.astype(np.float32)
-    for metric in ("cosine", "hamming", "hamming+rerank"):
-        times, tops[metric] = [], {}
-        for q in queries:
-            t0 = time.perf_counter()
-            tops[metric][q] = exact(metric, floats, codes, q)
-            times.append(time.perf_counter() - t0)
-        pct = percentiles(times)
+    for metric in ranking.METRICS:
+        pct, tops[metric] = _timed(lambda q, m=metric: ranking.top(m, floats[q], codes[q], floats, codes, K), queries)
         base[metric] = pct["p50"]
         rec.figure(f"numpy_p50_ms[{tag}, {metric}]", pct["p50"], "ms", p95=round(pct["p95"], 3), points=len(floats))
     return base, tops
+
+
+def code_bytes(path: Path) -> int:
+    """What the engine keeps of the codes in RAM: the binary-quantized `code` vectors."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and "vector_storage-code" in p.parts
+               and "quantized" in p.name)
 
 
 def disk_bytes(path: Path) -> int:
@@ -117,7 +136,7 @@ import sys, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 def rss():
     return int(next(line for line in open('/proc/self/status') if line.startswith('VmRSS')).split()[1]) * 1024
-from indexer.store import open_store
+from indexer.factory import open_store
 import qdrant_edge
 before = rss()
 store = open_store({collection!r}, {str(path)!r})
@@ -146,6 +165,7 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
     rng = np.random.default_rng(1)
     queries = rng.choice(len(floats), n_queries, replace=False).tolist()
     base, tops = numpy_baseline(rec, tag, floats, codes, queries)
+    peers(rec, tag, codes, queries, tops["hamming"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     try:
         edge = open_store("bench", str(tmp))
@@ -154,6 +174,10 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
                    raw_vector_bytes=floats.shape[1] * 4 + codes.shape[1])
         if hnsw:  # at 1M the HNSW build took over 10 minutes on 2 cores: the quantized layout below is for that
             optimized(rec, tag, "embedded+hnsw", "hnsw_build_seconds", edge, tmp, floats, codes, queries, base, tops)
+        else:  # the codes' binary quantization is built by the optimizer, with or without a graph
+            edge.optimize()
+        rec.figure(f"code_ram_bytes_per_point[{tag}, embedded]", code_bytes(tmp / "bench") / len(floats), "B",
+                   bits=codes.shape[1], note="the binary-quantized codes, kept in RAM; the ±1 originals stay on disk")
         edge.close()
         rec.figure(f"ram_bytes_per_point[{tag}, {'embedded+hnsw' if hnsw else 'embedded'}]",
                    ram_bytes(tmp, floats, codes, queries) / len(floats), "B",

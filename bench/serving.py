@@ -102,7 +102,7 @@ def main() -> None:
     p.add_argument("--qdrant", default=None, help="default: as the app (indexer.store.resolve_location)")
     p.add_argument("--requests", type=int, default=50)
     args = p.parse_args()
-    from indexer.store import resolve_location
+    from indexer.factory import resolve_location
 
     args.qdrant = resolve_location(args.qdrant)  # the app below runs with a temporary data dir: name it here
     rec = Recorder("serving")

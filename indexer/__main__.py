@@ -6,6 +6,7 @@
   evaluate  retrieval quality on the standard protocol (test queries against the train database)
   snapshot  back a collection up with its stored images, into one file
   restore   put a snapshot back (a new collection, or --force to replace one)
+  upgrade   convert a collection built before the ±1 code layout, from its stored vectors (no model run)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
-from indexer.store import METRICS, StoreError, open_store
+from indexer.factory import open_store
+from indexer.store import METRICS, StoreError
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--force", action="store_true", help="replace the collection if it exists")
     _store_args(r)
 
+    u = sub.add_parser("upgrade", help="convert an older collection's codes to the current layout")
+    _store_args(u)
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -84,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "upgrade":
+        from indexer.upgrade import upgrade
+
+        print(json.dumps(upgrade(args.collection, args.qdrant)))
+        return 0
     if args.command in ("snapshot", "restore"):
         from indexer.backup import restore, snapshot
         from indexer.pipeline import image_dir_of

@@ -22,8 +22,11 @@ import tarfile
 import time
 from pathlib import Path
 
+from indexer.edge import EdgeStore
+from indexer.factory import open_store
 from indexer.pipeline import DELETING_SUFFIX, write_atomically
-from indexer.store import ClientStore, EdgeStore, Store, StoreError, open_store
+from indexer.server import ClientStore
+from indexer.store import Store, StoreError
 
 FORMAT = 1
 

@@ -3,8 +3,8 @@
 Full rankings are computed exactly in NumPy (mAP@all needs the whole ranking); the product's real search
 path, the Qdrant collection, answers a sample of the same queries and is cross-checked against them.
 
-Tie rule for Hamming distance (ties are common with 64 bits): inside a tie, higher cosine similarity of the
-float features first, then database order. `hamming_index_ties` reports the naive rule (database order only).
+The metrics rank by their rules in `indexer.ranking`; `hamming_index_ties` reports the naive Hamming rule (ties in
+database order only), `raw_pixels` and `phash64` are baselines.
 """
 
 from __future__ import annotations
@@ -17,17 +17,19 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from indexer import ranking
 from indexer.embedder import Embedder
+from indexer.factory import open_store
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 from indexer.pipeline import sources_of
-from indexer.store import StoreError, open_store
+from indexer.store import METRICS, StoreError
 from training.data import load_image_dataset
 
 log = logging.getLogger(__name__)
 
 P_KS = [1, 10, 100, 1000]
 CURVE_KS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 40000, 60000]
-RERANK_CANDIDATES = 4000  # k=1000 × oversampling 4, as the app's hamming+rerank uses
+RERANK_CANDIDATES = 1000 * ranking.OVERSAMPLING  # hamming+rerank's candidates for the whole ranking (mAP@1000)
 
 
 def _embed_all(embedder: Embedder, images, chunk: int = 4096):
@@ -52,30 +54,15 @@ def _phash(images) -> np.ndarray:
     return np.stack([imagehash.phash(im, hash_size=8).hash.ravel() for im in images]).astype(np.uint8)
 
 
-def _hamming(qc: np.ndarray, dc: np.ndarray) -> np.ndarray:
-    q, d = qc.astype(np.float32), dc.astype(np.float32)
-    return q @ (1 - d).T + (1 - q) @ d.T
-
-
-def rankings(method: str, q: dict, db: dict, rows: slice) -> np.ndarray:
-    """Database indices in ranked order for queries `rows`, by `method`."""
-    if method in ("cosine", "raw_pixels"):
-        key = "floats" if method == "cosine" else "pixels"
-        return np.argsort(-(q[key][rows] @ db[key].T), axis=1, kind="stable")
-    if method == "phash64":
-        return np.argsort(_hamming(q["phash"][rows], db["phash"]), axis=1, kind="stable")
-    dist = _hamming(q["codes"][rows], db["codes"])
-    if method == "hamming_index_ties":
-        return np.argsort(dist, axis=1, kind="stable")
-    cos = q["floats"][rows] @ db["floats"].T
-    order = np.argsort(dist * 4 - cos, axis=1, kind="stable")  # |cos| ≤ 1: the distance stays primary
-    if method == "hamming":
-        return order
-    # hamming+rerank (the store's rule): every point within the Hamming distance of the RERANK_CANDIDATES-th
-    # nearest, by cosine; the rest as Hamming has them. -cos - 2 < -1 ≤ dist * 4 - cos: the ball comes first.
-    last = min(RERANK_CANDIDATES, dist.shape[1]) - 1
-    radius = np.take_along_axis(dist, order[:, last : last + 1], 1)
-    return np.argsort(np.where(dist <= radius, -cos - 2, dist * 4 - cos), axis=1, kind="stable")
+def rankings(method: str, q: dict, db: dict, rows: slice, candidates: int = RERANK_CANDIDATES) -> np.ndarray:
+    """Database indices in ranked order for queries `rows`, by `method`: the product's metrics by their rules
+    (indexer.ranking), and the baselines."""
+    if method in METRICS:
+        return ranking.rank(method, q["floats"][rows], q["codes"][rows], db["floats"], db["codes"], candidates)
+    if method == "raw_pixels":
+        return np.argsort(-(q["pixels"][rows] @ db["pixels"].T), axis=1, kind="stable")
+    key = "phash" if method == "phash64" else "codes"  # hamming_index_ties: the codes, ties in database order
+    return np.argsort(ranking.hamming(q[key][rows], db[key]), axis=1, kind="stable")
 
 
 def score_method(method: str, q: dict, db: dict, chunk: int = 500) -> dict:
@@ -115,10 +102,11 @@ def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_q
     out = {}
     for metric in ("cosine", "hamming", "hamming+rerank"):
         times, p10, agree = [], [], []
-        exact = rankings(metric, q, db, slice(0, n_queries))[:, :10]
+        exact = rankings(metric, q, db, slice(0, n_queries), candidates=10 * ranking.OVERSAMPLING)[:, :10]
         for i in range(n_queries):
             t0 = time.perf_counter()
-            hits = store.search(metric, q["floats"][i], q["codes"][i], k=10, split="train")
+            hits = store.search(metric, q["floats"][i], q["codes"][i], k=10, split="train",
+                                 oversampling=ranking.OVERSAMPLING)
             times.append(time.perf_counter() - t0)
             rows = [id_to_row.get(h.id, -1) for h in hits]
             p10.append(np.mean([r >= 0 and db["labels"][r] == q["labels"][i] for r in rows]))

@@ -75,8 +75,8 @@ def tiny_model(shapes_dir, tmp_path_factory) -> Path:
 def indexed(tiny_model, shapes_dir, tmp_path_factory):
     """(qdrant folder, collection name) of the shapes indexed by the tiny model into the embedded engine."""
     from indexer.embedder import Embedder
+    from indexer.factory import open_store
     from indexer.pipeline import build_index
-    from indexer.store import open_store
 
     qdrant = tmp_path_factory.mktemp("qdrant")
     store = open_store("shapes", str(qdrant))

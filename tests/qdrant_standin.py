@@ -47,6 +47,7 @@ class QdrantStandIn:
         self.server: ThreadingHTTPServer | None = None
         self.snapshots: dict[str, bytes] = {}
         self.bodies: dict[str, dict] = {}  # the last JSON body sent to each "METHOD path"
+        self.queries: list[dict] = []  # every query of every /points/query/batch request, in order
         self.connections: set = set()  # open keep-alive connections, cut by stop()
         self.routes = [
             ("GET", COLLECTION + "/exists", lambda mt, b: {"exists": self.local.collection_exists(mt["c"])}),
@@ -170,6 +171,8 @@ class QdrantStandIn:
                 start = time.perf_counter()
                 if raw:
                     self.bodies[f"{method} {path}"] = json.loads(raw)
+                    if path.endswith("/points/query/batch"):
+                        self.queries += self.bodies[f"{method} {path}"]["searches"]
                 try:
                     with self.lock:
                         result = fn(match.groupdict(), json.loads(raw) if raw else None)

@@ -96,8 +96,8 @@ def test_a_server_collection_goes_through_qdrants_snapshot_api(embedder_for_back
     """The server path: a snapshot is made, downloaded and deleted on the server (here the REST stand-in, whose
     snapshot content is its own), then uploaded as another collection, which answers every metric identically."""
     from app.service import SearchService, Settings
+    from indexer.factory import open_store
     from indexer.pipeline import build_index
-    from indexer.store import open_store
 
     model, embedder = embedder_for_backup
     monkeypatch.setenv("QDRANT_API_KEY", qdrant_server.api_key)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.service import SearchService, Settings
-from indexer.store import open_store
+from indexer.factory import open_store
 from tests.conftest import make_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +162,8 @@ def test_app_recovers_by_itself_when_the_qdrant_server_comes_back(tiny_model, sh
 def test_transient_server_errors_are_retried_then_reported(qdrant_server):
     """A node answering 503 (restarting, electing a leader) is retried with back-off; past the retries, the
     error says what to do. A wrong API key is not retried and says which setting to fix."""
-    from indexer.store import ClientStore, StoreError, StoreUnavailable
+    from indexer.server import ClientStore
+    from indexer.store import StoreError, StoreUnavailable
 
     store = ClientStore("c", url=qdrant_server.url, api_key=qdrant_server.api_key)
     try:

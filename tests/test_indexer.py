@@ -3,8 +3,9 @@ import pytest
 from PIL import Image
 
 from indexer.embedder import Embedder
+from indexer.factory import open_store
 from indexer.pipeline import build_index
-from indexer.store import IncompatibleCollection, StoreError, open_store, point_id
+from indexer.store import IncompatibleCollection, StoreError, point_id
 from training.data import load_image_dataset
 
 
@@ -73,22 +74,39 @@ def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
     assert [h.score for h in ham] == sorted(h.score for h in ham)
 
 
-def test_hamming_rerank_reranks_the_whole_tie_at_its_radius(store, embedder, shapes_dir):
-    """Candidates are every point as near (in bits) as the k×oversampling-th nearest code, re-ranked by cosine:
-    the same answer as a flat NumPy scan, whichever tied points the engine happens to return first."""
+@pytest.mark.parametrize("metric", ["cosine", "hamming", "hamming+rerank"])
+def test_the_engine_ranks_as_the_numpy_reference(store, embedder, shapes_dir, metric):
+    """Every metric's answer is the reference rule's (indexer.ranking), through each of the plans: queries whose
+    code many points share (the tie at distance 0 ranked by cosine inside the engine), pages past that tie, and
+    codes flipped in 1 to 6 bits (the tie at 1–2 bits a filter on the codes within it; beyond, a prefetch). Hamming
+    hits report the exact integer distance."""
+    from indexer import ranking
+
     train = load_image_dataset(str(shapes_dir))["train"]
     emb = embedder.embed(train["image"], embedder.profile)
-    paths = train["path"]
-    tied_beyond_the_cut = 0
-    for row in range(0, len(train), 5):
-        dist = (emb.codes != emb.codes[row]).sum(1)
-        radius = np.sort(dist)[10 * 2 - 1]
-        candidates = np.flatnonzero(dist <= radius)
-        tied_beyond_the_cut += len(candidates) > 20
-        expected = candidates[np.argsort(-(emb.floats[candidates] @ emb.floats[row]))[:10]]
-        hits = store.search("hamming+rerank", emb.floats[row], emb.codes[row], k=10, oversampling=2, split="train")
-        assert [h.payload["source"]["filename"] for h in hits] == [paths[i] for i in expected]
-    assert tied_beyond_the_cut  # the case that a plain prefetch of k×oversampling would cut arbitrarily
+    index, rng = {p: i for i, p in enumerate(train["path"])}, np.random.default_rng(0)
+    cosine = emb.floats @ emb.floats.T
+
+    def distance(code, rows):
+        return ranking.hamming(code[None], emb.codes[rows])[0]
+
+    plans = 0
+    for row in range(0, len(train), 7):
+        for flips in (0, 1, 2, 4, 6):
+            code = emb.codes[row].copy()
+            code[rng.choice(code.size, flips, replace=False)] ^= 1
+            for k, oversampling in ((10, 2), (35, 4)):
+                expected = ranking.top(metric, emb.floats[row], code, emb.floats, emb.codes, k, k * oversampling)
+                hits = store.search(metric, emb.floats[row], code, k=k, oversampling=oversampling, split="train")
+                got = [index[h.payload["source"]["filename"]] for h in hits]
+                # the same points in the same order, but for cosines equal to float32 rounding (< 1e-5) swapped
+                assert np.allclose(cosine[row, got], cosine[row, expected], atol=1e-5)
+                assert (distance(code, got) == distance(code, expected)).all()
+                assert len(set(got) ^ set(expected.tolist())) <= 2
+                if metric == "hamming":
+                    assert [h.score for h in hits] == distance(code, got).tolist()
+                plans += 1
+    assert plans == len(range(0, len(train), 7)) * 5 * 2
 
 
 def test_label_filter_and_paging(store, embedder, shapes_dir):
@@ -156,9 +174,10 @@ def test_a_second_process_cannot_open_the_embedded_collection(indexed):
         first.close()
 
 
-def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shapes_dir, tmp_path, qdrant_server):
-    """One schema, three paths: the embedded engine, qdrant-client's local mode, and the server code path
-    (REST, API key, binary quantization settings) give the same ids in the same order for the same query."""
+def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, shapes_dir, tmp_path, qdrant_server):
+    """One schema, three paths: the embedded engine, qdrant-client's local mode, and the store's REST requests
+    (JSON models, API key, quantization settings) answered by the stand-in (tests/qdrant_standin.py: local mode
+    behind REST, not a Qdrant server) give the same ids in the same order for the same query."""
     edge = open_store("agree", str(tmp_path / "edge"))
     others = [open_store("agree", ":memory:"), open_store("agree", qdrant_server.url, api_key=qdrant_server.api_key)]
     assert others[1].remote
@@ -169,10 +188,11 @@ def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shape
         for other in others:
             assert other.count() == edge.count() and other.label_counts() == edge.label_counts()
             for metric in ("cosine", "hamming", "hamming+rerank"):
-                a = edge.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
-                b = other.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
-                assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-                assert [h.id for h in a] == [h.id for h in b]
+                for k in (10, 40):  # 40: past the points that share the query's code
+                    a = edge.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
+                    b = other.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
+                    assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+                    assert [h.id for h in a] == [h.id for h in b]
             # /duplicates: the same seeded sample, the same pairs
             assert other.sample_ids(20, seed=3) == edge.sample_ids(20, seed=3) != edge.sample_ids(20, seed=4)
             pa, pb = edge.duplicate_pairs(0.9, sample=30, seed=3), other.duplicate_pairs(0.9, sample=30, seed=3)
@@ -183,25 +203,36 @@ def test_embedded_engine_client_local_mode_and_server_path_agree(embedder, shape
             s.close()
 
 
-def test_server_collection_gets_quantization_shards_replicas_and_label_index(qdrant_server):
-    """What a Qdrant cluster receives for a new collection: the same named vectors as the embedded schema, binary
-    quantization of `float` in RAM with the originals on disk, the shard number and replication factor asked for,
-    the model's metadata, and a keyword index on `label`; queries ask for rescoring with oversampling."""
+def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(qdrant_server):
+    """The request shape a Qdrant server receives (checked at the stand-in, which records it): the same named
+    vectors as the embedded schema, `float` binary-quantized in RAM with its originals on disk, `code` as ±1 with
+    Dot distance, binary-quantized in RAM and scanned without a graph, the shard number and replication factor
+    asked for, the model's metadata and layout, keyword indexes on `label` and `code`; float queries ask for
+    rescoring with oversampling, code scans for the quantized scores as they are (exact for ±1)."""
     store = open_store("cluster", qdrant_server.url, api_key=qdrant_server.api_key, shards=3, replicas=2)
     try:
         store.ensure({"float_dim": 8, "n_bits": 16, "model": "m", "model_sha256": "abc"})
         body = qdrant_server.bodies["PUT /collections/cluster"]
         assert (body["shard_number"], body["replication_factor"]) == (3, 2)
-        assert body["metadata"]["model_sha256"] == "abc"
+        assert body["metadata"]["model_sha256"] == "abc" and body["metadata"]["layout"] == 2
         fl, code = body["vectors"]["float"], body["vectors"]["code"]
         assert fl["on_disk"] is True and fl["quantization_config"]["binary"]["always_ram"] is True
-        assert (fl["size"], fl["distance"]) == (8, "Cosine") and (code["size"], code["distance"]) == (16, "Manhattan")
-        assert code["datatype"] == "uint8"
-        index = qdrant_server.bodies["PUT /collections/cluster/index"]
-        assert index == {"field_name": "label", "field_schema": "keyword"}
+        assert (fl["size"], fl["distance"]) == (8, "Cosine") and (code["size"], code["distance"]) == (16, "Dot")
+        assert code["on_disk"] is True and code["quantization_config"]["binary"]["always_ram"] is True
+        assert code["hnsw_config"]["m"] == 0
+        indexed = [r for r in qdrant_server.requests if r == "PUT /collections/cluster/index"]
+        assert len(indexed) == 2 and qdrant_server.bodies["PUT /collections/cluster/index"]["field_name"] == "code"
+        store.upsert(["00000000-0000-0000-0000-000000000001"], np.ones((1, 8), np.float32) / 8**0.5,
+                     np.ones((1, 16), np.uint8), [{"label": "a"}])
         store.search("cosine", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
-        params = qdrant_server.bodies["POST /collections/cluster/points/query"]["params"]
-        assert params["quantization"]["rescore"] is True and params["quantization"]["oversampling"] >= 2
+        [query] = qdrant_server.bodies["POST /collections/cluster/points/query/batch"]["searches"]
+        quantization = query["params"]["quantization"]
+        assert quantization["rescore"] is True and quantization["oversampling"] >= 2
+        hits = store.search("hamming", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
+        assert [h.score for h in hits] == [16]  # all 16 bits differ: an exact integer distance
+        [scan] = [q for q in qdrant_server.queries if q["using"] == "code"]
+        assert scan["params"]["quantization"]["rescore"] is False
+        assert set(scan["query"]["nearest"]) == {-1.0}  # the code 0…0 as ±1
     finally:
         store.close()
 

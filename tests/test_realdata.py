@@ -14,8 +14,8 @@ pytestmark = [
 
 def test_fashion_mnist_end_to_end(tmp_path):
     from indexer.embedder import Embedder
+    from indexer.factory import open_store
     from indexer.pipeline import build_index
-    from indexer.store import open_store
     from training.data import load_image_dataset
     from training.train import TrainArgs, train
 
