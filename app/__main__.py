@@ -1,10 +1,11 @@
 """python -m app [--model DIR] [--collection NAME] [--qdrant LOCATION] [--data-dir DIR] [--host H] [--port P]
 
 Every flag has an environment variable (for Docker and Hugging Face Spaces secrets): MODEL_DIR, COLLECTION,
-QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR, MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S,
-GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS,
-OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH, MAX_SAMPLE, APP_AUTH_FILE. Secrets come from the
-environment only, never a flag (flags show in `ps`): ADMIN_TOKEN, QDRANT_API_KEY.
+QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR (the ones the indexer shares: indexer/config.py),
+MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access
+and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS, OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH,
+MAX_SAMPLE, APP_AUTH_FILE. Secrets come from the environment only, never a flag (flags show in `ps`):
+ADMIN_TOKEN, QDRANT_API_KEY.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 
 from app.main import launch, read_auth_file
 from app.service import SearchService, Settings
+from indexer import config
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -24,12 +26,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=env("MODEL_DIR", "models/fmnist-small"), help="model dir ($MODEL_DIR)")
-    p.add_argument("--collection", default=env("COLLECTION", "fashion_mnist"), help="collection ($COLLECTION)")
-    p.add_argument("--qdrant", default=None,
-                   help="folder (embedded engine), http(s) URL (server) or :memory:; "
-                        "default $QDRANT_URL, else $QDRANT_PATH, else <data-dir>/qdrant")
-    p.add_argument("--data-dir", default=env("DATA_DIR", "data"), help="uploads, examples, embedded index ($DATA_DIR)")
+    config.add_flags(p, "model", "collection", "qdrant", "data_dir")
     p.add_argument("--max-upload-mb", type=float, default=float(env("MAX_UPLOAD_MB", Settings.max_upload_mb)),
                    help="largest upload or fetched image URL, in MB ($MAX_UPLOAD_MB)")
     p.add_argument("--url-allow-networks", default=env("URL_ALLOW_NETWORKS", ""),

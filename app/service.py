@@ -18,9 +18,10 @@ from PIL import Image
 
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
-from indexer import ranking
+from indexer import config, ranking
+from indexer.config import resolve_location
 from indexer.embedder import Embedder, Embeddings
-from indexer.factory import open_store, resolve_location
+from indexer.factory import open_store
 from indexer.pipeline import (
     UNLIKE_PERCENTILE,
     add_images,
@@ -39,10 +40,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Settings:
-    model_dir: str = "models/fmnist-small"
-    collection: str = "fashion_mnist"
-    qdrant: str | None = None  # folder, URL or :memory:; None: $QDRANT_URL, $QDRANT_PATH, <data_dir>/qdrant
-    data_dir: str = "data"
+    model_dir: str = config.DEFAULTS["model"]
+    collection: str = config.DEFAULTS["collection"]
+    qdrant: str | None = None  # folder, URL or :memory:; None: indexer.config.resolve_location
+    data_dir: str = config.DEFAULTS["data_dir"]
     max_upload_mb: float = 10.0
     oversampling: int = ranking.OVERSAMPLING
     examples: int = 10
@@ -68,7 +69,7 @@ class Settings:
 
     @property
     def location(self) -> str:
-        """Where the collection lives (indexer.store.resolve_location, with this app's data dir)."""
+        """Where the collection lives (indexer.config.resolve_location, with this app's data dir)."""
         return resolve_location(self.qdrant, self.data_dir)
 
 

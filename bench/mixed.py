@@ -150,13 +150,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="models/fmnist-small")
     p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.store.resolve_location)")
+    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.config.resolve_location)")
     p.add_argument("--seconds", type=float, default=60)
     args = p.parse_args()
     from gradio_client import Client, handle_file
 
     from bench.serving import query_files
-    from indexer.factory import resolve_location
+    from indexer.config import resolve_location
 
     rec = Recorder("mixed")
     work = Path(tempfile.mkdtemp())

@@ -99,10 +99,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="models/fmnist-small")
     p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.store.resolve_location)")
+    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.config.resolve_location)")
     p.add_argument("--requests", type=int, default=50)
     args = p.parse_args()
-    from indexer.factory import resolve_location
+    from indexer.config import resolve_location
 
     args.qdrant = resolve_location(args.qdrant)  # the app below runs with a temporary data dir: name it here
     rec = Recorder("serving")

@@ -17,15 +17,13 @@ import logging
 import sys
 from pathlib import Path
 
+from indexer import config
 from indexer.factory import open_store
 from indexer.store import METRICS, StoreError
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collection", default="fashion_mnist", help="Qdrant collection name")
-    p.add_argument("--qdrant", "--url", dest="qdrant", default=None,
-                   help="Qdrant location: a folder (embedded engine, default $QDRANT_PATH or data/qdrant), "
-                        "an http(s) URL of a server (default $QDRANT_URL; key from $QDRANT_API_KEY), or :memory:")
+    config.add_flags(p, "collection", "qdrant")
     p.add_argument("--shards", type=int, default=1, help="shard number for a new server collection")
     p.add_argument("--replicas", type=int, default=1, help="replication factor for a new server collection")
 
@@ -37,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="index a dataset into a collection")
-    b.add_argument("--model", required=True, help="model dir written by `python -m training`")
+    config.add_flags(b, "model")
     b.add_argument("--dataset", default="fashion_mnist", help="Hub id, image folder, or fashion_mnist")
     b.add_argument("--splits", default="train,test", help="comma-separated splits to index")
-    b.add_argument("--batch-size", type=int, default=256)
+    b.add_argument("--batch-size", type=int, default=256, help="images embedded per forward pass")
     b.add_argument("--limit", type=int, default=None, help="index at most this many rows per split")
     b.add_argument("--recreate", action="store_true", help="drop the collection first")
     b.add_argument("--quantized", action="store_true",
@@ -53,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("search", help="search with one image file")
     s.add_argument("image", type=Path)
-    s.add_argument("--model", required=True)
+    config.add_flags(s, "model")
     s.add_argument("--metric", choices=METRICS, default="cosine")
     s.add_argument("-k", type=int, default=10)
     _store_args(s)
 
     e = sub.add_parser("evaluate", help="retrieval quality: test split queries against the train split")
-    e.add_argument("--model", required=True)
+    config.add_flags(e, "model")
     e.add_argument("--dataset", default="fashion_mnist")
     e.add_argument("--output", default=None, help="report folder (default: the model dir)")
     e.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N test images only")
@@ -68,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sn = sub.add_parser("snapshot", help="back a collection up with its stored images")
     sn.add_argument("--out", required=True, type=Path, help="the file to write (a .tar)")
-    sn.add_argument("--data-dir", default="data", help="the app's data dir, whose images/ holds the uploads")
+    config.add_flags(sn, "data_dir")
     _store_args(sn)
 
     r = sub.add_parser("restore", help="restore a snapshot")
     r.add_argument("--from", dest="archive", required=True, type=Path, help="a file written by `snapshot`")
-    r.add_argument("--data-dir", default="data", help="the app's data dir, where the uploads go back")
+    config.add_flags(r, "data_dir")
     r.add_argument("--force", action="store_true", help="replace the collection if it exists")
     _store_args(r)
 

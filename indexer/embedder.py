@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,13 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from indexer import config as settings
 from training.images import ImageProfile, prepare, preprocess
 from training.model import VIEWS, load_model, processor_size, resolve_precision, view_outputs
-
-
-def preparation_enabled() -> bool:
-    """`PREPARE=0` (or off/false/no) searches and indexes pictures as they are; the default prepares them."""
-    return os.environ.get("PREPARE", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 @dataclass
@@ -47,11 +42,11 @@ class Embedder:
         self.model, processor = load_model(self.model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = resolve_precision(
-            precision or os.environ.get("EMBED_PRECISION") or "auto", self.device,
+            precision or settings.embed_precision(), self.device,
             "embedding precision", "set EMBED_PRECISION or leave it unset",
         )
         # "image+mirror" (training.model.VIEWS): the default for a model trained with flips.
-        self.views = views or os.environ.get("EMBED_VIEWS") or getattr(self.model.config, "embed_views", "image")
+        self.views = views or settings.embed_views() or getattr(self.model.config, "embed_views", "image")
         if self.views not in VIEWS:
             raise ValueError(f"embedding views must be one of {', '.join(VIEWS)}, not {self.views!r} "
                              "(set EMBED_VIEWS or leave it unset)")
@@ -82,7 +77,7 @@ class Embedder:
         from: the collection's own (recorded when it was indexed), "off" for a collection indexed as is or while
         PREPARE=0, else (a collection from before profiles) the model's training set's, else "none"."""
         meta = meta or {}
-        if not preparation_enabled():
+        if not settings.preparation_enabled():
             return None, "off"
         if "image_profile" in meta:
             own = ImageProfile.from_dict(meta["image_profile"])

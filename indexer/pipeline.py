@@ -18,7 +18,8 @@ import numpy as np
 from datasets import Image as ImageFeature
 from tqdm.auto import tqdm
 
-from indexer.embedder import Embedder, Embeddings, preparation_enabled
+from indexer.config import preparation_enabled
+from indexer.embedder import Embedder, Embeddings
 from indexer.sources import safe_path
 from indexer.store import Store, StoreError, point_id
 from training.data import label_names, load_image_dataset

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.config import resolve_location
 from indexer.edge import EdgeStore
-from indexer.factory import open_store, resolve_location
+from indexer.factory import open_store
 from indexer.store import LAYOUT, Store, StoreError
 
 log = logging.getLogger(__name__)

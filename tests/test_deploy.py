@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
-APP_MAIN = (ROOT / "app" / "__main__.py").read_text() + (ROOT / "indexer" / "store.py").read_text()
+APP_MAIN = (ROOT / "app" / "__main__.py").read_text() + (ROOT / "indexer" / "config.py").read_text()
 
 
 def test_compose_has_qdrant_app_and_one_shot_indexer():

@@ -161,6 +161,26 @@ def test_a_wrong_precision_is_refused_before_anything_loads(tmp_path):
         train(TrainArgs(dataset=str(tmp_path / "no-such-dataset"), output=str(tmp_path / "m"), precision="fp16"))
 
 
+def test_the_command_takes_dashed_flags_and_transformers_training_arguments(shapes_dir, tmp_path, capsys):
+    """`python -m training` takes its own flags with dashes (the indexer's and the app's style) and any flag of
+    transformers' TrainingArguments, which reaches the Trainer over the defaults; a flag of neither is refused."""
+    import json
+
+    from training.__main__ import main
+
+    out = tmp_path / "m"
+    main(["--dataset", str(shapes_dir), "--model", "tiny", "--output", str(out), "--epochs", "1", "--bits", "16",
+          "--batch-size", "32", "--max-train-samples", "64", "--lr_scheduler_type", "linear", "--logging_steps", "3"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_samples"] == 64 and metrics["batch_size"] == 32
+    assert metrics["trainer_overrides"] == {"logging_steps": "3", "lr_scheduler_type": "linear"}
+    [checkpoint] = (out / "checkpoints").glob("checkpoint-*")
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["logging_steps"] == 3
+    with pytest.raises(SystemExit) as stop:
+        main(["--dataset", str(shapes_dir), "--output", str(tmp_path / "n"), "--no-such-flag", "1"])
+    assert stop.value.code == 2 and "--no-such-flag" in capsys.readouterr().err
+
+
 def test_the_schedule_suits_the_sets_size():
     from training.train import MIN_STEPS, auto_schedule
 

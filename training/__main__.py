@@ -1,7 +1,13 @@
-"""python -m training --dataset fashion_mnist --model fmnist-small --epochs 12 --bits 64 --output models/fmnist-small"""
+"""python -m training --dataset fashion_mnist --model fmnist-small --epochs 12 --bits 64 --output models/fmnist-small
+
+Flags take dashes or underscores (--max-train-samples, --max_train_samples). Any other flag of transformers'
+TrainingArguments (--lr_scheduler_type linear, --gradient_accumulation_steps 2, --logging_steps 10, ...) is passed
+to the Trainer over this command's defaults, as transformers' example scripts take them.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -13,8 +19,14 @@ from training.train import TrainArgs, train
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    (args,) = HfArgumentParser(TrainArgs).parse_args_into_dataclasses(args=argv if argv is not None else sys.argv[1:])
-    metrics = train(args)
+    parser = HfArgumentParser(TrainArgs, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    args, rest = parser.parse_args_into_dataclasses(args=argv if argv is not None else sys.argv[1:],
+                                                    return_remaining_strings=True)
+    try:
+        metrics = train(args, rest)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps({k: v for k, v in metrics.items() if k != "args"}))
 
 

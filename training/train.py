@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from indexer import config
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.images import ImageProfile, prepare, preprocess, profile_of
 from training.model import (
@@ -40,7 +41,8 @@ class TrainArgs:
         metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune, "
                   "e.g. facebook/convnext-tiny-224"},
     )
-    output: str = field(default="models/fmnist-small", metadata={"help": "model dir to write"})
+    output: str = field(default_factory=lambda: config.default("model"),
+                        metadata={"help": "model dir to write ($MODEL_DIR, which the app and the indexer read)"})
     epochs: float | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
     bits: int = field(default=64, metadata={"help": "length of the binary code"})
@@ -270,7 +272,28 @@ def parse_overrides(text: str) -> dict:
     return overrides
 
 
-def train(args: TrainArgs) -> dict:
+def trainer_overrides(flags: list[str] | None) -> dict:
+    """transformers' TrainingArguments given on the command line (`--lr_scheduler_type linear`, as its example
+    scripts take them): each one named, with its parsed value, to be set over this project's defaults."""
+    if not flags:
+        return {}
+    from transformers import HfArgumentParser
+
+    try:
+        (parsed,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+            args=["--output_dir", "checkpoints", *flags])
+    except (ValueError, SystemExit) as e:
+        raise ValueError(f"{' '.join(flags)}: not flags of this command (python -m training --help) nor of "
+                         f"transformers' TrainingArguments ({e})") from None
+    known = {f.name for f in fields(TrainingArguments)}
+    named = {f.split("=")[0].lstrip("-").replace("-", "_") for f in flags if f.startswith("--")}
+    named = {n if n in known else n.removeprefix("no_") for n in named}
+    return {n: getattr(parsed, n) for n in sorted(named & known)}
+
+
+def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
+    """Train and write the model dir. `trainer_flags`: TrainingArguments flags set over the defaults here."""
+    overrides = trainer_overrides(trainer_flags)  # refuse a wrong flag before loading anything
     precision = training_precision(args.precision)  # refuse a wrong name before loading anything
     set_seed(args.seed)
     out = Path(args.output)
@@ -307,7 +330,7 @@ def train(args: TrainArgs) -> dict:
     test_ds = decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
 
     ckpt_dir = out / "checkpoints"
-    targs = _training_arguments(args, ckpt_dir, precision)
+    targs = _training_arguments(args, ckpt_dir, precision, overrides)
     collator = None
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
@@ -355,6 +378,7 @@ def train(args: TrainArgs) -> dict:
         "precision": precision,
         "parameters": sum(p.numel() for p in model.parameters()),
         "args": asdict(args),
+        "trainer_overrides": {k: str(getattr(v, "value", v)) for k, v in overrides.items()},  # enums by value
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_model_card(out, metrics, names)
@@ -366,8 +390,8 @@ def training_precision(precision: str) -> str:
     return resolve_precision(precision, device, "--precision", "bfloat16 is autocast; auto picks it where native")
 
 
-def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str) -> TrainingArguments:
-    return TrainingArguments(
+def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str, overrides: dict) -> TrainingArguments:
+    return TrainingArguments(**{**dict(
         bf16=precision == "bfloat16",
         use_cpu=precision == "bfloat16" and not torch.cuda.is_available(),  # Trainer's bf16 wants it on CPU
         output_dir=str(ckpt_dir),
@@ -390,7 +414,7 @@ def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str) -> Trai
         dataloader_pin_memory=False,
         report_to="none",
         seed=args.seed,
-    )
+    ), **overrides})
 
 
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:

@@ -1,0 +1,66 @@
+"""The settings that the app, the indexer, evaluation and the Space share, resolved in one place.
+
+Each has an environment variable (Docker, Spaces secrets) and a default here; the commands' flags (`add_flags`,
+one style for `python -m app`, `python -m indexer` and `python -m training`) default to the variable, so a flag
+wins, then the environment, then the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEFAULTS = {"model": "models/fmnist-small", "collection": "fashion_mnist", "data_dir": "data"}
+ENV = {"model": "MODEL_DIR", "collection": "COLLECTION", "data_dir": "DATA_DIR"}
+
+
+def default(name: str) -> str:
+    """A shared setting's value from its environment variable, else its default."""
+    return os.environ.get(ENV[name]) or DEFAULTS[name]
+
+
+def resolve_location(location: str | None = None, data_dir: str | Path | None = None) -> str:
+    """Where a collection lives, the one rule for every command: `location` if given, else $QDRANT_URL (a
+    server), else $QDRANT_PATH (a folder), else <data dir>/qdrant (the embedded engine)."""
+    return (location or os.environ.get("QDRANT_URL") or os.environ.get("QDRANT_PATH")
+            or str(Path(data_dir or default("data_dir")) / "qdrant"))
+
+
+def qdrant_api_key() -> str | None:
+    """A Qdrant server's API key: from the environment only ($QDRANT_API_KEY), never a flag (flags show in `ps`)."""
+    return os.environ.get("QDRANT_API_KEY") or None
+
+
+def embed_precision() -> str:
+    """$EMBED_PRECISION: float32, bfloat16, or auto (bfloat16 where the hardware runs it natively)."""
+    return os.environ.get("EMBED_PRECISION") or "auto"
+
+
+def embed_views() -> str | None:
+    """$EMBED_VIEWS: image or image+mirror; unset, the model's own (recorded at training)."""
+    return os.environ.get("EMBED_VIEWS") or None
+
+
+def preparation_enabled() -> bool:
+    """`PREPARE=0` (or off/false/no) searches and indexes pictures as they are; the default prepares them."""
+    return os.environ.get("PREPARE", "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+FLAGS = {
+    "model": (("--model",), dict(help="model dir written by `python -m training` ($MODEL_DIR; default %(default)s)")),
+    "collection": (("--collection",), dict(help="Qdrant collection ($COLLECTION; default %(default)s)")),
+    "qdrant": (("--qdrant", "--url"), dict(
+        dest="qdrant", default=None,
+        help="where the collection lives: a folder (the embedded engine), an http(s) URL of a Qdrant server (its "
+             "key from $QDRANT_API_KEY) or :memory:; default $QDRANT_URL, else $QDRANT_PATH, else <data dir>/qdrant")),
+    "data_dir": (("--data-dir",), dict(help="uploads, examples and the embedded index ($DATA_DIR; default "
+                                            "%(default)s)")),
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """The shared flags `names` (model, collection, qdrant, data_dir), defaulting to their environment."""
+    for name in names:
+        flags, kwargs = FLAGS[name]
+        parser.add_argument(*flags, **({"default": default(name)} if name in DEFAULTS else {}), **kwargs)
