@@ -16,8 +16,8 @@ from gradio.utils import get_upload_folder
 from app.access import Caller, Refused
 from app.components import UploadedImage
 from app.service import SearchService
-from indexer.pipeline import write_atomically
 from indexer.store import METRICS, StoreError
+from indexer.uploads import write_atomically
 from training.images import BadImage, sha256
 
 METRIC_HELP = {  # the metric picker's help line (the rules themselves: indexer.ranking)
@@ -96,7 +96,7 @@ def serve_thumbnails_as_static() -> None:
     """Result thumbnails are files this app writes once and never changes: static paths are served as they are.
 
     Otherwise Gradio re-checks and re-caches every gallery file twice per response (allowed/blocked paths, the
-    cache dir, each with a realpath): measured 5 of the 18 ms the event loop spends on one /search."""
+    cache dir, each with a realpath): bench/serving.py's server CPU per request shows what that costs."""
     from gradio.data_classes import _StaticFiles
 
     THUMBS.mkdir(parents=True, exist_ok=True)

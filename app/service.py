@@ -19,20 +19,13 @@ from PIL import Image
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
 from indexer import config, ranking
+from indexer.calibration import UNLIKE_PERCENTILE, unlike_collection
 from indexer.config import resolve_location
 from indexer.embedder import Embedder, Embeddings
 from indexer.factory import open_store
-from indexer.pipeline import (
-    UNLIKE_PERCENTILE,
-    add_images,
-    drop_marked,
-    image_dir_of,
-    mark_deleting,
-    reconcile,
-    unlike_collection,
-)
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Hit, Store, StoreError
+from indexer.uploads import add_images, drop_marked, image_dir_of, mark_deleting, reconcile
 from training.images import BadImage, open_image, sha256
 
 log = logging.getLogger(__name__)
@@ -79,7 +72,7 @@ class SearchService:
         self.embedder = Embedder(settings.model_dir)
         self._store: Store | None = None
         self.meta: dict = {}
-        self.reconciled: dict = {}  # what opening the collection found half done (indexer.pipeline.reconcile)
+        self.reconciled: dict = {}  # what opening the collection found half done (indexer.uploads.reconcile)
         self.profile, self.profile_source = self.embedder.profile_for(None)
         self._store_error: str | None = None
         self._write_lock = threading.Lock()

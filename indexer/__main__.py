@@ -94,7 +94,7 @@ def _run(args) -> int:
         return 0
     if args.command in ("snapshot", "restore"):
         from indexer.backup import restore, snapshot
-        from indexer.pipeline import image_dir_of
+        from indexer.uploads import image_dir_of
 
         if args.command == "restore":
             print(json.dumps(restore(args.archive, args.collection, args.qdrant, image_dir_of(args.data_dir),

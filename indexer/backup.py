@@ -8,7 +8,7 @@ Consistency: the embedded engine is opened by one process at a time, so a snapsh
 has it open (stop the app first; the command says so if it is running) and copies a flushed, quiet folder. A
 server snapshot is Qdrant's own (POST /collections/{c}/snapshots), taken while the server serves; uploads added
 after it was taken and before the images are copied are in the file without their points, and a restore indexes
-them (indexer.pipeline.reconcile runs when the app opens the collection). A restore moves stored images the
+them (indexer.uploads.reconcile runs when the app opens the collection). A restore moves stored images the
 snapshot does not hold (added after it) to <data-dir>/images.before-restore-<time>/, so the restored collection
 answers as it did when the snapshot was taken, and nothing is deleted.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from indexer.edge import EdgeStore
 from indexer.factory import open_store
-from indexer.pipeline import DELETING_SUFFIX, write_atomically
 from indexer.server import ClientStore
 from indexer.store import Store, StoreError
+from indexer.uploads import DELETING_SUFFIX, write_atomically
 
 FORMAT = 1
 

@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from indexer.store import Filters, Hit, Nearest, Store, StoreError, point_vectors, to_hit, with_code_keys
+from indexer.plans import Filters, Nearest, full_scan_kb
+from indexer.store import Hit, Store, StoreError, point_vectors, to_hit, with_code_keys
 
 
 class EdgeStore(Store):
@@ -17,9 +18,8 @@ class EdgeStore(Store):
     the app, are refused rather than interleaved.
     """
 
-    # Binary quantization: float vectors as 128 bits kept in RAM, scanned, and the best `oversampling × k`
-    # rescored with the originals. bench/search.py, 1M synthetic points: cosine p50 10.3 ms, recall@10 1.0
-    # (36 ms exact); oversampling 40 gave recall 0.85, 80 gave 0.99, at about the same speed.
+    # `--quantized`: float vectors binary-quantized in RAM, scanned, and the best `oversampling × k` rescored with
+    # the originals; bench/search.py measures the recall this oversampling gives.
     QUANTIZED_OVERSAMPLING = 128
 
     def __init__(self, path: str | Path, collection: str, quantized: bool = False):
@@ -82,12 +82,13 @@ class EdgeStore(Store):
         )
 
         shutil.rmtree(self._shard_dir, ignore_errors=True)  # a shard left by a run killed before meta.json
-        # quantized: no HNSW graph (m=0; building one for 1M points took over 10 min on 2 cores), binary
-        # quantization of `float` instead, which optimize() builds in seconds.
-        extra = {}
+        # quantized: no HNSW graph (m=0: a graph over millions of points is slow to build on a small machine),
+        # binary quantization of `float` instead, which optimize() builds quickly (bench/search.py times both).
+        scan = full_scan_kb(meta["float_dim"])
+        extra = dict(hnsw_config=HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=scan))
         if self.quantized:
             meta = dict(meta, float_index="binary-quantized")
-            no_graph = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+            no_graph = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=scan)
             extra = dict(quantization_config=BinaryQuantizationConfig(always_ram=True), hnsw_config=no_graph)
         config = EdgeConfig(
             vectors={

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
+from indexer.plans import Filters, Nearest, full_scan_kb
 from indexer.store import (
-    Filters,
     Hit,
-    Nearest,
     Store,
     StoreError,
     StoreUnavailable,
@@ -95,6 +94,7 @@ class ClientStore(Store):
                 "float": models.VectorParams(
                     size=meta["float_dim"], distance=models.Distance.COSINE, on_disk=self.remote or None,
                     quantization_config=quant,
+                    hnsw_config=models.HnswConfigDiff(full_scan_threshold=full_scan_kb(meta["float_dim"])),
                 ),
                 # ±1 codes: binary quantization holds them at one bit per bit, scanned exactly (no graph)
                 "code": models.VectorParams(

@@ -5,8 +5,8 @@ quantization: one bit per bit in RAM; Hamming = (n_bits − dot) / 2). Payload: 
 both keyword-indexed: filters and Hamming ties use them), `label_id`, `source` (dataset/split/filename or row, or
 a stored file), `sha256`. The collection's metadata records the model that built it and the layout.
 
-The engines (`indexer.edge.EdgeStore`, `indexer.server.ClientStore`) answer one `Nearest` request at a time; this
-module turns each metric's rule (`indexer.ranking`) into those requests.
+The engines (`indexer.edge.EdgeStore`, `indexer.server.ClientStore`) answer `Nearest` requests; `indexer.plans`
+turns each metric's rule (`indexer.ranking`) into those requests.
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from indexer import ranking
+from indexer.plans import Nearest, SearchPlans
 from indexer.ranking import METRICS  # noqa: F401  (re-exported: the metrics a store answers)
 
 LAYOUT = 2  # 2: codes as ±1 with Dot distance and a `code` payload key; 1 (unrecorded): 0/1 bytes, Manhattan
-TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that a prefetch orders exactly by cosine
-BALL_RADIUS = 2  # a tie at up to this many bits is a filter on the codes within it; beyond, a prefetch
-SPARE = 16  # extra points fetched at a cut so that equal cosines are ordered by id
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4b8e-9b43-2b8d3f9a7c10")
 
 
@@ -54,30 +52,6 @@ class Hit:
     float_vector: np.ndarray | None = None
     code_vector: np.ndarray | None = None  # 0/1 bytes, whatever the layout
     cosine: float | None = None  # a Hamming hit's cosine, which orders its tie
-
-
-@dataclass(frozen=True)
-class Filters:
-    labels: tuple[str, ...] = ()  # only these labels
-    split: str | None = None  # only this dataset split
-    exclude: tuple[str, ...] = ()  # never these ids
-    codes: tuple[str, ...] = ()  # only these codes (`ranking.code_key`)
-    only: tuple[str, ...] = ()  # only these ids
-
-
-@dataclass(frozen=True)
-class Nearest:
-    """One request to an engine: the `limit` points nearest `vector` in the named vector `using`."""
-
-    using: str  # "float" or "code"
-    vector: tuple[float, ...]
-    limit: int
-    filters: Filters = field(default_factory=Filters)
-    offset: int = 0
-    threshold: float | None = None  # the least score (cosine, or dot of ±1 codes)
-    exact: bool = False
-    prefetch: Nearest | None = None  # rank only what this request returns
-    payload: bool = True
 
 
 def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
@@ -124,8 +98,8 @@ def to_hit(p) -> Hit:
                float_vector=fv, code_vector=None if cv is None else ranking.bits(cv))
 
 
-class Store:
-    """What both engines share: the search plans, the compatibility check, paging over ids."""
+class Store(SearchPlans):
+    """What both engines share: the compatibility check, paging over ids, and the search plans (indexer.plans)."""
 
     collection: str
 
@@ -208,115 +182,3 @@ class Store:
         for p, hits in zip(points, self._query_batch(requests), strict=True):
             pairs += [(p.id, h.id, h.score) for h in hits if h.id != p.id]
         return pairs
-
-    # --- search ---------------------------------------------------------------------------------
-    def search(
-        self,
-        metric: str,
-        float_vector: np.ndarray,
-        code: np.ndarray,
-        k: int = 10,
-        offset: int = 0,
-        labels: list[str] | None = None,
-        threshold: float | None = None,
-        oversampling: int = ranking.OVERSAMPLING,
-        exact: bool = False,
-        split: str | None = None,
-        exclude: list[str] | None = None,
-    ) -> list[Hit]:
-        """The k nearest points by `metric` (`indexer.ranking`'s rules), best first, after skipping `offset`.
-
-        `threshold`: the least cosine similarity for cosine and hamming+rerank, the most Hamming distance
-        for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant);
-        `split`: only points from that dataset split (the evaluation's train-only database); `exclude`: never
-        these ids (a stored image searched by its own vectors leaves itself out). Hamming hits score their
-        distance in bits.
-        """
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        want = k + offset
-        fvec = tuple(float(v) for v in float_vector)
-        filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
-        if metric == "cosine":
-            return self._query(Nearest("float", fvec, k, filters, offset, threshold, exact))
-        code = np.asarray(code, dtype=np.uint8)
-        if metric == "hamming":
-            hits = self._hamming(fvec, code, want, filters, exact, threshold)
-        else:
-            hits = self._rerank(fvec, code, max(want * oversampling, want), want, filters, exact)
-            hits = [h for h in hits if threshold is None or h.score >= threshold]
-        return hits[offset:want]
-
-    def _code_scan(self, code: np.ndarray, limit: int, filters: Filters, **kw) -> list[Hit]:
-        """The `limit` nearest codes, scored by their exact Hamming distance."""
-        hits = self._query(Nearest("code", tuple(ranking.signs(code).tolist()), limit, filters, **kw))
-        for h in hits:
-            h.score = ranking.distance_of_dot(h.score, len(code))
-        return hits
-
-    def _scan_to(self, code: np.ndarray, n: int, filters: Filters, threshold: float | None = None):
-        """The nearest codes up to the n-th and somewhat beyond: (d, hits, complete). d: the n-th nearest's distance
-        (None when fewer than n points are in reach: then hits are all of them); complete: every point within d
-        is among hits. `threshold`: the most distance in bits."""
-        limit = 2 * n + SPARE
-        max_dot = None if threshold is None else ranking.dot_of_distance(threshold + 0.5, len(code))
-        hits = self._code_scan(code, limit, filters, threshold=max_dot, payload=False)
-        if len(hits) < n:
-            return None, hits, True
-        d = int(sorted(h.score for h in hits)[n - 1])
-        return d, hits, len(hits) < limit or max(h.score for h in hits) > d
-
-    def _by_cosine_within(self, fvec, code: np.ndarray, radius: int, limit: int, filters: Filters,
-                          exact: bool) -> Nearest:
-        """The request for the `limit` points with the highest cosine among those whose code is within `radius`
-        bits: a filter on the codes in that ball when it is small, else a prefetch of up to TIE_LIMIT points."""
-        if radius <= BALL_RADIUS:
-            return Nearest("float", fvec, limit, replace(filters, codes=tuple(ranking.ball_keys(code, radius))),
-                           exact=True)
-        dot = ranking.dot_of_distance(radius + 0.5, len(code))
-        prefetch = Nearest("code", tuple(ranking.signs(code).tolist()), TIE_LIMIT, filters, threshold=dot)
-        return Nearest("float", fvec, limit, filters, exact=exact, prefetch=prefetch)
-
-    def _hamming(self, fvec, code, want: int, filters: Filters, exact: bool, threshold: float | None) -> list[Hit]:
-        """By distance, then cosine, then id. First the likely case: at least `want` points share the query's code
-        (d = 0), and the answer is the best by cosine among them. Else a scan of the nearest codes gives the
-        cut-off distance d; the points within d, when the scan holds them all, else those nearer than d and the
-        best by cosine of those tied at d (a filter or a prefetch), are scored by cosine inside the engine."""
-        same = self._query(self._by_cosine_within(fvec, code, 0, want + SPARE, filters, exact))
-        if len(same) >= want:
-            return _by_distance_then_cosine(same, {h.id: 0 for h in same})
-        d, scan, complete = self._scan_to(code, want, filters, threshold)
-        distance = {h.id: h.score for h in scan if d is None or h.score < d or (complete and h.score == d)}
-        requests = [Nearest("float", fvec, len(distance), replace(filters, only=tuple(distance)), exact=True)]
-        if not complete:  # the tie at d goes on beyond the scan
-            others = replace(filters, exclude=filters.exclude + tuple(distance))
-            requests.append(self._by_cosine_within(fvec, code, d, want - len(distance) + SPARE, others, exact))
-        hits = [h for answer in self._query_batch([r for r in requests if r.limit]) for h in answer]
-        return _by_distance_then_cosine(hits, {h.id: d for h in hits} | distance)
-
-    def _rerank(self, fvec, code, candidates: int, want: int, filters: Filters, exact: bool) -> list[Hit]:
-        """Every point within the Hamming distance r of the `candidates`-th nearest code, by cosine. First the
-        likely case: `candidates` points share the query's code (r = 0)."""
-        same = self._query(self._by_cosine_within(fvec, code, 0, max(candidates, want + SPARE), filters, exact))
-        if len(same) >= candidates:
-            return _by_cosine(same)[:want]
-        r, scan, complete = self._scan_to(code, candidates, filters)
-        if r is None:  # the whole (filtered) collection is within reach
-            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, filters, exact=True)))
-        if complete:
-            within = tuple(h.id for h in scan if h.score <= r)
-            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, replace(filters, only=within),
-                                                  exact=True)))[:want]
-        return _by_cosine(self._query(self._by_cosine_within(fvec, code, r, want + SPARE, filters, exact)))[:want]
-
-
-def _by_cosine(hits: list[Hit]) -> list[Hit]:
-    """Higher cosine first, then id: equal cosines (the same image stored twice) in a fixed order."""
-    return sorted(hits, key=lambda h: (-h.score, h.id))
-
-
-def _by_distance_then_cosine(hits: list[Hit], distance: dict[str, float]) -> list[Hit]:
-    """Hits scored by cosine, rescored by their distance in bits and ordered by distance, cosine, id."""
-    for h in hits:
-        h.cosine, h.score = h.score, float(distance[h.id])
-    return sorted(hits, key=lambda h: (h.score, -h.cosine, h.id))

@@ -48,8 +48,8 @@ def test_reconcile_finishes_what_a_crash_left_half_done(indexed, tiny_model, tmp
     an add), a file marked for deletion with its point still there (killed inside a delete), a point whose file is
     gone. Opening the collection indexes the first with its label, deletes the second, reports the third."""
     from app.service import SearchService, Settings
-    from indexer.pipeline import mark_deleting, store_file
     from indexer.store import point_id
+    from indexer.uploads import mark_deleting, store_file
     from training.images import sha256
 
     qdrant, name = _own_collection(indexed, tmp_path)

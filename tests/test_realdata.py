@@ -41,7 +41,7 @@ def test_fashion_mnist_end_to_end(tmp_path):
         # flags pictures that are nothing like them
         from PIL import Image
 
-        from indexer.pipeline import unlike_collection
+        from indexer.calibration import unlike_collection
 
         profile, source = embedder.profile_for(store.meta)
         assert source == "collection"

@@ -193,8 +193,8 @@ def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | N
 class DecodedImages(torch.utils.data.Dataset):
     """A split decoded once into one uint8 tensor; augmented and normalised per item.
 
-    Decoding a PNG and converting it per step was 15 % of a Fashion-MNIST training step (25 of 160 ms a
-    batch of 128); decoded, every epoch after the first skips it."""
+    Decoding a PNG and converting it at every step would repeat the same work each epoch; decoded once, every
+    epoch after the first skips it."""
 
     def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
                  chunk: int = 2048):

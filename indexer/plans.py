@@ -1,0 +1,173 @@
+"""Each metric's rule (`indexer.ranking`) as requests an engine answers: a typed plan (`Nearest`, `Filters`) and
+the search every store shares (`SearchPlans.search`), ranking inside the engine.
+
+The likely case first: a class's images often share one code, so at least the points wanted share the query's
+code, and the answer is a cosine search filtered to that code (a keyword index). Else a scan of the nearest codes
+(binary-quantized ±1: exact integer distances) finds the cut-off distance; the points within it are ranked by
+cosine, by their ids when the scan holds them all, else by a filter on the codes within a small radius
+(`BALL_RADIUS`) or a prefetch of up to `TIE_LIMIT` points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer import ranking
+
+if TYPE_CHECKING:
+    from indexer.store import Hit
+
+TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that a prefetch orders exactly by cosine
+BALL_RADIUS = 2  # a tie at up to this many bits is a filter on the codes within it; beyond, a prefetch
+SPARE = 4  # extra points fetched at a cut so that equal cosines (the same image twice) are ordered by id
+
+
+def full_scan_kb(float_dim: int) -> int:
+    """The float index's full-scan threshold (KB of vectors): a filtered cosine search over up to TIE_LIMIT points
+    scans them exactly (an HNSW graph serves only larger filtered sets), so a tie is ordered exactly."""
+    return max(10_000, -(-TIE_LIMIT * float_dim * 4 // 1024))
+
+
+@dataclass(frozen=True)
+class Filters:
+    labels: tuple[str, ...] = ()  # only these labels
+    split: str | None = None  # only this dataset split
+    exclude: tuple[str, ...] = ()  # never these ids
+    codes: tuple[str, ...] = ()  # only these codes (`ranking.code_key`)
+    only: tuple[str, ...] = ()  # only these ids
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """One request to an engine: the `limit` points nearest `vector` in the named vector `using`."""
+
+    using: str  # "float" or "code"
+    vector: tuple[float, ...]
+    limit: int
+    filters: Filters = field(default_factory=Filters)
+    offset: int = 0
+    threshold: float | None = None  # the least score (cosine, or dot of ±1 codes)
+    exact: bool = False
+    prefetch: Nearest | None = None  # rank only what this request returns
+    payload: bool = True
+
+
+class SearchPlans:
+    """The search of every store, made of its engine's `_query` and `_query_batch`."""
+
+    def _query(self, request: Nearest) -> list[Hit]: ...
+    def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]: ...
+
+    def search(
+        self,
+        metric: str,
+        float_vector: np.ndarray,
+        code: np.ndarray,
+        k: int = 10,
+        offset: int = 0,
+        labels: list[str] | None = None,
+        threshold: float | None = None,
+        oversampling: int = ranking.OVERSAMPLING,
+        exact: bool = False,
+        split: str | None = None,
+        exclude: list[str] | None = None,
+    ) -> list[Hit]:
+        """The k nearest points by `metric` (`indexer.ranking`'s rules), best first, after skipping `offset`.
+
+        `threshold`: the least cosine similarity for cosine and hamming+rerank, the most Hamming distance
+        for hamming. `labels`: only points with one of these labels (a payload filter inside Qdrant);
+        `split`: only points from that dataset split (the evaluation's train-only database); `exclude`: never
+        these ids (a stored image searched by its own vectors leaves itself out). Hamming hits score their
+        distance in bits.
+        """
+        if metric not in ranking.METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(ranking.METRICS)}")
+        want = k + offset
+        fvec = tuple(float(v) for v in float_vector)
+        filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
+        if metric == "cosine":
+            return self._query(Nearest("float", fvec, k, filters, offset, threshold, exact))
+        code = np.asarray(code, dtype=np.uint8)
+        if metric == "hamming":
+            hits = self._hamming(fvec, code, want, filters, exact, threshold)
+        else:
+            hits = self._rerank(fvec, code, max(want * oversampling, want), want, filters, exact)
+            hits = [h for h in hits if threshold is None or h.score >= threshold]
+        return hits[offset:want]
+
+    def _code_scan(self, code: np.ndarray, limit: int, filters: Filters, **kw) -> list[Hit]:
+        """The `limit` nearest codes, scored by their exact Hamming distance."""
+        hits = self._query(Nearest("code", tuple(ranking.signs(code).tolist()), limit, filters, **kw))
+        for h in hits:
+            h.score = ranking.distance_of_dot(h.score, len(code))
+        return hits
+
+    def _scan_to(self, code: np.ndarray, n: int, filters: Filters, threshold: float | None = None):
+        """The nearest codes up to the n-th and somewhat beyond: (d, hits, complete). d: the n-th nearest's distance
+        (None when fewer than n points are in reach: then hits are all of them); complete: every point within d
+        is among hits. `threshold`: the most distance in bits."""
+        limit = 2 * n + SPARE
+        max_dot = None if threshold is None else ranking.dot_of_distance(threshold + 0.5, len(code))
+        hits = self._code_scan(code, limit, filters, threshold=max_dot, payload=False)
+        if len(hits) < n:
+            return None, hits, True
+        d = int(sorted(h.score for h in hits)[n - 1])
+        return d, hits, len(hits) < limit or max(h.score for h in hits) > d
+
+    def _by_cosine_within(self, fvec, code: np.ndarray, radius: int, limit: int, filters: Filters,
+                          exact: bool) -> Nearest:
+        """The request for the `limit` points with the highest cosine among those whose code is within `radius`
+        bits: a filter on the codes in that ball when it is small, else a prefetch of up to TIE_LIMIT points."""
+        if radius <= BALL_RADIUS:
+            return Nearest("float", fvec, limit, replace(filters, codes=tuple(ranking.ball_keys(code, radius))),
+                           exact=exact)
+        dot = ranking.dot_of_distance(radius + 0.5, len(code))
+        prefetch = Nearest("code", tuple(ranking.signs(code).tolist()), TIE_LIMIT, filters, threshold=dot)
+        return Nearest("float", fvec, limit, filters, exact=exact, prefetch=prefetch)
+
+    def _hamming(self, fvec, code, want: int, filters: Filters, exact: bool, threshold: float | None) -> list[Hit]:
+        """By distance, then cosine, then id. First the likely case: at least `want` points share the query's code
+        (d = 0), and the answer is the best by cosine among them. Else a scan of the nearest codes gives the
+        cut-off distance d; the points within d, when the scan holds them all, else those nearer than d and the
+        best by cosine of those tied at d (a filter or a prefetch), are scored by cosine inside the engine."""
+        same = self._query(self._by_cosine_within(fvec, code, 0, want + SPARE, filters, exact))
+        if len(same) >= want:
+            return _by_distance_then_cosine(same, {h.id: 0 for h in same})
+        d, scan, complete = self._scan_to(code, want, filters, threshold)
+        distance = {h.id: h.score for h in scan if d is None or h.score < d or (complete and h.score == d)}
+        requests = [Nearest("float", fvec, len(distance), replace(filters, only=tuple(distance)), exact=exact)]
+        if not complete:  # the tie at d goes on beyond the scan
+            others = replace(filters, exclude=filters.exclude + tuple(distance))
+            requests.append(self._by_cosine_within(fvec, code, d, want - len(distance) + SPARE, others, exact))
+        hits = [h for answer in self._query_batch([r for r in requests if r.limit]) for h in answer]
+        return _by_distance_then_cosine(hits, {h.id: d for h in hits} | distance)
+
+    def _rerank(self, fvec, code, candidates: int, want: int, filters: Filters, exact: bool) -> list[Hit]:
+        """Every point within the Hamming distance r of the `candidates`-th nearest code, by cosine. First the
+        likely case: `candidates` points share the query's code (r = 0)."""
+        same = self._query(self._by_cosine_within(fvec, code, 0, max(candidates, want + SPARE), filters, exact))
+        if len(same) >= candidates:
+            return _by_cosine(same)[:want]
+        r, scan, complete = self._scan_to(code, candidates, filters)
+        if r is None:  # the whole (filtered) collection is within reach
+            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, filters, exact=exact)))
+        if complete:
+            within = tuple(h.id for h in scan if h.score <= r)
+            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, replace(filters, only=within),
+                                                  exact=exact)))[:want]
+        return _by_cosine(self._query(self._by_cosine_within(fvec, code, r, want + SPARE, filters, exact)))[:want]
+
+
+def _by_cosine(hits: list[Hit]) -> list[Hit]:
+    """Higher cosine first, then id: equal cosines (the same image stored twice) in a fixed order."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))
+
+
+def _by_distance_then_cosine(hits: list[Hit], distance: dict[str, float]) -> list[Hit]:
+    """Hits scored by cosine, rescored by their distance in bits and ordered by distance, cosine, id."""
+    for h in hits:
+        h.cosine, h.score = h.score, float(distance[h.id])
+    return sorted(hits, key=lambda h: (h.score, -h.cosine, h.id))
