@@ -60,6 +60,14 @@ class SearchPlans:
 
     def _query(self, request: Nearest) -> list[Hit]: ...
     def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]: ...
+    def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]: ...
+
+    def _with_payloads(self, hits: list[Hit]) -> list[Hit]:
+        """Hits found without their payloads, given them (a point deleted meanwhile is left out)."""
+        found = {h.id: h.payload for h in self.retrieve([h.id for h in hits])}
+        for h in hits:
+            h.payload = found.get(h.id, {})
+        return [h for h in hits if h.id in found]
 
     def search(
         self,
@@ -148,9 +156,10 @@ class SearchPlans:
     def _rerank(self, fvec, code, candidates: int, want: int, filters: Filters, exact: bool) -> list[Hit]:
         """Every point within the Hamming distance r of the `candidates`-th nearest code, by cosine. First the
         likely case: `candidates` points share the query's code (r = 0)."""
-        same = self._query(self._by_cosine_within(fvec, code, 0, max(candidates, want + SPARE), filters, exact))
+        first = self._by_cosine_within(fvec, code, 0, max(candidates, want + SPARE), filters, exact)
+        same = self._query(replace(first, payload=False))  # payloads for the `want` kept only
         if len(same) >= candidates:
-            return _by_cosine(same)[:want]
+            return self._with_payloads(_by_cosine(same)[:want])
         r, scan, complete = self._scan_to(code, candidates, filters)
         if r is None:  # the whole (filtered) collection is within reach
             return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, filters, exact=exact)))
