@@ -94,7 +94,7 @@ def bench_store(rec: Recorder, tag: str, store, floats, codes, queries, baseline
         rec.figure(f"upsert_seconds[{tag}]", time.perf_counter() - t0, "s", points=n)
     index = {u: i for i, u in enumerate(ids)}
     for metric in ranking.METRICS if search else ():
-        for q in queries[:20]:  # warm: the collection's pages read once, as a serving collection's are
+        for q in queries:  # warm: every page these queries touch mapped once, as a serving collection's are
             store.search(metric, floats[q], codes[q], k=K)
         times, recall = [], []
         for q in queries:

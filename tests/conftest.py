@@ -132,7 +132,7 @@ def served(indexed, tiny_model, tmp_path_factory):
 
 
 @pytest.fixture
-def qdrant_server():
+def rest_standin():
     """The Qdrant REST API on loopback, answered by qdrant-client's local mode (tests/qdrant_standin.py)."""
     from tests.qdrant_standin import QdrantStandIn
 

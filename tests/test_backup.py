@@ -91,37 +91,38 @@ def test_snapshot_and_restore_answer_every_metric_identically(indexed, tiny_mode
     assert len(aside) == 2  # the later picture and its label, kept
 
 
-def test_a_server_collection_goes_through_qdrants_snapshot_api(embedder_for_backup, shapes_dir, tmp_path, capsys,
-                                                               qdrant_server, monkeypatch):
-    """The server path: a snapshot is made, downloaded and deleted on the server (here the REST stand-in, whose
-    snapshot content is its own), then uploaded as another collection, which answers every metric identically."""
+def test_the_rest_path_snapshots_through_the_snapshot_api(embedder_for_backup, shapes_dir, tmp_path, capsys,
+                                                          rest_standin, monkeypatch):
+    """The store's requests to a server's snapshot API, answered by the REST stand-in (local mode behind REST, whose
+    snapshot content is its own, not a Qdrant server's): a snapshot is made, downloaded and deleted, then uploaded
+    as another collection, which answers every metric identically."""
     from app.service import SearchService, Settings
     from indexer.factory import open_store
     from indexer.pipeline import build_index
 
     model, embedder = embedder_for_backup
-    monkeypatch.setenv("QDRANT_API_KEY", qdrant_server.api_key)
-    store = open_store("srv", qdrant_server.url)
+    monkeypatch.setenv("QDRANT_API_KEY", rest_standin.api_key)
+    store = open_store("srv", rest_standin.url)
     build_index(embedder, store, str(shapes_dir), splits=("train",))
     store.close()
     rng = random.Random(9)
     uploads = [_png(draw_shape("square", rng, size=40)) for _ in range(3)]
 
     def service(collection, data):
-        return SearchService(Settings(model_dir=str(model), collection=collection, qdrant=qdrant_server.url,
+        return SearchService(Settings(model_dir=str(model), collection=collection, qdrant=rest_standin.url,
                                       data_dir=str(tmp_path / data)))
 
     s = service("srv", "data")
     s.add([(u, "mine") for u in uploads])
     before = _answers(s, uploads)
     s.close()
-    assert indexer_cli(["snapshot", "--collection", "srv", "--qdrant", qdrant_server.url, "--data-dir",
+    assert indexer_cli(["snapshot", "--collection", "srv", "--qdrant", rest_standin.url, "--data-dir",
                         str(tmp_path / "data"), "--out", str(tmp_path / "s.tar")]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "server"
-    assert "POST /collections/srv/snapshots" in qdrant_server.requests and not qdrant_server.snapshots  # deleted
+    assert "POST /collections/srv/snapshots" in rest_standin.requests and not rest_standin.snapshots  # deleted
     assert indexer_cli(["restore", "--from", str(tmp_path / "s.tar"), "--collection", "srv2", "--qdrant",
-                        qdrant_server.url, "--data-dir", str(tmp_path / "data2")]) == 0
-    assert "POST /collections/srv2/snapshots/upload" in qdrant_server.requests
+                        rest_standin.url, "--data-dir", str(tmp_path / "data2")]) == 0
+    assert "POST /collections/srv2/snapshots/upload" in rest_standin.requests
     s = service("srv2", "data2")
     try:
         assert _answers(s, uploads) == before

@@ -128,30 +128,31 @@ def test_app_recovers_when_the_collection_appears(tiny_model, shapes_dir, tmp_pa
         service.close()
 
 
-def test_app_recovers_by_itself_when_the_qdrant_server_comes_back(tiny_model, shapes_dir, tmp_path, qdrant_server,
+def test_app_recovers_by_itself_when_its_rest_endpoint_comes_back(tiny_model, shapes_dir, tmp_path, rest_standin,
                                                                   monkeypatch):
-    """Server mode: Qdrant goes away during use (connections cut, port closed): searches fail with a message
-    that says what to do, the page's status says it, nothing is lost; when it is back on the same address the
-    next search works, with the same answer, without restarting the app."""
+    """The REST path (the stand-in: local mode behind REST, stopped and started on the same port): the endpoint
+    goes away during use (connections cut, port closed): searches fail with a message that says what to do, the
+    page's status says it, nothing is lost; when it is back on the same address the next search works, with the
+    same answer, without restarting the app."""
     from indexer.embedder import Embedder
     from indexer.pipeline import build_index
 
-    monkeypatch.setenv("QDRANT_API_KEY", qdrant_server.api_key)
-    store = open_store("served", qdrant_server.url)
+    monkeypatch.setenv("QDRANT_API_KEY", rest_standin.api_key)
+    store = open_store("served", rest_standin.url)
     build_index(Embedder(tiny_model), store, str(shapes_dir))
     store.close()
-    service = SearchService(Settings(model_dir=str(tiny_model), collection="served", qdrant=qdrant_server.url,
+    service = SearchService(Settings(model_dir=str(tiny_model), collection="served", qdrant=rest_standin.url,
                                      data_dir=str(tmp_path)))
     try:
         data = next((shapes_dir / "circle").glob("*.png")).read_bytes()
         before, *_ = service.search(data, "cosine", 5)
-        qdrant_server.stop()
+        rest_standin.stop()
         from indexer.store import StoreError
 
         with pytest.raises(StoreError, match="does not answer.*QDRANT_URL"):
             service.search(data, "hamming", 5)
         assert service.status().startswith("⚠️") and "does not answer" in service.status()
-        qdrant_server.start()  # same port, same data
+        rest_standin.start()  # same port, same data
         after, *_ = service.search(data, "cosine", 5)
         assert [r["id"] for r in after] == [r["id"] for r in before]
         assert service.status().startswith("120 images")
@@ -159,30 +160,31 @@ def test_app_recovers_by_itself_when_the_qdrant_server_comes_back(tiny_model, sh
         service.close()
 
 
-def test_transient_server_errors_are_retried_then_reported(qdrant_server):
-    """A node answering 503 (restarting, electing a leader) is retried with back-off; past the retries, the
-    error says what to do. A wrong API key is not retried and says which setting to fix."""
+def test_transient_rest_errors_are_retried_then_reported(rest_standin):
+    """503 answers (what a restarting node or a leader election gives; here the stand-in told to answer so) are
+    retried with back-off; past the retries, the error says what to do. A wrong API key is not retried and says
+    which setting to fix."""
     from indexer.server import ClientStore
     from indexer.store import StoreError, StoreUnavailable
 
-    store = ClientStore("c", url=qdrant_server.url, api_key=qdrant_server.api_key)
+    store = ClientStore("c", url=rest_standin.url, api_key=rest_standin.api_key)
     try:
         store.ensure({"float_dim": 4, "n_bits": 8, "model": "m", "model_sha256": "0"})
-        qdrant_server.requests.clear()
-        qdrant_server.fail_next = 2
+        rest_standin.requests.clear()
+        rest_standin.fail_next = 2
         assert store.count() == 0
         # 2 answered 503 and retried, then answered; then the count itself
-        assert qdrant_server.requests == ["GET /collections/c/exists"] * 3 + ["POST /collections/c/points/count"]
-        qdrant_server.fail_next = ClientStore.RETRIES + 1
+        assert rest_standin.requests == ["GET /collections/c/exists"] * 3 + ["POST /collections/c/points/count"]
+        rest_standin.fail_next = ClientStore.RETRIES + 1
         with pytest.raises(StoreUnavailable, match="does not answer"):
             store.count()
     finally:
         store.close()
-    wrong = ClientStore("c", url=qdrant_server.url, api_key="not-the-key")
+    wrong = ClientStore("c", url=rest_standin.url, api_key="not-the-key")
     try:
-        qdrant_server.requests.clear()
+        rest_standin.requests.clear()
         with pytest.raises(StoreError, match="refused the API key.*QDRANT_API_KEY"):
             wrong.count()
-        assert len(qdrant_server.requests) == 1
+        assert len(rest_standin.requests) == 1
     finally:
         wrong.close()

@@ -174,12 +174,12 @@ def test_a_second_process_cannot_open_the_embedded_collection(indexed):
         first.close()
 
 
-def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, shapes_dir, tmp_path, qdrant_server):
+def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, shapes_dir, tmp_path, rest_standin):
     """One schema, three paths: the embedded engine, qdrant-client's local mode, and the store's REST requests
     (JSON models, API key, quantization settings) answered by the stand-in (tests/qdrant_standin.py: local mode
     behind REST, not a Qdrant server) give the same ids in the same order for the same query."""
     edge = open_store("agree", str(tmp_path / "edge"))
-    others = [open_store("agree", ":memory:"), open_store("agree", qdrant_server.url, api_key=qdrant_server.api_key)]
+    others = [open_store("agree", ":memory:"), open_store("agree", rest_standin.url, api_key=rest_standin.api_key)]
     assert others[1].remote
     try:
         for s in (edge, *others):
@@ -197,22 +197,22 @@ def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, sha
             assert other.sample_ids(20, seed=3) == edge.sample_ids(20, seed=3) != edge.sample_ids(20, seed=4)
             pa, pb = edge.duplicate_pairs(0.9, sample=30, seed=3), other.duplicate_pairs(0.9, sample=30, seed=3)
             assert pa and sorted((x, y) for x, y, _ in pa) == sorted((x, y) for x, y, _ in pb)
-        assert "PUT /collections/agree/points" in qdrant_server.requests  # it went over HTTP
+        assert "PUT /collections/agree/points" in rest_standin.requests  # it went over HTTP
     finally:
         for s in (edge, *others):
             s.close()
 
 
-def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(qdrant_server):
+def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest_standin):
     """The request shape a Qdrant server receives (checked at the stand-in, which records it): the same named
     vectors as the embedded schema, `float` binary-quantized in RAM with its originals on disk, `code` as ±1 with
     Dot distance, binary-quantized in RAM and scanned without a graph, the shard number and replication factor
     asked for, the model's metadata and layout, keyword indexes on `label` and `code`; float queries ask for
     rescoring with oversampling, code scans for the quantized scores as they are (exact for ±1)."""
-    store = open_store("cluster", qdrant_server.url, api_key=qdrant_server.api_key, shards=3, replicas=2)
+    store = open_store("cluster", rest_standin.url, api_key=rest_standin.api_key, shards=3, replicas=2)
     try:
         store.ensure({"float_dim": 8, "n_bits": 16, "model": "m", "model_sha256": "abc"})
-        body = qdrant_server.bodies["PUT /collections/cluster"]
+        body = rest_standin.bodies["PUT /collections/cluster"]
         assert (body["shard_number"], body["replication_factor"]) == (3, 2)
         assert body["metadata"]["model_sha256"] == "abc" and body["metadata"]["layout"] == 2
         fl, code = body["vectors"]["float"], body["vectors"]["code"]
@@ -220,17 +220,17 @@ def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(qdra
         assert (fl["size"], fl["distance"]) == (8, "Cosine") and (code["size"], code["distance"]) == (16, "Dot")
         assert code["on_disk"] is True and code["quantization_config"]["binary"]["always_ram"] is True
         assert code["hnsw_config"]["m"] == 0
-        indexed = [r for r in qdrant_server.requests if r == "PUT /collections/cluster/index"]
-        assert len(indexed) == 2 and qdrant_server.bodies["PUT /collections/cluster/index"]["field_name"] == "code"
+        indexed = [r for r in rest_standin.requests if r == "PUT /collections/cluster/index"]
+        assert len(indexed) == 2 and rest_standin.bodies["PUT /collections/cluster/index"]["field_name"] == "code"
         store.upsert(["00000000-0000-0000-0000-000000000001"], np.ones((1, 8), np.float32) / 8**0.5,
                      np.ones((1, 16), np.uint8), [{"label": "a"}])
         store.search("cosine", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
-        [query] = qdrant_server.bodies["POST /collections/cluster/points/query/batch"]["searches"]
+        [query] = rest_standin.bodies["POST /collections/cluster/points/query/batch"]["searches"]
         quantization = query["params"]["quantization"]
         assert quantization["rescore"] is True and quantization["oversampling"] >= 2
         hits = store.search("hamming", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
         assert [h.score for h in hits] == [16]  # all 16 bits differ: an exact integer distance
-        [scan] = [q for q in qdrant_server.queries if q["using"] == "code"]
+        [scan] = [q for q in rest_standin.queries if q["using"] == "code"]
         assert scan["params"]["quantization"]["rescore"] is False
         assert set(scan["query"]["nearest"]) == {-1.0}  # the code 0…0 as ±1
     finally:

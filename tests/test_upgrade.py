@@ -104,11 +104,11 @@ def test_an_upgrade_stopped_after_setting_the_old_shard_aside_is_recovered(index
     assert not (root / "shard.old").exists()
 
 
-def test_an_old_collection_behind_rest_is_upgraded(indexed, tmp_path, qdrant_server, capsys, monkeypatch):
+def test_an_old_collection_behind_rest_is_upgraded(indexed, tmp_path, rest_standin, capsys, monkeypatch):
     from qdrant_client import QdrantClient, models
 
     meta, points = _old_layout_copy(indexed)
-    client = QdrantClient(url=qdrant_server.url, api_key=qdrant_server.api_key)
+    client = QdrantClient(url=rest_standin.url, api_key=rest_standin.api_key)
     client.create_collection("old", vectors_config={
         "float": models.VectorParams(size=meta["float_dim"], distance=models.Distance.COSINE),
         "code": models.VectorParams(size=meta["n_bits"], distance=models.Distance.MANHATTAN,
@@ -116,12 +116,12 @@ def test_an_old_collection_behind_rest_is_upgraded(indexed, tmp_path, qdrant_ser
     client.upsert("old", [models.PointStruct(id=p.id, vector={"float": p.float_vector.tolist(),
                                                               "code": p.code_vector.tolist()}, payload=p.payload)
                           for p in points])
-    monkeypatch.setenv("QDRANT_API_KEY", qdrant_server.api_key)
-    assert main(["upgrade", "--collection", "old", "--qdrant", qdrant_server.url]) == 0
+    monkeypatch.setenv("QDRANT_API_KEY", rest_standin.api_key)
+    assert main(["upgrade", "--collection", "old", "--qdrant", rest_standin.url]) == 0
     assert json.loads(capsys.readouterr().out) == {"collection": "old", "points": len(points), "upgraded": True}
     assert not client.collection_exists("old__upgrading")
     assert client.get_collection("old").config.params.vectors["code"].distance == models.Distance.DOT
-    assert _answers(qdrant_server.url, "old", points) == _answers(str(indexed[0]), indexed[1], points)
+    assert _answers(rest_standin.url, "old", points) == _answers(str(indexed[0]), indexed[1], points)
     client.close()
 
 
