@@ -161,6 +161,8 @@ def optimized(rec: Recorder, tag: str, layout: str, build: str, store, path: Pat
     rec.figure(f"{build}[{tag}, embedded]", time.perf_counter() - t0, "s")
     bench_store(rec, f"{tag}, {layout}", store, floats, codes, queries, base, tops, upload=False)
     rec.figure(f"disk_bytes_per_point[{tag}, {layout}]", disk_bytes(path / "bench") / len(floats), "B")
+    rec.figure(f"code_ram_bytes_per_point[{tag}, {layout}]", code_bytes(path / "bench") / len(floats), "B",
+               bits=codes.shape[1], note="the binary-quantized codes, kept in RAM; the ±1 originals stay on disk")
 
 
 def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode: bool, hnsw: bool = True) -> None:
@@ -176,10 +178,6 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
                    raw_vector_bytes=floats.shape[1] * 4 + codes.shape[1])
         if hnsw:  # at 1M the HNSW build took over 10 minutes on 2 cores: the quantized layout below is for that
             optimized(rec, tag, "embedded+hnsw", "hnsw_build_seconds", edge, tmp, floats, codes, queries, base, tops)
-        else:  # the codes' binary quantization is built by the optimizer, with or without a graph
-            edge.optimize()
-        rec.figure(f"code_ram_bytes_per_point[{tag}, embedded]", code_bytes(tmp / "bench") / len(floats), "B",
-                   bits=codes.shape[1], note="the binary-quantized codes, kept in RAM; the ±1 originals stay on disk")
         edge.close()
         rec.figure(f"ram_bytes_per_point[{tag}, {'embedded+hnsw' if hnsw else 'embedded'}]",
                    ram_bytes(tmp, floats, codes, queries) / len(floats), "B",

@@ -156,8 +156,8 @@ class EdgeStore(Store):
 
         if request.using == "code":  # the quantized ±1 codes score exactly: no rescoring
             return SearchParams(quantization=QuantizationSearchParams(rescore=False))
-        if self.quantized:  # exact: the original vectors only; else the quantized scan, rescored
-            quant = (QuantizationSearchParams(ignore=True) if request.exact else
+        if self.quantized:  # exact or originals: the original vectors only; else the quantized scan, rescored
+            quant = (QuantizationSearchParams(ignore=True) if request.exact or request.originals else
                      QuantizationSearchParams(rescore=True, oversampling=self.QUANTIZED_OVERSAMPLING))
             return SearchParams(exact=request.exact, quantization=quant)
         return SearchParams(exact=True) if request.exact else None

@@ -51,6 +51,7 @@ class Nearest:
     offset: int = 0
     threshold: float | None = None  # the least score (cosine, or dot of ±1 codes)
     exact: bool = False
+    originals: bool = False  # score with the original vectors, never quantized ones (a tie's order is exact)
     prefetch: Nearest | None = None  # rank only what this request returns
     payload: bool = True
 
@@ -131,10 +132,10 @@ class SearchPlans:
         bits: a filter on the codes in that ball when it is small, else a prefetch of up to TIE_LIMIT points."""
         if radius <= BALL_RADIUS:
             return Nearest("float", fvec, limit, replace(filters, codes=tuple(ranking.ball_keys(code, radius))),
-                           exact=exact)
+                           exact=exact, originals=True)
         dot = ranking.dot_of_distance(radius + 0.5, len(code))
         prefetch = Nearest("code", tuple(ranking.signs(code).tolist()), TIE_LIMIT, filters, threshold=dot)
-        return Nearest("float", fvec, limit, filters, exact=exact, prefetch=prefetch)
+        return Nearest("float", fvec, limit, filters, exact=exact, originals=True, prefetch=prefetch)
 
     def _hamming(self, fvec, code, want: int, filters: Filters, exact: bool, threshold: float | None) -> list[Hit]:
         """By distance, then cosine, then id. First the likely case: at least `want` points share the query's code
@@ -146,7 +147,8 @@ class SearchPlans:
             return _by_distance_then_cosine(same, {h.id: 0 for h in same})
         d, scan, complete = self._scan_to(code, want, filters, threshold)
         distance = {h.id: h.score for h in scan if d is None or h.score < d or (complete and h.score == d)}
-        requests = [Nearest("float", fvec, len(distance), replace(filters, only=tuple(distance)), exact=exact)]
+        requests = [Nearest("float", fvec, len(distance), replace(filters, only=tuple(distance)), exact=exact,
+                            originals=True)]
         if not complete:  # the tie at d goes on beyond the scan
             others = replace(filters, exclude=filters.exclude + tuple(distance))
             requests.append(self._by_cosine_within(fvec, code, d, want - len(distance) + SPARE, others, exact))
@@ -162,11 +164,11 @@ class SearchPlans:
             return self._with_payloads(_by_cosine(same)[:want])
         r, scan, complete = self._scan_to(code, candidates, filters)
         if r is None:  # the whole (filtered) collection is within reach
-            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, filters, exact=exact)))
+            return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, filters, exact=exact, originals=True)))
         if complete:
             within = tuple(h.id for h in scan if h.score <= r)
             return _by_cosine(self._query(Nearest("float", fvec, want + SPARE, replace(filters, only=within),
-                                                  exact=exact)))[:want]
+                                                  exact=exact, originals=True)))[:want]
         return _by_cosine(self._query(self._by_cosine_within(fvec, code, r, want + SPARE, filters, exact)))[:want]
 
 

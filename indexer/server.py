@@ -150,6 +150,8 @@ class ClientStore(Store):
 
         if request.using == "code":  # the quantized ±1 codes score exactly: no rescoring
             quant = models.QuantizationSearchParams(rescore=False) if self.remote else None
+        elif request.originals:  # a tie: ranked by the original vectors
+            quant = models.QuantizationSearchParams(ignore=True) if self.remote else None
         else:
             quant = models.QuantizationSearchParams(rescore=True, oversampling=2.0) if self.remote else None
         return models.SearchParams(exact=request.exact or None, quantization=quant)
