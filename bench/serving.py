@@ -63,7 +63,8 @@ def _caller(mode: str, url: str):
         with open(f, "rb") as fh:
             path = http.post(f"{api}/upload", files={"files": fh}).json()[0]
         image = {"path": path, "meta": {"_type": "gradio.FileData"}}
-        event = http.post(f"{api}/call/search", json={"data": [image, "cosine", 10, [], 0]}).json()["event_id"]
+        data = [image, "cosine", 10, [], 0, ""]  # /search's inputs: image, metric, k, labels, threshold, like_id
+        event = http.post(f"{api}/call/search", json={"data": data}).json()["event_id"]
         with http.stream("GET", f"{api}/call/search/{event}") as stream:
             lines = [x for x in stream.iter_lines() if x.startswith("data:")]
         return len(json.loads(lines[-1][5:])[1])
@@ -160,6 +161,8 @@ def main() -> None:
                 server_cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, len(latencies))
                 rps = len(latencies) / wall
                 single_rps = single_rps or rps
+                if not latencies:
+                    raise RuntimeError(f"every {mode} call failed: {errors[:3]}")
                 pct = percentiles(latencies)
                 tag = f"{clients} clients" if mode == "gradio_client" else f"{clients} clients, {mode}"
                 rec.figure(f"search_http_p50_ms[{tag}]", pct["p50"], "ms", p95=round(pct["p95"], 2),
