@@ -20,13 +20,13 @@ README_FIGURES = [
     ("search", "p50_ms[70k real, embedded+hnsw, hamming+rerank]", "search at 70k, hamming+rerank"),
     ("search", "peer_p50_ms[70k real, faiss IndexBinaryFlat, hamming k-nearest]",
      "peer at 70k: FAISS binary k-nearest, no tie rule"),
-    ("search", "p50_ms[1000k synthetic, embedded, cosine]", "search at 1M synthetic, cosine (no graph)"),
-    ("search", "p50_ms[1000k synthetic, embedded, hamming]", "search at 1M synthetic, hamming"),
-    ("search", "p50_ms[1000k synthetic, embedded, hamming+rerank]", "search at 1M synthetic, hamming+rerank"),
     ("search", "p50_ms[1000k synthetic, embedded quantized, cosine]", "search at 1M synthetic, cosine, `--quantized`"),
+    ("search", "p50_ms[1000k synthetic, embedded quantized, hamming]", "search at 1M synthetic, hamming, `--quantized`"),
+    ("search", "p50_ms[1000k synthetic, embedded quantized, hamming+rerank]",
+     "search at 1M synthetic, hamming+rerank, `--quantized`"),
     ("search", "peer_p50_ms[1000k synthetic, faiss IndexBinaryFlat, hamming k-nearest]",
      "peer at 1M: FAISS binary k-nearest, no tie rule"),
-    ("search", "code_ram_bytes_per_point[70k real, embedded]", "RAM for the codes"),
+    ("search", "code_ram_bytes_per_point[70k real, embedded+hnsw]", "RAM for the codes, per image"),
     ("serving", "in_process_query_p50_ms", "one query in-process (decode, embed, search)"),
     ("serving", "search_http_p50_ms[1 clients, gradio_client, TLS context, no downloads]",
      "`/search` over HTTP, 1 client, \"Fast calls\""),
@@ -88,7 +88,7 @@ def readme_table(results: dict[str, dict]) -> str:
         beside = f"{_fmt(f['baseline'])} {f['unit']}, {f['baseline_name']}" if "baseline" in f else ""
         for key in ("recall_at_10", "recall_at_10_vs_tie_rule", "p95"):
             if key in f:
-                beside += ("; " if beside else "") + f"{key.replace('_', ' ')} {f[key]}"
+                beside += ("; " if beside else "") + f"{key.replace('_', ' ')} {_fmt(f[key])}"
         rows.append(f"| {what} | {_fmt(f['value'])} {f['unit']} | {beside} | `bench/{bench}.py`, {data['when']} |")
     return "\n".join(rows)
 
