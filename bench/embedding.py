@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
+from indexer import config  # noqa: E402
 from indexer.embedder import Embedder  # noqa: E402
 from training.data import load_image_dataset  # noqa: E402
 
@@ -71,7 +72,7 @@ def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: st
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="models/fmnist-small")
+    config.add_flags(p, "model")  # the app's defaults
     p.add_argument("--images", type=int, default=2000)
     args = p.parse_args()
     rec = Recorder("embedding")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Recorder  # noqa: E402
+from bench.common import Recorder, fill_shape  # noqa: E402
 
 
 def digits_folder(root: Path) -> Path:
@@ -49,13 +49,7 @@ def shapes_folder(root: Path, per_class: int = 60, seed: int = 0) -> Path:
             d = ImageDraw.Draw(image)
             r = rng.randint(min(w, h) // 6, min(w, h) // 3)
             cx, cy = rng.randint(r, w - r), rng.randint(r, h - r)
-            c = tuple(min(255, max(0, v + rng.randint(-40, 40))) for v in colour)
-            if kind == "circle":
-                d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=c)
-            elif kind == "square":
-                d.rectangle((cx - r, cy - r, cx + r, cy + r), fill=c)
-            else:
-                d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=c)
+            fill_shape(d, kind, cx, cy, r, tuple(min(255, max(0, v + rng.randint(-40, 40))) for v in colour))
             image.save(root / kind / f"{i:03d}.jpg", quality=90)
         good = (root / kind / "000.jpg").read_bytes()
         (root / kind / "zz_truncated.jpg").write_bytes(good[: len(good) // 2])  # one corrupt file a class

@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
+from indexer import config  # noqa: E402
 from indexer.embedder import Embedder  # noqa: E402
 from indexer.factory import open_store  # noqa: E402
 from indexer.pipeline import build_index  # noqa: E402
@@ -26,7 +27,7 @@ from indexer.pipeline import build_index  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="models/fmnist-small")
+    config.add_flags(p, "model")  # the app's defaults
     p.add_argument("--local-mode-points", type=int, default=10_000,
                    help="points to upsert through qdrant-client's local mode for the baseline (it is slow)")
     args = p.parse_args()

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
+from indexer import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -148,9 +149,7 @@ def pictures(folder: Path, clients: int, each: int, seed: int = 0) -> list[list[
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="models/fmnist-small")
-    p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.config.resolve_location)")
+    config.add_flags(p, "model", "collection", "qdrant")  # the app's defaults
     p.add_argument("--seconds", type=float, default=60)
     args = p.parse_args()
     from gradio_client import Client, handle_file

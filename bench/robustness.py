@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, Recorder  # noqa: E402
+from indexer import config  # noqa: E402
 
 METRICS = ("cosine", "hamming", "hamming+rerank")
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -174,9 +175,7 @@ def figure_png(service, examples: list[tuple[str, bytes]], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/fmnist-small")
-    p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default=None, help="collection location (default: the app's)")
+    config.add_flags(p, "model", "collection", "qdrant")  # the app's defaults
     p.add_argument("--queries", type=int, default=100, help="test images, spread evenly over the test split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure-only", action="store_true", help="only draw bench/results/robustness.png")

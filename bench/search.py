@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
-from indexer import ranking  # noqa: E402
+from indexer import config, ranking  # noqa: E402
 from indexer.factory import open_store  # noqa: E402
 
 K = 10
@@ -201,7 +201,7 @@ def run_scale(rec: Recorder, tag: str, floats, codes, n_queries: int, local_mode
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="models/fmnist-small")
+    config.add_flags(p, "model")  # the app's defaults
     p.add_argument("--synthetic", type=int, default=1_000_000)
     p.add_argument("--queries", type=int, default=200)
     args = p.parse_args()

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
+from indexer import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,9 +99,7 @@ def in_process(rec: Recorder, model: str, collection: str, qdrant: str, files: l
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="models/fmnist-small")
-    p.add_argument("--collection", default="fashion_mnist")
-    p.add_argument("--qdrant", default=None, help="default: as the app (indexer.config.resolve_location)")
+    config.add_flags(p, "model", "collection", "qdrant")  # the app's defaults
     p.add_argument("--requests", type=int, default=50)
     args = p.parse_args()
     from indexer.config import resolve_location

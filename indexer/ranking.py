@@ -63,12 +63,6 @@ def ball_keys(code: np.ndarray, radius: int) -> list[str]:
     return keys
 
 
-def ball_size(n_bits: int, radius: int) -> int:
-    from math import comb
-
-    return sum(comb(n_bits, r) for r in range(radius + 1))
-
-
 def sort_keys(metric: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray,
               db_codes: np.ndarray, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
     """The rule as one number per (query, database point): lower ranks first; equal keys in database order.

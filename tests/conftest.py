@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.common import fill_shape
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,12 +39,7 @@ def draw_shape(kind: str, rng: random.Random, size: int = 32) -> Image.Image:
     r = rng.randint(size // 4, size // 2 - 2)
     cx, cy = rng.randint(r, size - r), rng.randint(r, size - r)
     colour = tuple(min(255, max(0, c + rng.randint(-30, 30))) for c in CLASSES[kind])
-    if kind == "circle":
-        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
-    elif kind == "square":
-        d.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
-    else:
-        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    fill_shape(d, kind, cx, cy, r, colour)
     return image
 
 
