@@ -72,7 +72,7 @@ def results_md(results: dict[str, dict]) -> str:
 
 
 def _fmt(value: float) -> str:
-    """Three significant digits, thousands separated: 2,376 · 97.9 · 0.622."""
+    """Three significant digits, thousands separated (12345.6 → 12,346; 97.94 → 97.9; 0.62174 → 0.622)."""
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"

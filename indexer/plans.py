@@ -95,7 +95,7 @@ class SearchPlans:
         if metric not in ranking.METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(ranking.METRICS)}")
         want = k + offset
-        fvec = tuple(float(v) for v in float_vector)
+        fvec = tuple(np.asarray(float_vector, dtype=np.float64).tolist())
         filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
         if metric == "cosine":
             return self._query(Nearest("float", fvec, k, filters, offset, threshold, exact))
