@@ -1,4 +1,5 @@
-"""How an image becomes vectors: L2-normalised pooled features (`float`) and the hash layer's signs (`code`)."""
+"""How an image becomes vectors: the model's L2-normalised retrieval features (`float`: pooled features, or code and
+instance parts, training.model.retrieval_features) and the hash layer's signs (`code`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from indexer import config as settings
 from training.images import ImageProfile, prepare, preprocess
-from training.model import VIEWS, load_model, processor_size, resolve_precision, view_outputs
+from training.model import VIEWS, load_model, processor_size, resolve_precision, retrieval_dim, view_outputs
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Embedder:
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.n_bits = int(config.n_bits)
-        self.float_dim = int(config.hidden_sizes[-1])
+        self.float_dim = retrieval_dim(config)
         # The training set's image profile: what a collection without one of its own is prepared like.
         self.profile = ImageProfile.from_dict(getattr(config, "image_profile", None))
         # What a collection records about the model that built it (and checks before every search).
@@ -94,8 +95,8 @@ class Embedder:
         step = self.batch_size // 2 if self.views == "image+mirror" else self.batch_size  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
-            pooled, hash_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
-            floats.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+            features, hash_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
+            floats.append(torch.nn.functional.normalize(features, dim=-1).cpu())
             codes.append((hash_logits > 0).to(torch.uint8).cpu())
             probs.append(p.cpu())
         return Embeddings(

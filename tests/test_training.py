@@ -214,3 +214,57 @@ def test_a_folder_with_bad_files_trains_and_reports_each_by_path(tmp_path):
     assert "facebook/convnext-tiny-224" in metrics["warning"]
     assert 0 < metrics["chance"] <= 0.5 and metrics["batch_size"] == 16  # 3 classes, a stratified test split
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["skipped_files"] == metrics["skipped_files"]
+
+
+
+def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_others(shapes_dir, tiny_model,
+                                                                                       tmp_path):
+    """`--instance-weight` fine-tunes a model without an instance head: it gets one, trained so that two augmented
+    views of an image are each other's nearest among a batch's views (the loss falls); the float vector is then the
+    code part and the instance part, the latter holding `instance_share` of the cosine."""
+    from indexer.embedder import Embedder
+    from training.images import preprocess
+    from training.model import INSTANCE_SHARE, instance_loss
+    from training.train import PAIR_AUGMENT, TrainArgs, robust_augment, train
+
+    split = load_image_dataset(str(shapes_dir))["train"]
+    pixels = preprocess(split[:32]["image"], 32, [0.5] * 3, [0.5] * 3)
+
+    def pair_loss(model):
+        torch.manual_seed(1)
+        views = robust_augment(torch.cat([pixels, pixels]), torch.full((3,), 1.0), **PAIR_AUGMENT)
+        n = len(pixels)
+        with torch.no_grad():
+            out = model.eval()(views)
+        return float(instance_loss(out.instance, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]), 0.1))
+
+    out = tmp_path / "inst"
+    metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=1, bits=16,
+                              batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+    assert metrics["args"]["instance_weight"] == 0.5
+    untrained, _ = build_model(str(tiny_model), n_bits=16, id2label={0: "a", 1: "b", 2: "c"},
+                               overrides={"instance_dim": 64})
+    torch.manual_seed(0)
+    untrained.instance.reset_parameters()
+    model, _ = load_model(out)
+    assert model.config.instance_dim == 64 and model.instance.out_features == 64
+    later = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=6, bits=16,
+                            batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+    assert later["resumed_from"]
+    model, _ = load_model(out)
+    assert pair_loss(model) < pair_loss(untrained)
+
+    embedder = Embedder(out)
+    emb = embedder.embed(split[:4]["image"], embedder.profile)
+    assert embedder.float_dim == 16 + 64 and emb.floats.shape == (4, 80)
+    np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
+    # The loss has the instance term when the batch carries pairs
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    with torch.no_grad():
+        plain = model(x, labels=labels).loss
+        paired = model(x, labels=labels, pairs=torch.tensor([1, 0, 3, 2])).loss
+    assert paired > plain
+    with pytest.raises(ValueError, match="--augment robust"):
+        train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "n"), instance_weight=0.5,
+                        augment="flip"))

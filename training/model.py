@@ -7,6 +7,12 @@ The tanh outputs are pulled towards one fixed ±1 "hash centre" per class (CSQ, 
 Hadamard rows when there are few enough classes, so any two classes' centres differ in at least n_bits/2 bits
 and every bit is balanced over the classes. A quantisation term pushes |tanh| to 1 so the sign loses
 little. The classifier on top keeps the model a classifier (predicted class, accuracy).
+
+With `instance_dim` set, an instance head (Linear → instance_dim) on the pooled features learns to tell one image
+from another: trained on two augmented views of every image, each view's nearest among the batch's views must be its
+partner (NT-Xent, Chen et al. 2020; what copy-detection descriptors are trained with). The float vector is then both
+parts, each L2-normalised: the tanh code (which class) and the instance output (which image of it), weighted so that
+the instance part holds `instance_share` of the cosine (`retrieval_features`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class HashOutput(ModelOutput):
     logits: torch.Tensor | None = None
     pooled: torch.Tensor | None = None
     hash_logits: torch.Tensor | None = None
+    instance: torch.Tensor | None = None
 
 
 def hash_centres(num_classes: int, n_bits: int, seed: int = 0) -> torch.Tensor:
@@ -78,9 +85,14 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
             # Normalized softmax on the pooled features (Zhai & Wu 2019, temperature 0.05): one learned proxy per
             # class, so that cosine similarity of pooled features -- the `float` vector -- groups the classes.
             self.proxies = nn.Parameter(torch.randn(config.num_labels, config.hidden_sizes[-1]) * 0.02)
+        if getattr(config, "instance_dim", 0):
+            self.instance = nn.Linear(config.hidden_sizes[-1], config.instance_dim)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> HashOutput:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                pairs: torch.Tensor | None = None, **kwargs) -> HashOutput:
+        """`pairs` (training with an instance head): for each row of the batch, the row of the other view of the same
+        image; the instance term is added to the loss."""
         pooled = self.convnext(pixel_values).pooler_output
         h = self.hash(self.dropout(pooled))
         z = torch.tanh(h)
@@ -99,7 +111,46 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
             if hasattr(self, "proxies"):
                 cos = F.normalize(pooled, dim=-1) @ F.normalize(self.proxies, dim=-1).T
                 loss = loss + self.config.proxy_weight * F.cross_entropy(cos / 0.05, labels)
-        return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h)
+        instance = self.instance(pooled) if hasattr(self, "instance") else None
+        if pairs is not None and instance is not None:
+            term = instance_loss(instance, pairs, getattr(self.config, "instance_temperature", INSTANCE_TEMPERATURE))
+            weight = getattr(self.config, "instance_weight", INSTANCE_WEIGHT)
+            loss = weight * term if loss is None else loss + weight * term
+        return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h, instance=instance)
+
+
+# The instance head's defaults (config values `instance_*` override them).
+INSTANCE_DIM = 64
+INSTANCE_WEIGHT = 0.5
+INSTANCE_TEMPERATURE = 0.1
+# The instance part's share of the float vector's cosine; the code part holds the rest. More finds a slightly changed
+# picture's very image more often and ranks whole classes less cleanly (README: "Your photos" has the trade).
+INSTANCE_SHARE = 0.3
+
+
+def instance_loss(z: torch.Tensor, pairs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent: each row's cosine to its partner row (`pairs`), against its cosines to every other row."""
+    z = F.normalize(z.float(), dim=-1)
+    sim = (z @ z.T) / temperature
+    sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
+    return F.cross_entropy(sim, pairs)
+
+
+def retrieval_features(config, out: HashOutput) -> torch.Tensor:
+    """Each image's float vector before the mean over views and the final L2 normalisation: the pooled features;
+    with an instance head, the normalised tanh code and instance output, weighted by `instance_share`."""
+    if out.instance is None:
+        return out.pooled.float()
+    share = getattr(config, "instance_share", INSTANCE_SHARE)
+    code = F.normalize(torch.tanh(out.hash_logits.float()), dim=-1) * (1 - share) ** 0.5
+    return torch.cat([code, F.normalize(out.instance.float(), dim=-1) * share**0.5], dim=-1)
+
+
+def retrieval_dim(config) -> int:
+    """The float vector's length (what a collection records as `float_dim`)."""
+    if getattr(config, "instance_dim", 0):
+        return int(config.n_bits) + int(config.instance_dim)
+    return int(config.hidden_sizes[-1])
 
 
 def build_model(
@@ -109,7 +160,9 @@ def build_model(
     """A preset name trains from scratch; anything else is a checkpoint (Hub id or local dir) to fine-tune.
 
     `overrides` are config values set on top: a preset's architecture (`hidden_sizes`, `depths`, ...) or this
-    model's training knobs, `head_dropout`, `centre_weight`, `quant_weight`, `proxy_weight`, `label_smoothing`."""
+    model's training knobs, `head_dropout`, `centre_weight`, `quant_weight`, `proxy_weight`, `label_smoothing`,
+    `instance_dim` (an instance head; fine-tuning a checkpoint without one adds it), `instance_weight`,
+    `instance_temperature`, `instance_share`."""
     label2id = {name: i for i, name in id2label.items()}
     common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id, n_bits=n_bits)
     overrides = dict(overrides or {})
@@ -127,7 +180,11 @@ def build_model(
         processor = make_processor(size)
     else:
         # ignore_mismatched_sizes: the checkpoint's own classifier (e.g. 1000 ImageNet classes) is replaced.
-        net = ConvNextForImageHashing.from_pretrained(model, ignore_mismatched_sizes=True, **common, **overrides)
+        # The config first: overrides the checkpoint's config lacks (instance_dim) are values, not model arguments.
+        config = ConvNextConfig.from_pretrained(model, **common)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        net = ConvNextForImageHashing.from_pretrained(model, config=config, ignore_mismatched_sizes=True)
         net.config.architectures = [ConvNextForImageHashing.__name__]
         processor = ConvNextImageProcessorPil.from_pretrained(model)
         if image_size:
@@ -143,11 +200,12 @@ VIEWS = ("image", "image+mirror")
 
 @torch.inference_mode()
 def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
-    """Pooled features, hash logits and class probabilities of every view of `pixels`, float32, each shaped
-    [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean over dim 0."""
+    """Retrieval features (`retrieval_features`), hash logits and class probabilities of every view of `pixels`,
+    float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean
+    over dim 0."""
     n_views = 2 if views == "image+mirror" else 1
     out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
-    outputs = (out.pooled.float(), out.hash_logits.float(), out.logits.float().softmax(-1))
+    outputs = (retrieval_features(model.config, out), out.hash_logits.float(), out.logits.float().softmax(-1))
     return [t.view(n_views, len(pixels), -1) for t in outputs]
 
 

@@ -22,6 +22,7 @@ from indexer import config
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.images import ImageProfile, prepare, preprocess, profile_of
 from training.model import (
+    INSTANCE_DIM,
     PRESETS,
     ConvNextForImageHashing,
     build_model,
@@ -75,6 +76,13 @@ class TrainArgs:
                   "runs it natively (a recent GPU, a CPU with AVX-512 BF16 or AMX); README: \"Your own images\" says "
                   "what it changed for the demo model"},
     )
+    instance_weight: float = field(
+        default=0.0,
+        metadata={"help": "> 0: add an instance head (training.model) and train on two augmented views of every image "
+                  "(rotation, scale, shift, contrast, blur, noise), each view's nearest among the batch's views to be "
+                  "its partner, with this weight in the loss: the float vector then finds a changed picture's very "
+                  "image more often (README: \"Your photos\"); a step costs twice the compute"},
+    )
     validation: float = field(
         default=0.0,
         metadata={"help": "share of the training set held out to pick the best epoch: evaluated after each epoch "
@@ -120,11 +128,12 @@ def _augment_params(size: int, augment: str) -> tuple[int, bool]:
 def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, rotate: float = 10.0,
                    scale: tuple[float, float] = (0.85, 1.1), shift: float = 1 / 28,
                    contrast: tuple[float, float] = (0.6, 1.3), blur: tuple[float, float] = (0.45, 0.85),
-                   ) -> torch.Tensor:
+                   noise: float = 0.0) -> torch.Tensor:
     """A batch [n, 3, s, s] of normalised, prepared images as a person's photo may still differ after preparation:
     mirrored half the time; and each with probability `p`: rotated by up to ±`rotate`°, scaled and shifted by up to
     `shift` of the size (the background, [3] normalised, fills what comes into view), its contrast against the
-    background changed, blurred (down- and up-sampled by a factor in `blur`: a small object enlarged)."""
+    background changed; with probability `p`/2 blurred (down- and up-sampled by a factor in `blur`: a small object
+    enlarged) and, where `noise` > 0, given Gaussian noise of a standard deviation up to `noise`."""
     n, _, size, _ = x.shape
     bg = background.view(1, 3, 1, 1).to(x)
     flip = torch.rand(n) < 0.5
@@ -150,20 +159,38 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
         down = F.interpolate(x[soft], size=small, mode="bilinear", antialias=True, align_corners=False)
         x = x.clone()
         x[soft] = F.interpolate(down, size=size, mode="bilinear", align_corners=False)
+    noisy = torch.rand(n) < p / 2 if noise > 0 else torch.zeros(n, dtype=torch.bool)
+    if noisy.any():
+        sigma = torch.zeros(n).index_put_((noisy.nonzero()[:, 0],), torch.empty(int(noisy.sum())).uniform_(0, noise))
+        x = x + sigma.view(n, 1, 1, 1) * torch.randn_like(x)
     return x
+
+
+PAIR_AUGMENT = dict(p=0.8, noise=0.2)  # robust_augment for the two views of an image (--instance-weight)
 
 
 class RobustCollator:
     """default_data_collator, then `robust_augment` on the whole batch (one vectorised pass), while `model` trains
-    (the Trainer collates validation batches with it too, with the model in eval mode: those stay as they are)."""
+    (the Trainer collates validation batches with it too, with the model in eval mode: those stay as they are).
 
-    def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None):
-        self.background, self.model = background, model
+    `pairs`: two views of every image instead (PAIR_AUGMENT), the batch's rows [views 1; views 2], with `pairs`
+    giving each row its partner's (the instance term, training.model.instance_loss)."""
+
+    def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False):
+        self.background, self.model, self.pairs = background, model, pairs
 
     def __call__(self, features: list[dict]) -> dict:
         batch = default_data_collator(features)
-        if self.model is None or self.model.training:
-            batch["pixel_values"] = robust_augment(batch["pixel_values"], self.background)
+        if self.model is not None and not self.model.training:
+            return batch
+        x = batch["pixel_values"]
+        if not self.pairs:
+            batch["pixel_values"] = robust_augment(x, self.background)
+            return batch
+        n = len(x)
+        batch["pixel_values"] = robust_augment(torch.cat([x, x]), self.background, **PAIR_AUGMENT)
+        batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
+        batch["pairs"] = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
         return batch
 
 
@@ -313,9 +340,14 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
         log.warning("%s", warning)
     log.info("training on %d images, %d classes: batch %d, %g epochs", len(ds["train"]), len(names),
              args.batch_size, args.epochs)
+    overrides_config = parse_overrides(args.config_overrides)
+    if args.instance_weight > 0:
+        if args.augment != "robust":
+            raise ValueError("--instance-weight trains on two augmented views of every image: it needs --augment robust")
+        overrides_config = {"instance_dim": INSTANCE_DIM, **overrides_config, "instance_weight": args.instance_weight}
     model, processor = build_model(
         args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
-        overrides=parse_overrides(args.config_overrides),
+        overrides=overrides_config,
     )
     size, mean, std = processor_size(processor), processor.image_mean, processor.image_std
     # Training sees images prepared as the collection's and the queries will be: with the training set's profile.
@@ -334,7 +366,8 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     collator = None
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
-        collator = RobustCollator((background - torch.tensor(mean)) / torch.tensor(std), model)
+        collator = RobustCollator((background - torch.tensor(mean)) / torch.tensor(std), model,
+                                  pairs=args.instance_weight > 0)
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, data_collator=collator,
                       compute_metrics=accuracy_of if val_ds is not None else None)
     last = get_last_checkpoint(str(ckpt_dir)) if args.resume and ckpt_dir.is_dir() else None
