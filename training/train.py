@@ -451,6 +451,9 @@ def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str, overrid
 
 
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
+    float_vector = ("the normalised tanh code beside an instance head's output (trained on two views of every "
+                    f"image, weight {metrics['args']['instance_weight']})" if metrics["args"].get("instance_weight")
+                    else "the pooled features")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -459,7 +462,7 @@ tags: [convnext, image-retrieval, deep-hashing]
 # {out.name}
 
 ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, trained on `{metrics['dataset']}`
-for image search: pooled features are the float vector (cosine), the signs of the hash layer the binary
+for image search: {float_vector} is the float vector (cosine), the signs of the hash layer the binary
 code (Hamming distance).
 
 | metric | value |
