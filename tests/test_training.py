@@ -216,7 +216,6 @@ def test_a_folder_with_bad_files_trains_and_reports_each_by_path(tmp_path):
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["skipped_files"] == metrics["skipped_files"]
 
 
-
 def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_others(shapes_dir, tiny_model,
                                                                                        tmp_path):
     """`--instance-weight` fine-tunes a model without an instance head: it gets one, trained so that two augmented

@@ -343,8 +343,10 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     overrides_config = parse_overrides(args.config_overrides)
     if args.instance_weight > 0:
         if args.augment != "robust":
-            raise ValueError("--instance-weight trains on two augmented views of every image: it needs --augment robust")
-        overrides_config = {"instance_dim": INSTANCE_DIM, **overrides_config, "instance_weight": args.instance_weight}
+            raise ValueError("--instance-weight trains on two augmented views of every image: "
+                             "it needs --augment robust (the default)")
+        overrides_config = {"instance_dim": INSTANCE_DIM, **overrides_config,
+                            "instance_weight": args.instance_weight}
     model, processor = build_model(
         args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
         overrides=overrides_config,
@@ -410,6 +412,7 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
         "resumed_from": last,
         "precision": precision,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "instance_dim": getattr(model.config, "instance_dim", 0),  # > 0: the float vector has an instance part
         "args": asdict(args),
         "trainer_overrides": {k: str(getattr(v, "value", v)) for k, v in overrides.items()},  # enums by value
     }
@@ -452,8 +455,7 @@ def _training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str, overrid
 
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
     float_vector = ("the normalised tanh code beside an instance head's output (trained on two views of every "
-                    f"image, weight {metrics['args']['instance_weight']})" if metrics["args"].get("instance_weight")
-                    else "the pooled features")
+                    "image)" if metrics.get("instance_dim") else "the pooled features")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
