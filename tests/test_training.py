@@ -223,7 +223,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     code part and the instance part, the latter holding `instance_share` of the cosine."""
     from indexer.embedder import Embedder
     from training.images import preprocess
-    from training.model import INSTANCE_SHARE, instance_loss
+    from training.model import INSTANCE_SHARE, instance_loss, partner_rows
     from training.train import PAIR_AUGMENT, TrainArgs, robust_augment, train
 
     split = load_image_dataset(str(shapes_dir))["train"]
@@ -232,10 +232,9 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     def pair_loss(model):
         torch.manual_seed(1)
         views = robust_augment(torch.cat([pixels, pixels]), torch.full((3,), 1.0), **PAIR_AUGMENT)
-        n = len(pixels)
         with torch.no_grad():
             out = model.eval()(views)
-        return float(instance_loss(out.instance, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]), 0.1))
+        return float(instance_loss(out.instance, partner_rows(len(pixels)), 0.1))
 
     out = tmp_path / "inst"
     metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=1, bits=16,

@@ -128,6 +128,11 @@ INSTANCE_TEMPERATURE = 0.1
 INSTANCE_SHARE = 0.3
 
 
+def partner_rows(n: int) -> torch.Tensor:
+    """`pairs` for a batch of two views of `n` images laid out as [views 1; views 2]: each row's partner row."""
+    return torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+
+
 def instance_loss(z: torch.Tensor, pairs: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent: each row's cosine to its partner row (`pairs`), against its cosines to every other row."""
     z = F.normalize(z.float(), dim=-1)

@@ -26,6 +26,7 @@ from training.model import (
     PRESETS,
     ConvNextForImageHashing,
     build_model,
+    partner_rows,
     processor_size,
     resolve_precision,
     view_outputs,
@@ -187,10 +188,9 @@ class RobustCollator:
         if not self.pairs:
             batch["pixel_values"] = robust_augment(x, self.background)
             return batch
-        n = len(x)
         batch["pixel_values"] = robust_augment(torch.cat([x, x]), self.background, **PAIR_AUGMENT)
         batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
-        batch["pairs"] = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+        batch["pairs"] = partner_rows(len(x))
         return batch
 
 
