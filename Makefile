@@ -4,8 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= models/fmnist-small
-EPOCHS ?= 16
-INSTANCE_EPOCHS ?= 4
+EPOCHS ?= 8
 COLLECTION ?= fashion_mnist
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE ?= 1
@@ -28,14 +27,12 @@ data: $(FMNIST)
 $(FMNIST):
 	apt-get update && apt-get install -y dataset-fashion-mnist
 
-# Two stages: the classes (from scratch, EPOCHS epochs), then the instance head fine-tuned on two views of every
-# image, so that a changed picture finds its very image (README: "Your photos").
+# From scratch on two augmented views of every image: the classes, and an instance head that tells each image
+# from the others, so that a changed picture finds its very image (README: "Your photos").
 model: $(MODEL)/model.safetensors
-$(MODEL)-classes/model.safetensors: | install data
-	$(PY) -m training --dataset fashion_mnist --model fmnist-small --epochs $(EPOCHS) --bits 64 --output $(MODEL)-classes
-$(MODEL)/model.safetensors: $(MODEL)-classes/model.safetensors
-	$(PY) -m training --dataset fashion_mnist --model $(MODEL)-classes --epochs $(INSTANCE_EPOCHS) \
-		--learning-rate 5e-4 --instance-weight 0.5 --bits 64 --output $(MODEL)
+$(MODEL)/model.safetensors: | install data
+	$(PY) -m training --dataset fashion_mnist --model fmnist-small --epochs $(EPOCHS) --instance-weight 0.25 \
+		--bits 64 --output $(MODEL)
 
 index: model
 	$(PY) -m indexer build --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION)

@@ -122,6 +122,25 @@ def test_robust_augmentation_keeps_the_background_and_changes_the_object():
     assert torch.allclose(y[:, :, 0, 0], bg.expand(64, 3), atol=1e-4)  # what comes into view is background
 
 
+def test_robust_augmentation_cut_reframes_an_object_the_edge_cut_off():
+    """`cut`: a side and an end of an object that fills the frame are cut off and the rest enlarged to the frame
+    again, as preparation frames a picture whose edge cut the object: a horizontal ramp loses values at one end
+    only, and what is left still spans the frame in order."""
+    from training.train import robust_augment
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 28).view(1, 1, 1, 28).expand(64, 3, 28, 28).contiguous()
+    still = dict(p=1.0, rotate=0.0, scale=(1.0, 1.0), shift=0.0, contrast=(1.0, 1.0), blur=(1.0, 1.0))
+    y = robust_augment(ramp, torch.full((3,), -1.0), cut=0.1, **still)[:, 0, 14, 1:-1]  # the middle row's inside
+    y = torch.where(y[:, :1] > y[:, -1:], y.flip(-1), y)  # undo the mirroring
+    assert (y.diff(dim=1) > 0).all()  # still one ramp across the frame: enlarged, not cut into background
+    lost_low, lost_high = y[:, 0] > 0.06, y[:, -1] < 0.94  # uncut: 1/27 and 26/27
+    assert (lost_low | lost_high).float().mean() > 0.6 and not (lost_low & lost_high).any()  # one end cut
+    assert y[:, 0].max() < 0.16 and y[:, -1].min() > 0.84  # by at most `cut` of the size
+    plain = robust_augment(ramp, torch.full((3,), -1.0), **still)[:, 0, 14]
+    assert torch.allclose(plain.min(1).values, torch.zeros(64), atol=1e-4)  # no cut unless asked
+
+
 def test_a_faint_object_is_stretched_to_the_collection_contrast(fmnist_like_profile):
     """A pale garment on white (what a light product photo gives once inverted) is as faint as none of the
     collection's objects: it is stretched to the collection's contrast floor; a strong one is left alone."""

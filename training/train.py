@@ -129,12 +129,14 @@ def _augment_params(size: int, augment: str) -> tuple[int, bool]:
 def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, rotate: float = 10.0,
                    scale: tuple[float, float] = (0.85, 1.1), shift: float = 1 / 28,
                    contrast: tuple[float, float] = (0.6, 1.3), blur: tuple[float, float] = (0.45, 0.85),
-                   noise: float = 0.0) -> torch.Tensor:
+                   noise: float = 0.0, cut: float = 0.0) -> torch.Tensor:
     """A batch [n, 3, s, s] of normalised, prepared images as a person's photo may still differ after preparation:
     mirrored half the time; and each with probability `p`: rotated by up to ±`rotate`°, scaled and shifted by up to
     `shift` of the size (the background, [3] normalised, fills what comes into view), its contrast against the
     background changed; with probability `p`/2 blurred (down- and up-sampled by a factor in `blur`: a small object
-    enlarged) and, where `noise` > 0, given Gaussian noise of a standard deviation up to `noise`."""
+    enlarged) and, where `noise` > 0, given Gaussian noise of a standard deviation up to `noise`. Where `cut` > 0,
+    the geometric change first cuts up to `cut` of the size off one side and one end (the background takes their
+    place) and enlarges the rest to the frame again: how preparation frames an object that a picture's edge cut off."""
     n, _, size, _ = x.shape
     bg = background.view(1, 3, 1, 1).to(x)
     flip = torch.rand(n) < 0.5
@@ -147,9 +149,19 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
         t = torch.empty(m, 2).uniform_(-2 * shift, 2 * shift)  # grid coordinates span 2
         theta = torch.stack([torch.stack([angle.cos() / s, -angle.sin() / s, t[:, 0]], -1),
                              torch.stack([angle.sin() / s, angle.cos() / s, t[:, 1]], -1)], 1)
+        inner = x[geo] - bg
+        if cut > 0:  # grid coordinates: what is left spans [-1 + 2k, 1] (cut at -1) or [-1, 1 - 2k] (cut at 1)
+            k = torch.empty(m, 2).uniform_(0, cut)
+            side = torch.randint(0, 2, (m, 2)) * 2 - 1.0
+            pixel = (torch.arange(size) * 2 + 1) / size - 1
+            keep_x = pixel.view(1, -1) * side[:, :1] <= 1 - 2 * k[:, :1]  # [m, size] columns
+            keep_y = pixel.view(1, -1) * side[:, 1:] <= 1 - 2 * k[:, 1:]  # rows
+            inner = inner * (keep_y[:, :, None] & keep_x[:, None, :]).unsqueeze(1)
+            theta = (1 - k).unsqueeze(-1) * theta  # re-framed: input = centre + (1 - k) · (A u + t)
+            theta[:, :, 2] -= side * k
         grid = F.affine_grid(theta, [m, 3, size, size], align_corners=False)
         x = x.clone()
-        x[geo] = F.grid_sample(x[geo] - bg, grid, padding_mode="zeros", align_corners=False) + bg
+        x[geo] = F.grid_sample(inner, grid, padding_mode="zeros", align_corners=False) + bg
     tone = torch.rand(n) < p
     if tone.any():
         c = torch.ones(n).index_put_((tone.nonzero()[:, 0],), torch.empty(int(tone.sum())).uniform_(*contrast))
@@ -167,7 +179,7 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
     return x
 
 
-PAIR_AUGMENT = dict(p=0.8, noise=0.2)  # robust_augment for the two views of an image (--instance-weight)
+PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
 
 
 class RobustCollator:
