@@ -80,9 +80,10 @@ class TrainArgs:
     instance_weight: float = field(
         default=0.0,
         metadata={"help": "> 0: add an instance head (training.model) and train on two augmented views of every image "
-                  "(rotation, scale, shift, contrast, blur, noise), each view's nearest among the batch's views to be "
-                  "its partner, with this weight in the loss: the float vector then finds a changed picture's very "
-                  "image more often (README: \"Your photos\"); a step costs twice the compute"},
+                  "(rotation, scale, shift, an edge cut and re-framed, contrast, blur, noise), each view's nearest "
+                  "among the batch's views to be its partner, with this weight in the loss: the float vector then "
+                  "finds a changed picture's very image more often (README: \"Your photos\"); a step costs twice "
+                  "the compute"},
     )
     validation: float = field(
         default=0.0,
