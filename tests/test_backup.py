@@ -1,8 +1,11 @@
 """Backups: `python -m indexer snapshot` then `restore` gives a collection that answers exactly as before."""
 
+import io
 import json
 import random
 import shutil
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +142,61 @@ def embedder_for_backup(tiny_model):
     from indexer.embedder import Embedder
 
     return tiny_model, Embedder(tiny_model)
+
+
+def _snapshot_of_shapes(indexed, tmp_path, capsys) -> tuple[Path, Path]:
+    """(snapshot file, its collection's folder) of an own copy of the shapes collection."""
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, tmp_path / "q" / name, ignore=shutil.ignore_patterns(".lock"))
+    assert indexer_cli(["snapshot", "--collection", name, "--qdrant", str(tmp_path / "q"), "--data-dir",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "b.tar")]) == 0
+    capsys.readouterr()
+    return tmp_path / "b.tar", tmp_path / "q" / name
+
+
+def test_a_snapshot_holds_what_the_collection_holds_not_its_preallocated_files(indexed, tmp_path, capsys):
+    archive, folder = _snapshot_of_shapes(indexed, tmp_path, capsys)
+    on_disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    print(f"collection folder {on_disk:,} bytes, snapshot {archive.stat().st_size:,} bytes")
+    assert archive.stat().st_size < on_disk / 20
+
+
+def _with_member(archive: Path, out: Path, info: tarfile.TarInfo, data: bytes = b"") -> Path:
+    """`archive` with one more member, as someone who passes snapshots around could add it."""
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        dst.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return out
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", data: bytes = b"") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, linkname, len(data) if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize("member, why", [
+    (lambda out: _member(f"images/../../{out.name}", data=b"owned"), "climbs out of its folder"),
+    (lambda out: _member(str(out), data=b"owned"), "has an absolute name"),
+    (lambda out: _member("images/ab/evil.png", tarfile.SYMTYPE, linkname=str(out)), "is a link"),
+    (lambda out: _member("collection/evil", tarfile.LNKTYPE, linkname=str(out)), "is a link"),
+    (lambda out: _member("images/ab/dev", tarfile.CHRTYPE), "is a device or FIFO"),
+    (lambda out: _member("elsewhere.txt", data=b"owned"), "is not part of a snapshot's layout"),
+], ids=["dot-dot", "absolute", "symlink", "hardlink", "device", "off-layout"])
+def test_restore_refuses_a_snapshot_with_a_member_that_writes_outside_and_applies_nothing(
+        indexed, tmp_path, capsys, member, why):
+    archive, _ = _snapshot_of_shapes(indexed, tmp_path, capsys)
+    outside = tmp_path / "outside.txt"
+    info = member(outside)
+    hostile = _with_member(archive, tmp_path / "hostile.tar", info, b"owned" if info.isfile() else b"")
+    data = tmp_path / "restore" / "data"
+    code = indexer_cli(["restore", "--from", str(hostile), "--collection", "restored", "--qdrant",
+                        str(tmp_path / "restore" / "q"), "--data-dir", str(data)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"its member {info.name!r} {why}" in err and "nothing was restored" in err
+    assert not outside.exists() and not (tmp_path / "elsewhere.txt").exists()
+    assert not (tmp_path / "restore").exists()  # no collection, no images: nothing of the restore applied
+    # the snapshot as written restores
+    assert indexer_cli(["restore", "--from", str(archive), "--collection", "restored", "--qdrant",
+                        str(tmp_path / "restore" / "q"), "--data-dir", str(data)]) == 0
