@@ -4,7 +4,7 @@ Every flag has an environment variable (for Docker and Hugging Face Spaces secre
 QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR (the ones the indexer shares: indexer/config.py),
 MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access
 and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS, OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH,
-MAX_SAMPLE, APP_AUTH_FILE. Secrets come from the environment only, never a flag (flags show in `ps`):
+MAX_SAMPLE, TRUSTED_HOPS, APP_AUTH_FILE. Secrets come from the environment only, never a flag (flags show in `ps`):
 ADMIN_TOKEN, QDRANT_API_KEY.
 """
 
@@ -52,6 +52,9 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
                    help="requests per client a minute, 0: no limit ($RATE_LIMIT_PER_MIN)")
     p.add_argument("--upload-mb-per-min", type=float, default=float(env("UPLOAD_MB_PER_MIN", d.upload_mb_per_min)),
                    help="MB of pictures per client a minute, 0: no limit ($UPLOAD_MB_PER_MIN)")
+    p.add_argument("--trusted-hops", type=int, default=int(env("TRUSTED_HOPS", d.trusted_hops)),
+                   help="proxies of yours in front of the app, each appending to X-Forwarded-For: a client is the "
+                        "entry this far from the right; 0: the connection's address ($TRUSTED_HOPS; a Space: 1)")
     p.add_argument("--max-k", type=int, default=int(env("MAX_K", d.max_k)), help="results per page ($MAX_K)")
     p.add_argument("--max-batch", type=int, default=int(env("MAX_BATCH", d.max_batch)),
                    help="images per /search_batch ($MAX_BATCH)")
@@ -69,7 +72,8 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
                         read_only={"auto": None, "1": True, "0": False}[args.read_only],
                         oauth=args.oauth == "1" or (args.oauth == "auto" and on_space and bool(env("OAUTH_CLIENT_ID"))),
                         write_users=args.write_users, write_orgs=args.write_orgs,
-                        requests_per_min=args.requests_per_min, upload_mb_per_min=args.upload_mb_per_min,
+                        trusted_hops=args.trusted_hops, requests_per_min=args.requests_per_min,
+                        upload_mb_per_min=args.upload_mb_per_min,
                         max_k=args.max_k, max_batch=args.max_batch, max_sample=args.max_sample)
     return settings, args
 
@@ -86,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if os.environ.get("FORWARDED_ALLOW_IPS", "").strip() == "*" and not settings.trusted_hops:
+        logging.getLogger("app").warning("FORWARDED_ALLOW_IPS=* with TRUSTED_HOPS=0: a client's own X-Forwarded-For "
+                                          "names it; set TRUSTED_HOPS to the number of your proxies")
     if settings.public and not settings.admin_token and not settings.oauth and settings.read_only is not False:
         logging.getLogger("app").warning("served beyond loopback with no ADMIN_TOKEN: the collection is read-only")
     try:

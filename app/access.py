@@ -10,9 +10,11 @@ Every write, and every refused one, leaves one audit line in the log (logger `ap
 how many, when; never a secret.
 
 Fair use: each client may make `requests_per_min` requests and send `upload_mb_per_min` MB of pictures a minute;
-above that it is refused with the seconds to wait, while other clients are served. A client is its address as the
-server sees it: behind a reverse proxy, the proxy's, unless uvicorn's FORWARDED_ALLOW_IPS names the proxy so that
-its X-Forwarded-For is believed (app/space.py does so on a Space, where only Hugging Face's proxy reaches the app).
+above that it is refused with the seconds to wait, while other clients are served. A client is an address
+(`client_address`): with no proxy in front (TRUSTED_HOPS=0), the connection's; behind `n` proxies of your own, each
+appending the address it was reached from to X-Forwarded-For, the n-th entry from the right: the one your outermost
+proxy wrote. The entries left of it are the client's own writing and are never believed (a client that sends
+`X-Forwarded-For: <anything>` does not become someone else). app/space.py sets 1 hop on a Space.
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ class Caller:
 
 def split_names(text: str | None) -> set[str]:
     return {n.strip().lstrip("@").lower() for n in (text or "").replace(";", ",").split(",") if n.strip()}
+
+
+def client_address(peer: str, forwarded_for: list[str] | str | None, trusted_hops: int) -> str:
+    """Who a request is from, for the per-client allowance and the audit line.
+
+    `peer`: the connection's address; `forwarded_for`: the X-Forwarded-For header(s), in order; `trusted_hops`:
+    how many proxies of the operator's stand in front of the app. Each proxy appends the address it was reached
+    from, so the n-th entry from the right is what the outermost trusted proxy saw; a request with fewer entries
+    did not come through them all, and is its peer."""
+    if trusted_hops <= 0:
+        return peer
+    if isinstance(forwarded_for, str):
+        forwarded_for = [forwarded_for]
+    entries = [e.strip() for header in forwarded_for or [] for e in header.split(",") if e.strip()]
+    if len(entries) < trusted_hops:
+        return peer
+    return entries[-trusted_hops]
 
 
 class Access:

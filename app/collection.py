@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from indexer import config
+
 
 def input_size(folder: Path, sample: int = 200) -> int:
     """The input size of a model trained on `folder`: 28 px for small pictures (a median shorter side of at most
@@ -86,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=None,
                    help="input size of a model trained here (default: 28 px for pictures of at most 32 px, else 64)")
     p.add_argument("--retrain", action="store_true", help="train the folder's model again")
-    p.add_argument("--qdrant", default=None, help="as `python -m app --qdrant`")
+    config.add_flags(p, "qdrant", "data_dir")
     p.add_argument("--no-serve", action="store_true", help="train and index only")
     args, app_flags = p.parse_known_args(argv)
+    location = config.resolve_location(args.qdrant, args.data_dir)  # where `python -m app` below serves it from
     try:
-        done = prepare(args.folder, args.model, args.name, args.image_size, args.retrain, args.qdrant)
+        done = prepare(args.folder, args.model, args.name, args.image_size, args.retrain, location)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -99,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from app.__main__ import main as serve
 
-    flags = ["--model", done["model"], "--collection", done["collection"]]
-    return serve(flags + (["--qdrant", args.qdrant] if args.qdrant else []) + app_flags)
+    flags = ["--model", done["model"], "--collection", done["collection"], "--qdrant", location,
+             "--data-dir", args.data_dir]
+    return serve(flags + app_flags)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
 
-from app.access import Caller, Refused
+from app.access import Caller, Refused, client_address
 from app.components import UploadedImage
 from app.service import SearchService
 from indexer.store import METRICS, StoreError
@@ -52,8 +52,10 @@ def _errors(fn):
     return wrapped
 
 
-def _display_file(service: SearchService, result: dict) -> str | None:
-    """The result's image as a PNG inside Gradio's cache, written once and atomically (temp file + rename).
+def _display_file(service: SearchService, result: dict) -> str:
+    """The result's image as a PNG inside Gradio's cache, written once and atomically (temp file + rename); a
+    placeholder tile when it cannot be shown, so that a gallery's tiles and its results stay one list (a click
+    on tile i is result i).
 
     Named by the image's content (its sha256), never by its point id: an id names a source (a dataset row, a
     folder's file), and a rebuilt folder can put other pictures at the same source. Handing Gradio PIL images
@@ -61,15 +63,36 @@ def _display_file(service: SearchService, result: dict) -> str | None:
     (gradio.processing_utils.save_pil_to_cache), so under concurrent load one client could download a file
     another request had just truncated (seen: RemoteProtocolError in the 16-client load test)."""
     key = result.get("sha256") or f"{service.settings.collection}-{result['id']}"  # a point from before sha256
-    path = THUMBS / f"{key}.png"
+    path = THUMBS / f"{key}.{DISPLAY_VERSION}.png"
     if not path.exists():
         image = service.image_of(result)
         if image is None:
-            return None
-        THUMBS.mkdir(parents=True, exist_ok=True)
-        png = io.BytesIO()
-        image.convert("RGB").save(png, format="PNG")
-        write_atomically(path, png.getvalue())
+            return _missing_tile()
+        _write_png(path, image)
+    return str(path)
+
+
+# Part of a thumbnail's name: a change to how a stored picture is drawn (SearchService.image_of) changes it, so the
+# tiles drawn before are not served from the cache.
+DISPLAY_VERSION = "rgb2"
+
+
+def _write_png(path: Path, image) -> None:
+    THUMBS.mkdir(parents=True, exist_ok=True)
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    write_atomically(path, png.getvalue())
+
+
+def _missing_tile() -> str:
+    """A grey tile that says the picture cannot be shown (its file is gone, or unreadable)."""
+    from PIL import Image, ImageDraw
+
+    path = THUMBS / f"missing.{DISPLAY_VERSION}.png"
+    if not path.exists():
+        tile = Image.new("RGB", (96, 96), (200, 200, 200))
+        ImageDraw.Draw(tile).text((12, 40), "not found", fill=(80, 80, 80))
+        _write_png(path, tile)
     return str(path)
 
 
@@ -112,8 +135,8 @@ def build_ui(service: SearchService) -> gr.Blocks:
 
     def _page(metric, found, offset):
         results, prediction, query = found
-        gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]
-        return [g for g in gallery if g[0] is not None], results, prediction, offset, query, query["note"]
+        gallery = [(_display_file(service, r), _caption(metric, r)) for r in results]  # aligned: tile i is result i
+        return gallery, results, prediction, offset, query, query["note"]
 
     def _caller(request: gr.Request | None, profile=None, oauth_token=None, token_text=None) -> Caller:
         headers = request.headers if request is not None else {}
@@ -125,7 +148,10 @@ def build_ui(service: SearchService) -> gr.Blocks:
             from huggingface_hub import whoami
 
             orgs = tuple(o["name"].lower() for o in whoami(oauth_token.token).get("orgs", []))
-        host = request.client.host if request is not None and request.client else "unknown"
+        peer = request.client.host if request is not None and request.client else "unknown"
+        getlist = getattr(headers, "getlist", None)
+        forwarded = getlist("x-forwarded-for") if getlist else headers.get("x-forwarded-for")
+        host = client_address(peer, forwarded, service.settings.trusted_hops)
         return Caller(client=host, user=user, orgs=orgs,
                       token=token or str(token_text or "").strip())
 
@@ -249,7 +275,7 @@ def build_ui(service: SearchService) -> gr.Blocks:
         groups = service.duplicates(threshold, sample)
         shown = [(_display_file(service, m), f"group {g + 1} · {m['label']}") for g, grp in enumerate(groups[:12])
                  for m in grp[:4]]
-        return [x for x in shown if x[0] is not None], groups
+        return shown, groups
 
     @_errors
     def check_duplicates(file, threshold=0.98, request: gr.Request = None):

@@ -26,7 +26,7 @@ from indexer.factory import open_store
 from indexer.sources import SourceError, resolve_image
 from indexer.store import METRICS, Hit, Store, StoreError
 from indexer.uploads import add_images, drop_marked, image_dir_of, mark_deleting, reconcile
-from training.images import BadImage, open_image, sha256
+from training.images import BadImage, open_image, sha256, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Settings:
     oauth: bool = False  # "Sign in with Hugging Face" (a Space with hf_oauth, or Gradio's mocked login)
     write_users: str = ""  # Hugging Face users who may write (the Space's owner always may)
     write_orgs: str = ""  # ... and members of these organisations
+    trusted_hops: int = 0  # proxies of the operator's in front of the app (app.access.client_address)
     requests_per_min: int = 120  # per client; 0: no limit
     upload_mb_per_min: float = 100.0  # pictures sent per client; 0: no limit
     max_k: int = 100  # results per page
@@ -244,9 +245,11 @@ class SearchService:
         ]
 
     def image_of(self, result: dict) -> Image.Image | None:
+        """A stored result's picture as a person sees their own file: through the one image module (decoded,
+        EXIF orientation applied, transparency on white, RGB), enlarged when tiny; None when it cannot be shown."""
         try:
-            image = resolve_image(result, self.settings.image_dir)
-        except (SourceError, OSError, KeyError, IndexError) as e:
+            image = to_rgb(resolve_image(result, self.settings.image_dir))
+        except (SourceError, BadImage, OSError, KeyError, IndexError) as e:
             log.warning("cannot show %s: %s", result.get("id"), e)
             return None
         if max(image.size) < 96:  # tiny images (Fashion-MNIST's 28 px) are enlarged, pixels kept sharp
@@ -360,7 +363,7 @@ class SearchService:
                 continue
             safe = "".join(c if c.isalnum() else "_" for c in str(label))
             path = out / f"{n:02d}_{safe}.png"
-            image.convert("RGB").save(path)
+            image.save(path)
             files.append(str(path))
         return files
 

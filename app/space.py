@@ -79,9 +79,11 @@ def main() -> int:
         print(write_bundle(args.bundle, args.model))
         return 0
     os.environ.setdefault("GRADIO_SERVER_NAME", "0.0.0.0")
-    # Only Hugging Face's proxy reaches a Space's app: believe its X-Forwarded-For, so that each visitor, not the
-    # proxy, gets the per-client allowance (app/access.py).
+    # Only Hugging Face's proxy reaches a Space's app: uvicorn may believe its X-Forwarded-Proto (https links), and
+    # each visitor, not the proxy, gets the per-client allowance: the address that proxy appended to X-Forwarded-For,
+    # never the entries a visitor wrote before it (app.access.client_address).
     os.environ.setdefault("FORWARDED_ALLOW_IPS", "*")
+    os.environ.setdefault("TRUSTED_HOPS", "1")
     if Path("/data").is_dir() and os.access("/data", os.W_OK):
         os.environ.setdefault("DATA_DIR", "/data")
     from app.__main__ import main as serve

@@ -23,7 +23,7 @@ from indexer.store import METRICS, StoreError
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    config.add_flags(p, "collection", "qdrant")
+    config.add_flags(p, "collection", "qdrant", "data_dir")
     p.add_argument("--shards", type=int, default=1, help="shard number for a new server collection")
     p.add_argument("--replicas", type=int, default=1, help="replication factor for a new server collection")
 
@@ -66,12 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sn = sub.add_parser("snapshot", help="back a collection up with its stored images")
     sn.add_argument("--out", required=True, type=Path, help="the file to write (a .tar)")
-    config.add_flags(sn, "data_dir")
     _store_args(sn)
 
     r = sub.add_parser("restore", help="restore a snapshot")
     r.add_argument("--from", dest="archive", required=True, type=Path, help="a file written by `snapshot`")
-    config.add_flags(r, "data_dir")
     r.add_argument("--force", action="store_true", help="replace the collection if it exists")
     _store_args(r)
 
@@ -79,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     _store_args(u)
 
     args = parser.parse_args(argv)
+    args.qdrant = config.resolve_location(args.qdrant, args.data_dir)  # the one rule, with this command's data dir
     try:
         return _run(args)
     except (StoreError, FileNotFoundError, ValueError) as err:

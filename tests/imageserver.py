@@ -20,7 +20,8 @@ def _png() -> bytes:
 
 class ImageServer:
     """Routes: /square.png, /text.png (not an image), /big (declares 50 MB), /endless (chunked, no length),
-    /slow (headers, then silence), /redirect, /redirect-private (to 127.0.0.2), /loop, /missing."""
+    /slow (headers, then silence), /redirect, /redirect-private (to 127.0.0.2),
+    /redirect-name (to internal.example), /loop, /missing."""
 
     def __init__(self):
         png = _png()
@@ -69,6 +70,8 @@ class ImageServer:
                     self._send(302, headers={"Location": "/square.png"})
                 elif self.path == "/redirect-private":
                     self._send(302, headers={"Location": f"http://127.0.0.2:{port}/square.png"})
+                elif self.path == "/redirect-name":  # to a name the tests' resolver stub makes private
+                    self._send(302, headers={"Location": f"http://internal.example:{port}/square.png"})
                 elif self.path == "/loop":
                     self._send(302, headers={"Location": "/loop"})
                 else:

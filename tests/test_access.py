@@ -8,7 +8,7 @@ import shutil
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
+from gradio_client.exceptions import AppError, AuthenticationError
 from PIL import Image
 
 from tests.conftest import draw_shape, running_app
@@ -80,8 +80,10 @@ def test_served_beyond_loopback_without_a_token_is_read_only_and_search_stays_op
             client.predict("00000000-0000-5000-8000-000000000000", api_name="/delete")
         assert len(client.predict(handle_file(str(picture)), "hamming", 4, api_name="/search")[1]) == 4
         assert len(client.predict([handle_file(str(picture))], "cosine", 2, api_name="/search_batch")) == 1
-        assert client.predict(handle_file(str(picture)), 0.5, api_name="/check_duplicates")
-        assert client.predict(0.999, 200, api_name="/duplicates") is not None
+        dups = client.predict(handle_file(str(picture)), 0.5, api_name="/check_duplicates")
+        assert dups and all(d["score"] >= 0.5 and d["identical"] is False for d in dups)  # a new picture, not stored
+        shown, groups = client.predict(0.5, 200, api_name="/duplicates")  # shapes of a class: near-duplicates at 0.5
+        assert groups and all(len(g) >= 2 for g in groups) and len(shown) == sum(min(len(g), 4) for g in groups[:12])
         assert "read-only" in service.access.describe() and not _stored_files(service)
 
 
@@ -92,6 +94,27 @@ def test_read_only_can_be_forced_on_loopback_and_opened_by_the_operator(indexed,
     with app(indexed, tiny_model, tmp_path / "open", public=True, read_only=False) as (url, _):
         added, _ = Client(url, verbose=False).predict([handle_file(str(picture))], "", api_name="/add")
         assert len(added["added"]) == 1
+
+
+@pytest.mark.parametrize("argv, env, public", [
+    ([], {}, False), (["--host", "0.0.0.0"], {}, True), (["--host", "192.0.2.10"], {}, True),
+    (["--host", "::1"], {}, False), ([], {"SPACE_ID": "alice/search"}, True),
+    (["--read-only", "0", "--host", "0.0.0.0"], {}, True),
+])
+def test_read_only_is_decided_by_where_the_app_is_served(argv, env, public, monkeypatch):
+    """`python -m app`'s own settings: beyond loopback or on a Space, writes need a credential; an operator's
+    --read-only 0 opens them anyway."""
+    from app.__main__ import parse_settings
+    from app.access import Access
+
+    for name in ("SPACE_ID", "ADMIN_TOKEN", "READ_ONLY", "OAUTH", "GRADIO_SERVER_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings, _ = parse_settings(argv)
+    access = Access(settings.admin_token, settings.public, settings.read_only, settings.oauth)
+    assert settings.public is public
+    assert access.locked is (public and "0" not in argv)
 
 
 def _login(url: str) -> dict[str, str]:
@@ -126,9 +149,9 @@ def test_sign_in_with_hugging_face_lets_the_owner_or_org_write_and_no_one_else(
 
 
 def test_a_flooding_client_is_refused_while_another_is_answered(indexed, tiny_model, tmp_path, picture):
-    """Per client, by address. Two clients on one machine are told apart as a reverse proxy on it would tell them:
-    X-Forwarded-For from loopback, which uvicorn believes by default (FORWARDED_ALLOW_IPS=127.0.0.1)."""
-    with app(indexed, tiny_model, tmp_path, requests_per_min=5, upload_mb_per_min=0.01) as (url, _):
+    """Per client, by address. Two clients on one machine are told apart as a reverse proxy in front of the app
+    (one trusted hop) tells them: it appends the address it was reached from to X-Forwarded-For."""
+    with app(indexed, tiny_model, tmp_path, requests_per_min=5, upload_mb_per_min=0.01, trusted_hops=1) as (url, _):
         flood = Client(url, verbose=False, headers={"X-Forwarded-For": "203.0.113.7"})
         other = Client(url, verbose=False, headers={"X-Forwarded-For": "203.0.113.8"})
         _, results, *_ = flood.predict(handle_file(str(picture)), "cosine", 3, api_name="/search")
@@ -141,6 +164,39 @@ def test_a_flooding_client_is_refused_while_another_is_answered(indexed, tiny_mo
         Image.frombytes("RGB", (64, 64), random.Random(1).randbytes(64 * 64 * 3)).save(big)  # noise: 12 kB as PNG
         with pytest.raises(AppError, match="too many pictures from you: at most 0.01 MB a minute"):
             other.predict([handle_file(str(big)), handle_file(str(big))], "cosine", 3, api_name="/search_batch")
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_limit_with_the_space_settings(
+        indexed, tiny_model, tmp_path, picture, monkeypatch):
+    """With a Space's settings (uvicorn believing every X-Forwarded-For, FORWARDED_ALLOW_IPS=*; one trusted hop):
+    12 searches, each with another forged entry before the one the proxy appended, are one client: 5 answered, 7
+    refused (before: 12 answered)."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # read by uvicorn when the app starts
+    with app(indexed, tiny_model, tmp_path, requests_per_min=5, trusted_hops=1) as (url, service):
+        answered = refused = 0
+        for n in range(12):
+            forged = f"198.51.100.{n}, 203.0.113.7"  # the client's lie, then what the proxy appended
+            client = Client(url, verbose=False, headers={"X-Forwarded-For": forged})
+            try:
+                client.predict(handle_file(str(picture)), "cosine", 3, api_name="/search")
+                answered += 1
+            except AppError as e:
+                assert "too many requests from you" in str(e)
+                refused += 1
+    assert (answered, refused) == (5, 7)
+
+
+@pytest.mark.parametrize("peer, header, hops, client", [
+    ("10.0.0.2", None, 1, "10.0.0.2"),  # no header: not through the proxy
+    ("10.0.0.2", "1.2.3.4", 0, "10.0.0.2"),  # no proxy: a header is the client's own writing
+    ("10.0.0.2", "6.6.6.6, 1.2.3.4", 1, "1.2.3.4"),  # the proxy appended 1.2.3.4
+    ("10.0.0.2", ["6.6.6.6", "1.2.3.4, 10.0.0.9"], 2, "1.2.3.4"),  # two proxies, the header sent twice
+    ("10.0.0.2", "1.2.3.4", 2, "10.0.0.2"),  # fewer entries than proxies: it did not come through them all
+])
+def test_the_client_is_the_entry_the_outermost_trusted_proxy_wrote(peer, header, hops, client):
+    from app.access import client_address
+
+    assert client_address(peer, header, hops) == client
 
 
 def test_work_per_request_is_capped_with_a_message(indexed, tiny_model, tmp_path, picture):
@@ -166,8 +222,10 @@ def test_the_whole_app_can_sit_behind_a_login(indexed, tiny_model, tmp_path, pic
     users = tmp_path / "users.txt"
     users.write_text("# who may use this app\nana:correct-horse\n")
     with app(indexed, tiny_model, tmp_path, auth=read_auth_file(users)) as (url, _):
-        with pytest.raises(Exception):  # noqa: B017 - gradio_client's own error for a missing login
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, verbose=False, auth=("ana", "wrong-horse"))
         client = Client(url, verbose=False, auth=("ana", "correct-horse"))
         assert len(client.predict(handle_file(str(picture)), "cosine", 2, api_name="/search")[1]) == 2
     users.write_text("ana\n")

@@ -1,8 +1,15 @@
 """More like this: a stored image searched by its id, through gradio_client, as the README documents it."""
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
+
+from tests.conftest import make_shapes, running_app
 
 METRICS = ["cosine", "hamming", "hamming+rerank"]
 
@@ -119,6 +126,95 @@ def test_thumbnails_are_named_by_content_so_a_rebuilt_source_never_shows_a_stale
     client, service, _ = served
     gallery, results, *_ = client.predict(handle_file(str(stored_square)), "cosine", 2, api_name="/search")
     first = dict(results[0])
-    assert first["sha256"] and _display_file(service, first).endswith(f"{first['sha256']}.png")
+    assert first["sha256"] and Path(_display_file(service, first)).name.startswith(first["sha256"])
     other = dict(results[1], id=first["id"])  # the same id now showing another picture (a rebuilt folder)
     assert _display_file(service, other) != _display_file(service, first)
+
+
+@pytest.fixture
+def own_folder_app(tiny_model, tmp_path):
+    """A folder collection of its own (shapes, plus what a test puts in `extra` before indexing), served: a context
+    factory of (gradio_client.Client, SearchService, folder)."""
+    import contextlib
+
+    from indexer.embedder import Embedder
+    from indexer.factory import open_store
+    from indexer.pipeline import build_index
+
+    (tmp_path / "pictures").mkdir()
+    folder = make_shapes(tmp_path / "pictures", 10, seed=21)
+
+    @contextlib.contextmanager
+    def serve(extra=None):
+        for name, write in (extra or {}).items():
+            write(folder / "circle" / name)
+        store = open_store("pictures", str(tmp_path / "q"))
+        try:
+            build_index(Embedder(tiny_model), store, str(folder), batch_size=32)
+        finally:
+            store.close()
+        with running_app(tiny_model, tmp_path / "q", "pictures", tmp_path / "data") as (url, service):
+            yield Client(url, verbose=False), service, folder
+
+    return serve
+
+
+def test_a_result_whose_picture_is_gone_keeps_its_tile_so_tile_i_is_result_i(own_folder_app, tmp_path):
+    """A click on tile i opens result i (app.main's pick indexes the results with the gallery's index): a result
+    whose file is gone gets a placeholder tile instead of being dropped, and every later tile stays in place."""
+    from app.main import DISPLAY_VERSION, THUMBS, _missing_tile
+
+    with own_folder_app() as (client, service, folder):
+        query = tmp_path / "query.png"
+        shutil.copy(folder / "circle" / "0000.png", query)
+        before, _, _ = service.search(query.read_bytes(), "cosine", 9)  # no tiles drawn yet
+        gone = before[2]["source"]["filename"]  # not the first: the tiles after it must not shift
+        (folder / gone).unlink()
+        (THUMBS / f"{before[2]['sha256']}.{DISPLAY_VERSION}.png").unlink(missing_ok=True)  # an earlier run's tile
+        gallery, results, *_ = client.predict(handle_file(str(query)), "cosine", 9, api_name="/search")
+    assert [r["id"] for r in results] == [r["id"] for r in before]
+    assert len(gallery) == len(results) == 9
+    assert [g["caption"].split(" ")[0] for g in gallery] == [f"#{r['rank']}" for r in results]
+    missing = np.asarray(Image.open(_missing_tile()))
+    shown = [np.array_equal(np.asarray(Image.open(g["image"])), missing) for g in gallery]
+    assert shown == [r["source"]["filename"] == gone for r in results]
+
+
+def _transparent_heart(path: Path) -> None:
+    """A red disc on transparent pixels whose hidden colour is orange: a viewer shows the disc on white."""
+    a = np.zeros((40, 40, 4), np.uint8)
+    a[..., :3] = (255, 140, 0)  # invisible: alpha 0
+    yy, xx = np.mgrid[:40, :40]
+    a[(yy - 20) ** 2 + (xx - 20) ** 2 < 144] = (220, 40, 40, 255)
+    Image.fromarray(a, "RGBA").save(path)
+
+
+def _exif_rotated(path: Path) -> None:
+    """A JPEG stored 60×30 (a red disc on the left half) with EXIF orientation 6: a viewer shows it 30×60, turned a
+    quarter clockwise (the disc at the top)."""
+    image = Image.new("RGB", (60, 30), (20, 20, 20))
+    a = np.asarray(image).copy()
+    yy, xx = np.mgrid[:30, :60]
+    a[(yy - 15) ** 2 + (xx - 15) ** 2 < 100] = (220, 40, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(a).save(path, quality=95, exif=exif)
+
+
+def test_results_are_shown_as_a_viewer_shows_the_file_transparency_on_white_and_upright(own_folder_app):
+    """The gallery draws a stored picture through the one image module, as it was embedded: a transparent PNG's
+    hidden colours never show (they are white), an EXIF-rotated JPEG stands as its EXIF says."""
+    extra = {"heart.png": _transparent_heart, "turned.jpg": _exif_rotated}
+    with own_folder_app(extra) as (client, service, folder):
+        shown = {}
+        for name in extra:
+            gallery, results, *_ = client.predict(handle_file(str(folder / "circle" / name)), "cosine", 1,
+                                                  api_name="/search")
+            assert results[0]["source"]["filename"] == f"circle/{name}"
+            shown[name] = np.asarray(Image.open(gallery[0]["image"]).convert("RGB")).astype(int)
+    heart, turned = shown["heart.png"], shown["turned.jpg"]
+    assert (heart[0, 0] == 255).all() and (heart[len(heart) // 2, len(heart) // 2] == (220, 40, 40)).all()
+    h, w, _ = turned.shape
+    assert h == 2 * w  # upright: 30×60 enlarged, not 60×30
+    top, bottom = turned[: h // 2, :, 0].mean(), turned[h // 2 :, :, 0].mean()
+    assert top > bottom + 40  # the disc is in the top half

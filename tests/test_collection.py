@@ -60,3 +60,25 @@ def test_a_folder_without_classes_is_indexed_with_an_existing_model_and_searched
         assert {r["label"] for r in results} == {"unlabelled"} and results[0]["score"] > 0.999
     with pytest.raises(ValueError, match="no class sub-folders.*existing model"):
         prepare(flat, qdrant=str(tmp_path / "q2"), models_dir=tmp_path / "models", preset="tiny", epochs=1)
+
+
+def test_the_one_command_indexes_into_the_data_dir_it_is_given(tiny_model, shapes_dir, tmp_path, monkeypatch):
+    """`python -m app.collection FOLDER --data-dir D` indexes into D's embedded engine (D/qdrant), where the app it
+    starts serves from, and nowhere else."""
+    from app.collection import main
+    from indexer.factory import open_store
+
+    for name in ("DATA_DIR", "QDRANT_URL", "QDRANT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # the default data dir would be ./data
+    flat = tmp_path / "holiday"
+    flat.mkdir()
+    for path in sorted(shapes_dir.glob("*/*.png"))[::20]:
+        shutil.copy(path, flat / f"{path.parent.name}_{path.name}")
+    assert main([str(flat), "--model", str(tiny_model), "--data-dir", str(tmp_path / "mine"), "--no-serve"]) == 0
+    assert not (tmp_path / "data").exists()
+    store = open_store("holiday", str(tmp_path / "mine" / "qdrant"))
+    try:
+        assert store.count() == len(list(flat.iterdir()))
+    finally:
+        store.close()

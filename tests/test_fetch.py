@@ -58,6 +58,38 @@ def test_a_redirect_to_a_private_address_is_refused(images):
     assert len(images.hosts) == before + 1  # the redirect was answered; its target was never asked
 
 
+@pytest.fixture
+def resolver(monkeypatch):
+    """A stand-in DNS: the names given resolve to the addresses given, every other name as the system resolves it."""
+    import socket
+
+    real, names = socket.getaddrinfo, {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in names[host]]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
+
+
+def test_a_name_that_resolves_to_a_public_and_a_private_address_is_refused(resolver):
+    resolver["mixed.example"] = ["93.184.216.34", "10.0.0.5"]
+    with pytest.raises(FetchError, match=r"mixed\.example is a private.*\(10\.0\.0\.5\)"):
+        fetcher().fetch("http://mixed.example/a.png")
+    resolver["public.example"] = ["93.184.216.34"]  # the same check passes a public-only name on to the download
+    assert fetcher()._address("http://public.example/a.png") == ("http", "public.example", 80, "93.184.216.34")
+
+
+def test_a_redirect_to_a_name_that_resolves_privately_is_refused(images, resolver):
+    resolver["internal.example"] = ["10.0.0.7"]
+    before = len(images.hosts)
+    with pytest.raises(FetchError, match=r"internal\.example is a private.*\(10\.0\.0\.7\)"):
+        fetcher(allow=LOOPBACK).fetch(images.url + "/redirect-name")
+    assert len(images.hosts) == before + 1  # the redirect was answered; its target was never asked
+
+
 def test_too_many_redirects_are_refused(images):
     with pytest.raises(FetchError, match="redirected more than 3 times"):
         fetcher(allow=LOOPBACK).fetch(images.url + "/loop")

@@ -11,10 +11,17 @@ import pytest
 from indexer.sources import SourceError, resolve_image
 
 
-@pytest.mark.parametrize("rel", ["../../etc/passwd", "/etc/passwd", "ab/../../../etc/hostname", ""])
-def test_crafted_file_reference_is_refused(tmp_path, rel):
-    with pytest.raises(SourceError):
-        resolve_image({"source": {"file": rel}}, tmp_path)
+@pytest.mark.parametrize("rel, why", [("../../etc/passwd", "points outside"), ("/etc/passwd", "points outside"),
+                                      ("ab/../../../etc/hostname", "points outside"), ("", "empty image reference")])
+def test_crafted_file_reference_is_refused(tmp_path, rel, why):
+    """Refused for what it is, not found missing: the files it names exist, and are never opened."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "hostname").write_text("secret")  # what ab/../../etc/hostname from images/ reaches
+    with pytest.raises(SourceError, match=why):
+        resolve_image({"source": {"file": rel}}, tmp_path / "images")
+    with pytest.raises(SourceError, match=why):
+        resolve_image({"source": {"file": rel.replace("../../../", "../../")}}, tmp_path / "images")
 
 
 def test_symlink_out_of_the_data_folder_is_refused(tmp_path):
