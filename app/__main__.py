@@ -35,7 +35,8 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     p.add_argument("--url-timeout-s", type=float, default=float(env("URL_TIMEOUT_S", Settings.url_timeout_s)),
                    help="the most seconds an image URL may take to download ($URL_TIMEOUT_S)")
     p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
+                   help="0: the first free port from 7860 up (the page's URL is printed) ($GRADIO_SERVER_PORT)")
     p.add_argument("--torch-threads", type=int, default=int(env("TORCH_THREADS", "1")),
                    help="threads per model run ($TORCH_THREADS); requests run side by side, hence 1")
     p.add_argument("--read-only", choices=["auto", "1", "0"], default=env("READ_ONLY", "auto"),
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    launch(service, args.host, args.port, auth=auth)
+    launch(service, args.host, args.port or None, auth=auth)
     return 0
 
 

@@ -452,7 +452,8 @@ def launch_options(service: SearchService) -> dict:
                 max_file_size=f"{int(service.settings.max_upload_mb * 1024)}kb")
 
 
-def launch(service: SearchService, host: str, port: int, **kwargs):
+def launch(service: SearchService, host: str, port: int | None, **kwargs):
+    """Serve the app; `port` None: the first free one from 7860 up (Gradio moves on when a bind fails)."""
     # Gradio's queue rebuilds a pandas DataFrame of every recorded event (up to 10,000) after *each* event, for
     # its monitoring dashboard, which this app does not use: a cost per search that grows with the number served
     # (profiled: 6 % of the server's GIL time after a few thousand searches). Summarise every 1,000 events instead.

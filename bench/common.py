@@ -61,3 +61,33 @@ def fill_shape(draw, kind: str, cx: int, cy: int, r: int, colour) -> None:
         draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
     else:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+
+
+def serve_process(argv: list[str], env: dict | None = None, cwd: Path | None = None,
+                  timeout_s: float = 180) -> tuple:
+    """Start a command that serves the app with `--port 0` (the first free port from 7860 up, Gradio's own search,
+    which moves on when the bind fails: no port found free and bound later by someone else) and wait for the URL it
+    prints. Returns (Popen, url); the process's output lines keep arriving in `proc.lines`."""
+    import re
+    import subprocess
+    import threading
+
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+    proc.lines = []
+    found, url = threading.Event(), []
+
+    def read():
+        for line in proc.stdout:
+            proc.lines.append(line)
+            match = re.search(r"Running on local URL:\s+(\S+)", line)
+            if match and not found.is_set():
+                url.append(match.group(1).rstrip("/") + "/")
+                found.set()
+        found.set()  # the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout_s) or not url:
+        proc.kill()
+        raise RuntimeError("the app did not start: " + "".join(proc.lines)[-2000:])
+    return proc, url[0]

@@ -102,28 +102,12 @@ def mixed_load(url: str, own: list[list[Path]], search_files: list[str], seconds
 def start_app(model, collection: str, qdrant, data_dir, *flags: str) -> tuple[subprocess.Popen, str]:
     """`python -m app` on a free loopback port, once it answers: (process, url). Its clients share one address
     here, so no per-client limit unless `flags` set one."""
-    import socket
+    from bench.common import serve_process
 
-    from gradio_client import Client
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--model", str(model), "--collection", collection,
-                             "--qdrant", str(qdrant), "--data-dir", str(data_dir), "--port", str(port),
-                             "--requests-per-min", "0", "--upload-mb-per-min", "0", *flags],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
-    while True:
-        try:
-            Client(url, verbose=False)
-            return proc, url
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("the app did not start") from None
-            time.sleep(0.5)
+    return serve_process([sys.executable, "-m", "app", "--model", str(model), "--collection", collection,
+                          "--qdrant", str(qdrant), "--data-dir", str(data_dir), "--port", "0",
+                          "--requests-per-min", "0", "--upload-mb-per-min", "0", *flags],
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
 def pictures(folder: Path, clients: int, each: int, seed: int = 0) -> list[list[Path]]:

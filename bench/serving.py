@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,16 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Recorder, percentiles  # noqa: E402
+from bench.common import Recorder, percentiles, serve_process  # noqa: E402
 from indexer import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def query_files(n: int, folder: Path) -> list[str]:
@@ -109,23 +101,13 @@ def main() -> None:
     files = query_files(20, Path(tempfile.mkdtemp()))
     in_process(rec, args.model, args.collection, args.qdrant, files)
 
-    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "app", "--model", args.model, "--collection", args.collection,
-                               "--qdrant", args.qdrant, "--port", str(port), "--data-dir", tempfile.mkdtemp(),
-                               "--requests-per-min", "0", "--upload-mb-per-min", "0"],  # one client, many requests
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = serve_process([sys.executable, "-m", "app", "--model", args.model, "--collection", args.collection,
+                                 "--qdrant", args.qdrant, "--port", "0", "--data-dir", tempfile.mkdtemp(),
+                                 "--requests-per-min", "0", "--upload-mb-per-min", "0"],  # one client, many requests
+                                env=env, cwd=ROOT, timeout_s=120)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - t0 > 120:
-                    raise RuntimeError("the app did not start") from None
-                time.sleep(0.1)
         rec.figure("app_listening_seconds", time.perf_counter() - t0, "s", note="process start incl. imports")
         # The same endpoint through: gradio_client as it comes (it downloads the 10 result images, and builds a
         # new TLS context, loading the CA bundle, for each of its HTTP requests); gradio_client as the README

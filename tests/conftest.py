@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import socket
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,12 +84,6 @@ def indexed(tiny_model, shapes_dir, tmp_path_factory):
     return qdrant, "shapes"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_process_on(model, qdrant, collection, data_dir, *flags: str):
     """`python -m app` as its own process, once it answers: (Popen, url) (bench/mixed.py starts it the same way)."""
     from bench.mixed import start_app
@@ -99,33 +93,63 @@ def app_process_on(model, qdrant, collection, data_dir, *flags: str):
 
 @contextlib.contextmanager
 def running_app(model, qdrant, collection, data_dir, auth=None, **settings):
-    """The app on loopback, launched as `python -m app` launches it; yields (url, SearchService)."""
+    """The app on loopback, launched as `python -m app` launches it, on the first port it could bind (Gradio's
+    own search, from 7860 up); yields (url, SearchService)."""
     from app.main import build_ui, launch_options
     from app.service import SearchService, Settings
 
     service = SearchService(Settings(model_dir=str(model), collection=collection, qdrant=str(qdrant),
                                      data_dir=str(data_dir), **settings))
     demo = build_ui(service)
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=True,
-                        auth=auth, **launch_options(service))
+    demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, show_error=True,
+                        quiet=True, auth=auth, **launch_options(service))
     try:
-        yield f"http://127.0.0.1:{port}/", service
+        yield f"http://127.0.0.1:{demo.server_port}/", service
     finally:
         demo.close()
         service.close()
 
 
+def own_collection(indexed, folder: Path) -> tuple[Path, str]:
+    """A copy of the shapes collection in `folder` (qdrant folder, name): what a test may write to."""
+    qdrant, name = indexed
+    shutil.copytree(qdrant / name, folder / name, ignore=shutil.ignore_patterns(".lock"))
+    return folder, name
+
+
 @pytest.fixture(scope="module")
 def served(indexed, tiny_model, tmp_path_factory):
-    """(gradio_client.Client, SearchService, data dir) of the app serving the shapes collection on loopback."""
+    """(gradio_client.Client, SearchService, data dir) of the app serving the shapes collection on loopback: a copy
+    of its own per module, for tests that read. A test that writes takes `served_own`."""
     from gradio_client import Client
 
-    qdrant, name = indexed
+    qdrant, name = own_collection(indexed, tmp_path_factory.mktemp("served"))
     data_dir = tmp_path_factory.mktemp("appdata")
     # One address (loopback) makes every test's calls: no per-client limit here (tests/test_access.py tests it).
     with running_app(tiny_model, qdrant, name, data_dir, requests_per_min=0, upload_mb_per_min=0) as (url, service):
         yield Client(url, verbose=False), service, data_dir
+
+
+@pytest.fixture
+def served_own(indexed, tiny_model, tmp_path):
+    """As `served`, on a collection and data dir of this test's own: what it writes no other test sees."""
+    from gradio_client import Client
+
+    qdrant, name = own_collection(indexed, tmp_path / "own-qdrant")
+    with running_app(tiny_model, qdrant, name, tmp_path / "own-data", requests_per_min=0,
+                     upload_mb_per_min=0) as (url, service):
+        yield Client(url, verbose=False), service, tmp_path / "own-data"
+
+
+@pytest.fixture
+def refusing_port():
+    """A loopback port held bound, never listening, for the test's length: a connection to it is refused, and no
+    other process can take it meanwhile."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @pytest.fixture

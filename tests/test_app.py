@@ -71,10 +71,10 @@ def test_label_filter_never_returns_another_label(served, square_png):
     assert results and {r["label"] for r in results} == {"circle"}
 
 
-def test_add_then_search_finds_it_then_delete(served, tmp_path):
+def test_add_then_search_finds_it_then_delete(served_own, tmp_path):
     import random
 
-    client, service, data_dir = served
+    client, service, data_dir = served_own
     new = tmp_path / "new.png"
     draw_shape("triangle", random.Random(999)).save(new)
     before = client.predict(api_name="/overview")["images"]
@@ -128,8 +128,8 @@ def test_batch_returns_one_result_list_per_image(served, square_png, tmp_path):
     assert "empty" in out[2]["error"] and out[2]["results"] == []
 
 
-def test_duplicates_are_found_and_checked_before_adding(served, shapes_dir, tmp_path):
-    client, _, _ = served
+def test_duplicates_are_found_and_checked_before_adding(served_own, shapes_dir, tmp_path):
+    client, _, _ = served_own
     stored = sorted((shapes_dir / "circle").glob("*.png"))[0]
     before = client.predict(api_name="/overview")["images"]
     copy = tmp_path / "copy.png"

@@ -66,6 +66,17 @@ def _shown(page) -> list[str]:
     return [src.rsplit("/", 1)[-1] for src in page.eval_on_selector_all(
         "#results button.thumbnail-item img", "els => els.map(e => e.getAttribute('src'))")]
 
+def _wait_shown(page, n: int = 10, differs_from: list[str] | None = None, equals: list[str] | None = None) -> None:
+    """Wait until the page shows `n` results (and, if given, not `differs_from` / exactly `equals`, as `_shown`
+    names them): a condition on the page, never a guess at how long a search takes."""
+    page.wait_for_function("""([n, differs, equals]) => {
+        const shown = [...document.querySelectorAll('#results button.thumbnail-item img')]
+            .map(e => (e.getAttribute('src') || '').split('/').pop());
+        if (shown.length !== n) return false;
+        if (differs && shown.join('|') === differs.join('|')) return false;
+        return !equals || shown.join('|') === equals.join('|'); }""", arg=[n, differs_from, equals], timeout=30_000)
+
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -78,8 +89,7 @@ def test_upload_search_and_see_k_results(served, tmp_path):
     query = _shape(tmp_path, "circle", 3)
     with page_at(client.src, 1400, 1000, "search") as page:
         _search_with(page, query)
-        page.wait_for_timeout(500)
-        assert page.locator("#results button.thumbnail-item").count() == 10  # k's default
+        _wait_shown(page, 10)  # k's default
         assert "circle" in page.locator("body").inner_text()
     assert (OUTPUT / "search.png").stat().st_size > 10_000
 
@@ -109,7 +119,7 @@ def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tm
     query = _shape(tmp_path, "triangle", 11)
     with page_at(client.src, 1400, 1000, "browse") as page:
         _search_with(page, query)
-        page.wait_for_timeout(300)
+        _wait_shown(page, 10)
         first, first_captions = _shown(page), _captions(page)
         assert len(first) == 10 and first_captions[0].startswith("#1 ")
         page.locator("#results button.thumbnail-item").nth(2).click()
@@ -117,18 +127,18 @@ def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tm
         page.wait_for_function("() => { const e = document.querySelector('#like-id textarea, #like-id input');"
                                " return e && e.value.length > 0; }", timeout=30_000)
         page.locator("#query-note").get_by_text("More like the stored image").wait_for(timeout=30_000)
-        page.wait_for_timeout(300)
+        _wait_shown(page, 10, differs_from=first)
         second = _shown(page)
         assert len(second) == 10 and second[0] != first[0]
         assert like.input_value() in page.locator("#query-note").inner_text()
         (clicked,) = service.require_store().retrieve([like.input_value()])
-        assert f"{clicked.payload['sha256']}.png" == first[2] and first[2] not in second  # the clicked one, left out
+        assert first[2].startswith(clicked.payload["sha256"]) and first[2] not in second  # the clicked one, left out
         page.locator("#back").click()
         page.wait_for_function("() => { const e = document.querySelector('#like-id textarea, #like-id input');"
                                " return e && e.value === ''; }", timeout=30_000)
         page.locator("#query-note").get_by_text("Prepared").wait_for(timeout=30_000)
-        page.wait_for_timeout(300)
-        assert _shown(page) == first and _captions(page) == first_captions
+        _wait_shown(page, 10, equals=first)
+        assert _captions(page) == first_captions
 
 
 def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, tmp_path):
@@ -138,7 +148,7 @@ def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, t
     query = _shape(tmp_path, "circle", 12)
     with page_at(client.src, 390, 844, "phone") as page:
         _search_with(page, query)
-        page.wait_for_timeout(300)
+        _wait_shown(page, 10)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         cut = page.evaluate("""() => [...document.querySelectorAll('#results .caption-label')]
             .filter(e => e.scrollWidth > e.clientWidth + 1).length""")
@@ -165,9 +175,7 @@ def test_a_webcam_picture_is_searched(served):
         page.get_by_role("button", name="capture photo").click()
         page.locator("[data-testid=image] .image-frame img").wait_for(timeout=30_000)  # the captured frame, uploaded
         page.get_by_role("button", name="Search", exact=True).click()
-        page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(300)
-        assert page.locator("#results button.thumbnail-item").count() == 10
+        _wait_shown(page, 10)
         assert page.locator("#query-note").inner_text().strip()
 
 
@@ -184,7 +192,7 @@ def test_an_image_url_is_fetched_shown_and_searched(served):
             page.get_by_role("button", name="Fetch & search").click()
             page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
             page.locator("[data-testid=image] .image-frame img").wait_for(timeout=10_000)  # the fetched picture
-            page.wait_for_timeout(300)
+            _wait_shown(page, 10)
             assert sum("square" in c for c in _captions(page)) >= 8
     finally:
         service.fetcher.allow = before

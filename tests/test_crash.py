@@ -30,6 +30,14 @@ def _pictures(tmp_path, n: int, seed: int) -> list:
     return paths
 
 
+def kill_once_answered(proc, answers: list, n: int, timeout_s: float = 120) -> None:
+    """SIGKILL `proc` as soon as `n` of its answers have arrived (a condition, not a guess at how long that takes)."""
+    deadline = time.monotonic() + timeout_s
+    while len(answers) < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+
+
 def _consistent(service) -> None:
     """Every stored file has its point and every file point its file."""
     print("reconciled at restart:", {k: v for k, v in service.reconciled.items()})
@@ -87,8 +95,8 @@ def test_sigkill_during_adds_and_deletes_loses_nothing_that_was_answered(indexed
     data = tmp_path / "data"
     pictures = _pictures(tmp_path, 600, seed=2)
 
-    def hammer(url, work, seconds: float) -> tuple[list, list]:
-        """Run `work(client, n)` from four clients until killed (or `seconds`); (answers, errors)."""
+    def hammer(url, work) -> tuple[list, list, list]:
+        """Run `work(client, n)` from four clients until killed; (answers, errors, threads)."""
         answers, errors, lock = [], [], threading.Lock()
 
         def run(n):
@@ -112,9 +120,8 @@ def test_sigkill_during_adds_and_deletes_loses_nothing_that_was_answered(indexed
     # --- adds, killed mid-flight
     proc, url = app_process_on(tiny_model, qdrant, name, data)
     answers, errors, threads = hammer(url, lambda c, n: c.predict([handle_file(str(pictures[n]))], "circle",
-                                                                  api_name="/add")[0]["added"][0]["id"], 0)
-    time.sleep(4)
-    proc.send_signal(signal.SIGKILL)
+                                                                  api_name="/add")[0]["added"][0]["id"])
+    kill_once_answered(proc, answers, 12)
     proc.wait()
     for t in threads:
         t.join(timeout=60)
@@ -138,9 +145,8 @@ def test_sigkill_during_adds_and_deletes_loses_nothing_that_was_answered(indexed
     ids = sorted(stored_after_restart)
     proc, url = app_process_on(tiny_model, qdrant, name, data)
     pictures = ids  # hammer walks this list
-    answers, errors, threads = hammer(url, lambda c, n: c.predict(ids[n], api_name="/delete")[0]["deleted"], 0)
-    time.sleep(3)
-    proc.send_signal(signal.SIGKILL)
+    answers, errors, threads = hammer(url, lambda c, n: c.predict(ids[n], api_name="/delete")[0]["deleted"])
+    kill_once_answered(proc, answers, 12)
     proc.wait()
     for t in threads:
         t.join(timeout=60)

@@ -79,14 +79,13 @@ def test_space_bundle_installs_from_requirements_and_serves(tiny_model, shapes_d
     it indexes the dataset and answers /search through gradio_client."""
     import os
     import sys
-    import time
     import tomllib
 
     from gradio_client import Client, handle_file
     from packaging.requirements import Requirement
 
     from app.space import write_bundle
-    from tests.conftest import _free_port
+    from bench.common import serve_process
 
     bundle = write_bundle(tmp_path / "space", tiny_model)
     lines = [x for x in (bundle / "requirements.txt").read_text().splitlines() if x and not x.startswith(("#", "-"))]
@@ -96,25 +95,17 @@ def test_space_bundle_installs_from_requirements_and_serves(tiny_model, shapes_d
     front = yaml.safe_load((bundle / "README.md").read_text().split("---")[1])
     assert (bundle / front["app_file"]).is_file() and not (bundle / "models" / tiny_model.name / "checkpoints").exists()
 
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QDRANT_URL", "QDRANT_PATH")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QDRANT_URL", "QDRANT_PATH",
+                                                            "GRADIO_SERVER_PORT")}
     env.update(MODEL_DIR=f"models/{tiny_model.name}", COLLECTION="shapes", INDEX_DATASET=str(shapes_dir),
-               DATA_DIR=str(tmp_path / "data"), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, front["app_file"]], cwd=bundle, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               DATA_DIR=str(tmp_path / "data"), GRADIO_SERVER_NAME="127.0.0.1")
+    proc, url = serve_process([sys.executable, front["app_file"], "--port", "0"], cwd=bundle, env=env)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:
-                assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-2000:]
-                time.sleep(0.5)
+        client = Client(url, verbose=False)
         query = next((shapes_dir / "square").glob("*.png"))
         _, results, *_ = client.predict(handle_file(str(query)), "cosine", 3, api_name="/search")
         assert len(results) == 3 and results[0]["label"] == "square"
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0].decode()
-    assert "index: 120 added" in out
+        proc.wait(timeout=30)
+    assert "index: 120 added" in "".join(proc.lines)

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -57,7 +56,9 @@ def test_sigkill_half_way_then_rerun_gives_exactly_the_expected_points(tiny_mode
     qdrant = tmp_path / "q"
     proc = _indexer(tiny_model, big_folder, qdrant)
     assert _wait_for_progress(proc, 200), "the indexer never got going"
-    # a second run while the first holds the collection is refused, not interleaved
+    # Held still (SIGSTOP) with the collection open, it cannot finish before the second run starts: a second run
+    # while the first holds the collection is refused, not interleaved.
+    proc.send_signal(signal.SIGSTOP)
     second = _indexer(tiny_model, big_folder, qdrant)
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2 and b"open in another process" in err
@@ -86,16 +87,10 @@ def test_sigkill_half_way_then_rerun_gives_exactly_the_expected_points(tiny_mode
         store.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
-
-
-def test_app_starts_and_says_what_is_wrong_when_qdrant_is_unreachable(tiny_model, tmp_path):
+def test_app_starts_and_says_what_is_wrong_when_qdrant_is_unreachable(tiny_model, tmp_path, refusing_port):
     from indexer.store import StoreError
 
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{refusing_port}"
     start = time.perf_counter()
     service = SearchService(Settings(model_dir=str(tiny_model), qdrant=url, data_dir=str(tmp_path)))
     try:

@@ -2,7 +2,6 @@
 
 import logging
 import os
-import socket
 from pathlib import Path
 
 import httpx
@@ -49,12 +48,10 @@ def test_gradio_serves_examples_but_not_arbitrary_or_stored_files(served):
         assert r.status_code in (403, 404) and b"root:" not in r.content and b"do not serve" not in r.content
 
 
-def test_api_key_never_reaches_the_logs_or_the_page(tiny_model, tmp_path, caplog, monkeypatch):
+def test_api_key_never_reaches_the_logs_or_the_page(tiny_model, tmp_path, caplog, monkeypatch, refusing_port):
     from app.service import SearchService, Settings
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refusing_port
     key = "sk-test-0123456789-very-secret"
     monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("QDRANT_API_KEY", key)
