@@ -23,8 +23,9 @@ from indexer.calibration import UNLIKE_PERCENTILE, unlike_collection
 from indexer.config import resolve_location
 from indexer.embedder import Embedder, Embeddings
 from indexer.factory import open_store
+from indexer.plans import Hit
 from indexer.sources import SourceError, resolve_image
-from indexer.store import METRICS, Hit, Store, StoreError
+from indexer.store import METRICS, Store, StoreError
 from indexer.uploads import add_images, drop_marked, image_dir_of, mark_deleting, reconcile
 from training.images import BadImage, open_image, sha256, to_rgb
 

@@ -20,18 +20,14 @@ outside the snapshot's layout refuses the whole restore, with its name; nothing 
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
-from indexer.edge import EdgeStore
 from indexer.factory import open_store
-from indexer.server import ClientStore
 from indexer.sources import safe_path
-from indexer.store import Store, StoreError
+from indexer.store import Store, StoreError, add_bytes
 from indexer.uploads import DELETING_SUFFIX, write_atomically
 
 FORMAT = 1
@@ -65,17 +61,14 @@ def _snapshot(store: Store, image_dir: Path, out: Path) -> dict:
     store.flush()
     manifest = {"format": FORMAT, "collection": store.collection, "points": store.count(), "meta": store.meta,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "engine": "embedded" if isinstance(store, EdgeStore) else "server"}
+                "engine": store.engine}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     # compresslevel 1: the zeros of preallocated files compress just as well, at several times the speed of 9.
     with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
-        _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
-        if isinstance(store, EdgeStore):
-            tar.add(store.root, arcname="collection", filter=_skip_transient)
-        else:
-            _add_bytes(tar, "collection.snapshot", _server_snapshot(store))
+        add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+        store.write_snapshot(tar)
         if Path(image_dir).is_dir():
             tar.add(image_dir, arcname="images", filter=_skip_transient)
     tmp.replace(out)
@@ -95,14 +88,10 @@ def restore(archive: Path, collection: str, location: str | None, image_dir: Pat
             if store.meta and not force:
                 raise StoreError(f"collection {collection!r} exists; restore into another (--collection) or replace "
                                  "it with --force")
-            if isinstance(store, EdgeStore):
-                if manifest["engine"] != "embedded":
-                    raise ValueError("this snapshot is of a Qdrant server: restore it to a server (--qdrant URL)")
-                _restore_folder(tar, store)
-            else:
-                if manifest["engine"] != "server":
-                    raise ValueError("this snapshot is of the embedded engine: restore it to a folder (--qdrant DIR)")
-                _upload_server_snapshot(store, tar.extractfile("collection.snapshot").read())
+            if manifest["engine"] != store.engine:
+                raise ValueError(f"this snapshot is of {ENGINES.get(manifest['engine'], manifest['engine'])}: "
+                                 f"restore it to {WHERE.get(manifest['engine'], 'the same kind of engine')}")
+            store.read_snapshot(tar)
             points = store.count()
         finally:
             store.close()
@@ -120,6 +109,8 @@ def restore(archive: Path, collection: str, location: str | None, image_dir: Pat
             "created": manifest["created"], "images_set_aside": set_aside}
 
 
+ENGINES = {"embedded": "the embedded engine", "server": "a Qdrant server"}
+WHERE = {"embedded": "a folder (--qdrant DIR)", "server": "a server (--qdrant URL)"}
 LAYOUT = ("manifest.json", "collection.snapshot", "collection", "images")  # what a snapshot's names start with
 
 
@@ -163,52 +154,3 @@ def _set_aside(image_dir: Path, kept: set[str]) -> dict | None:
         target.parent.mkdir(parents=True, exist_ok=True)
         path.replace(target)
     return {"files": len(extra), "to": str(aside)}
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime = len(data), int(time.time())
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _restore_folder(tar: tarfile.TarFile, store: EdgeStore) -> None:
-    """The engine's folder, extracted beside the collection's and swapped in (the lock held throughout)."""
-    staging = store.root.with_name(store.root.name + ".restoring")
-    shutil.rmtree(staging, ignore_errors=True)
-    members = [m for m in tar.getmembers() if m.name.startswith("collection/")]
-    for m in members:
-        m.name = m.name.removeprefix("collection/")
-    tar.extractall(staging, members=members, filter="data")  # no absolute paths, no links out, no devices
-
-    def swap():  # meta.json is what says the collection exists: out first, in last (a crash leaves none, not half)
-        (store.root / "meta.json").unlink(missing_ok=True)
-        for entry in store.root.iterdir():
-            if entry.name != ".lock":
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        for entry in sorted(staging.iterdir(), key=lambda e: e.name == "meta.json"):
-            entry.replace(store.root / entry.name)
-        staging.rmdir()
-
-    store.reload(swap)
-
-
-def _server_snapshot(store: ClientStore) -> bytes:
-    """Qdrant's own snapshot of the collection, downloaded, then deleted from the server."""
-    import httpx
-
-    name = store._call(store.client.create_snapshot, store.collection, wait=True).name
-    try:
-        r = httpx.get(f"{store.url}/collections/{store.collection}/snapshots/{name}", headers=store.auth_headers,
-                      timeout=600)
-        r.raise_for_status()
-        return r.content
-    finally:
-        store._call(store.client.delete_snapshot, store.collection, name)
-
-
-def _upload_server_snapshot(store: ClientStore, data: bytes) -> None:
-    import httpx
-
-    r = httpx.post(f"{store.url}/collections/{store.collection}/snapshots/upload", params={"priority": "snapshot"},
-                   headers=store.auth_headers, files={"snapshot": ("collection.snapshot", data)}, timeout=600)
-    r.raise_for_status()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
+import tarfile
 from pathlib import Path
 
-from indexer.plans import Filters, Nearest, full_scan_kb
-from indexer.store import Hit, Store, StoreError, point_vectors, to_hit, with_code_keys
+from indexer.plans import Filters, Hit, Nearest, full_scan_kb
+from indexer.store import Store, StoreError, point_vectors, to_hit, with_code_keys
 
 
 class EdgeStore(Store):
@@ -17,6 +19,9 @@ class EdgeStore(Store):
     One process at a time may open it (an exclusive file lock): two indexing runs, or an indexing run and
     the app, are refused rather than interleaved.
     """
+
+    engine = "embedded"
+    SNAPSHOT_MEMBER = "collection"  # the folder as it is on disk, less the lock and temporary files
 
     # `--quantized`: float vectors binary-quantized in RAM, scanned, and the best `oversampling × k` rescored with
     # the originals; bench/search.py measures the recall this oversampling gives.
@@ -38,6 +43,7 @@ class EdgeStore(Store):
                 "app); wait for it to finish or stop it, then try again"
             ) from None
         self._shard = None
+        self._recover()
         self.quantized = quantized  # for a new collection; an existing one says what it is in meta.json
         if self._exists():
             self._open()
@@ -234,3 +240,56 @@ class EdgeStore(Store):
         if not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
+
+    # --- snapshot, restore, swap ----------------------------------------------------------------
+    def write_snapshot(self, tar: tarfile.TarFile) -> None:
+        self.flush()
+
+        def skip_transient(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            name = info.name.rsplit("/", 1)[-1]
+            return None if name == ".lock" or name.endswith(".tmp") else info
+
+        tar.add(self.root, arcname=self.SNAPSHOT_MEMBER, filter=skip_transient)
+
+    def read_snapshot(self, tar: tarfile.TarFile) -> None:
+        """The snapshot's folder, extracted beside the collection's and swapped in (the lock held throughout)."""
+        staging = self.root.with_name(self.root.name + ".restoring")
+        shutil.rmtree(staging, ignore_errors=True)
+        prefix = self.SNAPSHOT_MEMBER + "/"
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        for m in members:
+            m.name = m.name.removeprefix(prefix)
+        tar.extractall(staging, members=members, filter="data")  # no absolute paths, no links out, no devices
+
+        def swap():  # meta.json is what says the collection exists: out first, in last (a crash leaves none, not half)
+            (self.root / "meta.json").unlink(missing_ok=True)
+            for entry in self.root.iterdir():
+                if entry.name != ".lock":
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            for entry in sorted(staging.iterdir(), key=lambda e: e.name == "meta.json"):
+                entry.replace(self.root / entry.name)
+            staging.rmdir()
+
+        self.reload(swap)
+
+    def swap_in(self, staging: Store) -> None:
+        """The staged shard and metadata into this collection's folder; the metadata last, so that a stop before it
+        leaves the old layout's metadata (and the next open puts a set-aside shard back)."""
+        if not isinstance(staging, EdgeStore):
+            raise TypeError("an embedded collection swaps in an embedded staging collection")
+        staging.close()
+
+        def swap():
+            os.replace(self.root / "shard", self.root / "shard.old")
+            os.replace(staging.root / "shard", self.root / "shard")
+            os.replace(staging.root / "meta.json", self.root / "meta.json")
+            shutil.rmtree(self.root / "shard.old")
+            shutil.rmtree(staging.root, ignore_errors=True)
+
+        self.reload(swap)
+
+    def _recover(self) -> None:
+        """A swap stopped between setting the old shard aside and putting the new one in: the old one goes back
+        (run at every open, with the lock held)."""
+        if (self.root / "shard.old").is_dir() and not (self.root / "shard").is_dir():
+            os.replace(self.root / "shard.old", self.root / "shard")

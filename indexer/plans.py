@@ -10,15 +10,12 @@ cosine, by their ids when the scan holds them all, else by a filter on the codes
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer import ranking
-
-if TYPE_CHECKING:
-    from indexer.store import Hit
 
 TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that a prefetch orders exactly by cosine
 BALL_RADIUS = 2  # a tie at up to this many bits is a filter on the codes within it; beyond, a prefetch
@@ -29,6 +26,18 @@ def full_scan_kb(float_dim: int) -> int:
     """The float index's full-scan threshold (KB of vectors): a filtered cosine search over up to TIE_LIMIT points
     scans them exactly (an HNSW graph serves only larger filtered sets), so a tie is ordered exactly."""
     return max(10_000, -(-TIE_LIMIT * float_dim * 4 // 1024))
+
+
+@dataclass
+class Hit:
+    """A point an engine answered with: its id, its score for the request, its payload and, when asked, vectors."""
+
+    id: str
+    score: float
+    payload: dict
+    float_vector: np.ndarray | None = None
+    code_vector: np.ndarray | None = None  # 0/1 bytes, whatever the layout
+    cosine: float | None = None  # a Hamming hit's cosine, which orders its tie
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,20 @@ class Nearest:
     payload: bool = True
 
 
-class SearchPlans:
-    """The search of every store, made of its engine's `_query` and `_query_batch`."""
+class SearchPlans(ABC):
+    """The search of every store, made of its engine's `_query`, `_query_batch` and `retrieve`."""
 
-    def _query(self, request: Nearest) -> list[Hit]: ...
-    def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]: ...
-    def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]: ...
+    @abstractmethod
+    def _query(self, request: Nearest) -> list[Hit]:
+        """The points nearest `request.vector`, ranked inside the engine."""
+
+    @abstractmethod
+    def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]:
+        """`_query` for several requests in one round trip."""
+
+    @abstractmethod
+    def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]:
+        """The points of these ids that exist (with their vectors: True, or the names wanted)."""
 
     def _with_payloads(self, hits: list[Hit]) -> list[Hit]:
         """Hits found without their payloads, given them (a point deleted meanwhile is left out)."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import tarfile
 import time
 
-from indexer.plans import Filters, Nearest, full_scan_kb
+from indexer.plans import Filters, Hit, Nearest, full_scan_kb
 from indexer.store import (
-    Hit,
     Store,
     StoreError,
     StoreUnavailable,
+    add_bytes,
+    copy_points,
     point_vectors,
     to_hit,
     with_code_keys,
@@ -25,6 +27,8 @@ class ClientStore(Store):
     rescored with oversampling) and a keyword index on `label`; shards and replicas are configurable."""
 
     RETRIES, BACKOFF = 3, 0.25
+    engine = "server"
+    SNAPSHOT_MEMBER = "collection.snapshot"  # Qdrant's own snapshot of the collection
 
     def __init__(
         self,
@@ -217,6 +221,44 @@ class ClientStore(Store):
 
     def close(self) -> None:
         self.client.close()
+
+    # --- snapshot, restore, swap ----------------------------------------------------------------
+    def write_snapshot(self, tar: tarfile.TarFile) -> None:
+        """Qdrant's own snapshot of the collection (POST /collections/{c}/snapshots), downloaded into the file, then
+        deleted from the server."""
+        import httpx
+
+        self._require_rest("snapshot")
+        name = self._call(self.client.create_snapshot, self.collection, wait=True).name
+        try:
+            r = httpx.get(f"{self.url}/collections/{self.collection}/snapshots/{name}", headers=self.auth_headers,
+                          timeout=600)
+            r.raise_for_status()
+            add_bytes(tar, self.SNAPSHOT_MEMBER, r.content)
+        finally:
+            self._call(self.client.delete_snapshot, self.collection, name)
+
+    def read_snapshot(self, tar: tarfile.TarFile) -> None:
+        import httpx
+
+        self._require_rest("restore")
+        data = tar.extractfile(self.SNAPSHOT_MEMBER).read()
+        r = httpx.post(f"{self.url}/collections/{self.collection}/snapshots/upload", params={"priority": "snapshot"},
+                       headers=self.auth_headers, files={"snapshot": ("collection.snapshot", data)}, timeout=600)
+        r.raise_for_status()
+
+    def _require_rest(self, what: str) -> None:
+        if not self.remote:
+            raise StoreError(f"{what} needs a Qdrant server's REST API; qdrant-client's local mode has none")
+
+    def swap_in(self, staging: Store) -> None:
+        """The old collection is replaced by a copy of the staging one, which is then dropped (a server has no
+        folder to swap: a stop midway leaves the staging collection whole, and the upgrade is run again)."""
+        meta = staging.meta
+        self.drop()
+        self.ensure({k: v for k, v in meta.items() if k != "layout"})
+        copy_points(staging, self)
+        staging.drop()
 
 
 def _is_transient(e: Exception) -> bool:

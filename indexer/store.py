@@ -11,16 +11,19 @@ turns each metric's rule (`indexer.ranking`) into those requests.
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import tarfile
+import time
 import uuid
-from dataclasses import dataclass
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
 
 from indexer import ranking
-from indexer.plans import Nearest, SearchPlans
+from indexer.plans import Hit, Nearest, SearchPlans
 from indexer.ranking import METRICS  # noqa: F401  (re-exported: the metrics a store answers)
 
 LAYOUT = 2  # 2: codes as ±1 with Dot distance and a `code` payload key; 1 (unrecorded): 0/1 bytes, Manhattan
@@ -42,16 +45,6 @@ class StoreUnavailable(StoreError):
 def point_id(source: dict) -> str:
     """Deterministic id of an image's source, so indexing the same thing twice adds nothing."""
     return str(uuid.uuid5(NAMESPACE, json.dumps(source, sort_keys=True)))
-
-
-@dataclass
-class Hit:
-    id: str
-    score: float
-    payload: dict
-    float_vector: np.ndarray | None = None
-    code_vector: np.ndarray | None = None  # 0/1 bytes, whatever the layout
-    cosine: float | None = None  # a Hamming hit's cosine, which orders its tie
 
 
 def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
@@ -98,29 +91,91 @@ def to_hit(p) -> Hit:
                float_vector=fv, code_vector=None if cv is None else ranking.bits(cv))
 
 
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """One file member of `data` in a snapshot."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+COPY_BATCH = 2000
+
+
+def copy_points(source: Store, target: Store, batch: int = COPY_BATCH) -> int:
+    """Every point of `source` into `target`, vectors and payload as stored (the code key written anew)."""
+    ids, floats, codes, payloads, copied = [], [], [], [], 0
+
+    def put():
+        target.upsert(ids, np.stack(floats), np.stack(codes), payloads)
+        return len(ids)
+
+    for h in source.all_points(batch, with_vectors=True):
+        ids.append(h.id)
+        floats.append(h.float_vector)
+        codes.append(h.code_vector)
+        payloads.append({k: v for k, v in h.payload.items() if k != "code"})
+        if len(ids) == batch:
+            copied += put()
+            ids, floats, codes, payloads = [], [], [], []
+    if ids:
+        copied += put()
+    target.flush()
+    return copied
+
+
 class Store(SearchPlans):
-    """What both engines share: the compatibility check, paging over ids, and the search plans (indexer.plans)."""
+    """The engine interface: what an engine implements (the abstract methods), and what every store shares on top
+    of it: the compatibility check, paging over ids, and the search plans (indexer.plans). A new engine implements
+    each abstract method and passes tests/test_engines.py's contract."""
 
     collection: str
+    engine: str  # what a snapshot records: "embedded" or "server"; a snapshot restores only to its own kind
+    SNAPSHOT_MEMBER: str  # the engine's part of a snapshot: a folder ("collection/") or a file
 
-    # --- engine-specific primitives -------------------------------------------------------------
+    # --- the collection's existence and metadata --------------------------------------------------
+    @abstractmethod
     def _exists(self) -> bool: ...
+    @abstractmethod
     def _create(self, meta: dict) -> None: ...
+    @abstractmethod
     def _read_meta(self) -> dict: ...
+    @abstractmethod
     def update_meta(self, changes: dict) -> None: ...
+    @abstractmethod
+    def drop(self) -> None: ...
+
+    # --- write, read, delete, count ---------------------------------------------------------------
+    @abstractmethod
     def upsert(self, ids: list[str], floats: np.ndarray, codes: np.ndarray, payloads: list[dict]) -> None: ...
+    @abstractmethod
     def flush(self) -> None: ...
+    @abstractmethod
     def optimize(self) -> None: ...
-    def _query(self, request: Nearest) -> list[Hit]: ...
-    def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]: ...
+    @abstractmethod
     def count(self, labels: list[str] | None = None) -> int: ...
+    @abstractmethod
     def label_counts(self) -> dict[str, int]: ...
-    def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]: ...
+    @abstractmethod
     def delete(self, ids: list[str]) -> None: ...
+    @abstractmethod
     def scroll(self, limit: int, offset: Any = None, with_vectors: bool = False,
                files_only: bool = False, payload: bool = True) -> tuple[list[Hit], Any]: ...
+    @abstractmethod
     def close(self) -> None: ...
-    def drop(self) -> None: ...
+
+    # --- snapshot, restore, swap ------------------------------------------------------------------
+    @abstractmethod
+    def write_snapshot(self, tar: tarfile.TarFile) -> None:
+        """Add the collection, flushed, to a snapshot being written (under SNAPSHOT_MEMBER)."""
+
+    @abstractmethod
+    def read_snapshot(self, tar: tarfile.TarFile) -> None:
+        """Replace the collection by the one in a snapshot (its members already checked: indexer.backup)."""
+
+    @abstractmethod
+    def swap_in(self, staging: Store) -> None:
+        """Replace this collection's points and metadata by those of `staging`, a complete copy beside it, which is
+        gone afterwards; a stop midway leaves one of the two whole (python -m indexer upgrade)."""
 
     # --- the collection -------------------------------------------------------------------------
     @property
