@@ -16,15 +16,10 @@ from gradio.utils import get_upload_folder
 from app.access import Caller, Refused, client_address
 from app.components import UploadedImage
 from app.service import SearchService
-from indexer.store import METRICS, StoreError
+from indexer.ranking import METRICS, REGISTRY
+from indexer.store import StoreError
 from indexer.uploads import write_atomically
 from training.images import BadImage, sha256
-
-METRIC_HELP = {  # the metric picker's help line (the rules themselves: indexer.ranking)
-    "cosine": "cosine similarity of the float features (1 = same direction)",
-    "hamming": "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
-    "hamming+rerank": "the images within the Hamming radius of the k×oversampling nearest codes, re-ranked by cosine",
-}
 
 log = logging.getLogger(__name__)
 THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is
@@ -96,13 +91,8 @@ def _missing_tile() -> str:
     return str(path)
 
 
-def score_text(metric: str, score: float) -> str:
-    """A score as a person reads it: Hamming in bits apart, cosine (and the re-ranked cosine) as similarity."""
-    return f"{int(score)} bits apart" if metric == "hamming" else f"similarity {score:.3f}"
-
-
 def _caption(metric: str, r: dict) -> str:
-    return f"#{r['rank']} {r['label'] or 'no label'} · {score_text(metric, r['score'])}"
+    return f"#{r['rank']} {r['label'] or 'no label'} · {REGISTRY[metric].caption(r['score'])}"
 
 
 # Captions in full (Gradio cuts them at 80 % of the tile), over the tile's bottom; two tiles a row at phone width.
@@ -313,13 +303,12 @@ def build_ui(service: SearchService) -> gr.Blocks:
                     like_id = gr.Textbox(label="More like this stored image (id)", elem_id="like-id",
                                          placeholder="click a result to search with it, or paste a result's id")
                     metric = gr.Radio(list(METRICS), value="cosine", label="Metric",
-                                      info=" · ".join(f"**{m}**: {h}" for m, h in METRIC_HELP.items()))
+                                      info=" · ".join(f"**{m.name}**: {m.help}" for m in REGISTRY.values()))
                     k = gr.Slider(1, service.settings.max_k, value=10, step=1, label="k (results per page)")
                     with gr.Accordion("Filters", open=False):
                         label_filter = gr.Dropdown(labels, multiselect=True, label="Only these labels")
-                        threshold = gr.Number(
-                            value=0, label="Score threshold (0 = none): least cosine, or most Hamming bits"
-                        )
+                        threshold = gr.Number(value=0, label="Score threshold (0 = none): " + "; ".join(
+                            f"{m.name}: {m.threshold}" for m in REGISTRY.values()))
                     offset = gr.Number(value=0, visible=False, precision=0)
                     with gr.Row():
                         go = gr.Button("Search", variant="primary")

@@ -25,7 +25,7 @@ from indexer.embedder import Embedder, Embeddings
 from indexer.factory import open_store
 from indexer.plans import Hit
 from indexer.sources import SourceError, resolve_image
-from indexer.store import METRICS, Store, StoreError
+from indexer.store import Store, StoreError
 from indexer.uploads import add_images, drop_marked, image_dir_of, mark_deleting, reconcile
 from training.images import BadImage, open_image, sha256, to_rgb
 
@@ -226,8 +226,7 @@ class SearchService:
         return self._results(hits, offset), like["label"], query
 
     def _checked(self, metric: str, k: int) -> Store:
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        ranking.metric(metric)  # an unknown name is refused before any work
         if not 1 <= int(k) <= self.settings.max_k:
             raise ValueError(f"k must be between 1 and {self.settings.max_k}, not {k}; page on with /search_next "
                              "(the Next k button) for more")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
 from indexer import config  # noqa: E402
+from indexer.ranking import METRICS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -59,7 +60,7 @@ def mixed_load(url: str, own: list[list[Path]], search_files: list[str], seconds
                         before = set(gone)
                     file = rng.choice(search_files + [str(p) for p in mine])
                     t0 = time.perf_counter()
-                    _, results, *_ = c.predict(handle_file(file), rng.choice(["cosine", "hamming", "hamming+rerank"]),
+                    _, results, *_ = c.predict(handle_file(file), rng.choice(METRICS),
                                                10, api_name="/search")
                     took = time.perf_counter() - t0
                     with lock:

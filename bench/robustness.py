@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, Recorder  # noqa: E402
 from indexer import config  # noqa: E402
+from indexer.ranking import METRICS  # noqa: E402
 
-METRICS = ("cosine", "hamming", "hamming+rerank")
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 
 

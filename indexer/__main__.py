@@ -19,7 +19,8 @@ from pathlib import Path
 
 from indexer import config
 from indexer.factory import open_store
-from indexer.store import METRICS, StoreError
+from indexer.ranking import METRICS
+from indexer.store import StoreError
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ from indexer.embedder import Embedder
 from indexer.factory import open_store
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 from indexer.pipeline import sources_of
-from indexer.store import METRICS, StoreError
+from indexer.store import StoreError
 from training.data import load_image_dataset
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,14 @@ def _phash(images) -> np.ndarray:
     return np.stack([imagehash.phash(im, hash_size=8).hash.ravel() for im in images]).astype(np.uint8)
 
 
+# Beside the product's metrics (ranking.REGISTRY): the codes with ties in database order, raw pixels, a perceptual hash.
+BASELINES = ("hamming_index_ties", "raw_pixels", "phash64")
+
+
 def rankings(method: str, q: dict, db: dict, rows: slice, candidates: int = RERANK_CANDIDATES) -> np.ndarray:
     """Database indices in ranked order for queries `rows`, by `method`: the product's metrics by their rules
     (indexer.ranking), and the baselines."""
-    if method in METRICS:
+    if method in ranking.REGISTRY:
         return ranking.rank(method, q["floats"][rows], q["codes"][rows], db["floats"], db["codes"], candidates)
     if method == "raw_pixels":
         return np.argsort(-(q["pixels"][rows] @ db["pixels"].T), axis=1, kind="stable")
@@ -100,7 +104,7 @@ def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_q
     _, ids = sources_of(dataset, "train", 0, len(db["labels"]), paths)
     id_to_row = {pid: i for i, pid in enumerate(ids)}
     out = {}
-    for metric in ("cosine", "hamming", "hamming+rerank"):
+    for metric in ranking.METRICS:
         times, p10, agree = [], [], []
         exact = rankings(metric, q, db, slice(0, n_queries), candidates=10 * ranking.OVERSAMPLING)[:, :10]
         for i in range(n_queries):
@@ -111,7 +115,7 @@ def qdrant_check(store, embedder: Embedder, q: dict, db: dict, dataset: str, n_q
             rows = [id_to_row.get(h.id, -1) for h in hits]
             p10.append(np.mean([r >= 0 and db["labels"][r] == q["labels"][i] for r in rows]))
             agree.append(len(set(rows) & set(exact[i].tolist())) / 10)
-        out[metric.replace("+", "_")] = {
+        out[ranking.metric(metric).report_key] = {
             "queries": n_queries,
             "p_at_10": float(np.mean(p10)),
             "top10_overlap_with_exact": float(np.mean(agree)),
@@ -166,9 +170,8 @@ def evaluate(
         side["pixels"] = _pixels(images, embedder.size)
         side["phash"] = _phash(images)
     accuracy = float((q["probs"].argmax(1) == q["labels"]).mean())
-    methods = {}
-    for method in ("cosine", "hamming", "hamming_rerank", "hamming_index_ties", "raw_pixels", "phash64"):
-        methods[method] = score_method(method.replace("_rerank", "+rerank"), q, db)
+    methods = {m.report_key: score_method(m.name, q, db) for m in ranking.REGISTRY.values()}
+    methods |= {b: score_method(b, q, db) for b in BASELINES}
     report = {
         "dataset": dataset,
         "model": str(model_dir),
@@ -199,7 +202,7 @@ def evaluate(
     report["summary"] = {
         "accuracy": accuracy,
         "bits": embedder.n_bits,
-        **{m: {k: round(methods[m][k], 4) for k in pick} for m in ("cosine", "hamming", "hamming_rerank")},
+        **{m.report_key: {k: round(methods[m.report_key][k], 4) for k in pick} for m in ranking.REGISTRY.values()},
         "hamming_index_ties": {k: round(methods["hamming_index_ties"][k], 4) for k in pick},
         "baselines": {b: {k: round(methods[b][k], 4) for k in pick} for b in ("raw_pixels", "phash64")},
         "code_ones_min": round(report["code_balance"]["ones_min"], 4),

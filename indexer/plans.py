@@ -109,20 +109,23 @@ class SearchPlans(ABC):
         these ids (a stored image searched by its own vectors leaves itself out). Hamming hits score their
         distance in bits.
         """
-        if metric not in ranking.METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(ranking.METRICS)}")
-        want = k + offset
+        plan = getattr(self, ranking.metric(metric).plan)
         fvec = tuple(np.asarray(float_vector, dtype=np.float64).tolist())
         filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
-        if metric == "cosine":
-            return self._query(Nearest("float", fvec, k, filters, offset, threshold, exact))
-        code = np.asarray(code, dtype=np.uint8)
-        if metric == "hamming":
-            hits = self._hamming(fvec, code, want, filters, exact, threshold)
-        else:
-            hits = self._rerank(fvec, code, max(want * oversampling, want), want, filters, exact)
-            hits = [h for h in hits if threshold is None or h.score >= threshold]
-        return hits[offset:want]
+        return plan(fvec, np.asarray(code, dtype=np.uint8), k, offset, filters, exact, threshold, oversampling)
+
+    # --- one plan per metric (ranking.REGISTRY names it): (fvec, code, k, offset, filters, exact, threshold,
+    # oversampling) -> the page of hits
+    def _cosine(self, fvec, code, k, offset, filters: Filters, exact, threshold, oversampling) -> list[Hit]:
+        return self._query(Nearest("float", fvec, k, filters, offset, threshold, exact))
+
+    def _hamming(self, fvec, code, k, offset, filters: Filters, exact, threshold, oversampling) -> list[Hit]:
+        return self._hamming_first(fvec, code, k + offset, filters, exact, threshold)[offset : k + offset]
+
+    def _rerank(self, fvec, code, k, offset, filters: Filters, exact, threshold, oversampling) -> list[Hit]:
+        want = k + offset
+        hits = self._rerank_first(fvec, code, max(want * oversampling, want), want, filters, exact)
+        return [h for h in hits if threshold is None or h.score >= threshold][offset:want]
 
     def _code_scan(self, code: np.ndarray, limit: int, filters: Filters, **kw) -> list[Hit]:
         """The `limit` nearest codes, scored by their exact Hamming distance."""
@@ -154,11 +157,12 @@ class SearchPlans(ABC):
         prefetch = Nearest("code", tuple(ranking.signs(code).tolist()), TIE_LIMIT, filters, threshold=dot)
         return Nearest("float", fvec, limit, filters, exact=exact, originals=True, prefetch=prefetch)
 
-    def _hamming(self, fvec, code, want: int, filters: Filters, exact: bool, threshold: float | None) -> list[Hit]:
-        """By distance, then cosine, then id. First the likely case: at least `want` points share the query's code
-        (d = 0), and the answer is the best by cosine among them. Else a scan of the nearest codes gives the
-        cut-off distance d; the points within d, when the scan holds them all, else those nearer than d and the
-        best by cosine of those tied at d (a filter or a prefetch), are scored by cosine inside the engine."""
+    def _hamming_first(self, fvec, code, want: int, filters: Filters, exact: bool,
+                       threshold: float | None) -> list[Hit]:
+        """The first `want` by distance, then cosine, then id. First the likely case: at least `want` points share
+        the query's code (d = 0), and the answer is the best by cosine among them. Else a scan of the nearest codes
+        gives the cut-off distance d; the points within d, when the scan holds them all, else those nearer than d and
+        the best by cosine of those tied at d (a filter or a prefetch), are scored by cosine inside the engine."""
         same = self._query(self._by_cosine_within(fvec, code, 0, want + SPARE, filters, exact))
         if len(same) >= want:
             return _by_distance_then_cosine(same, {h.id: 0 for h in same})
@@ -172,9 +176,9 @@ class SearchPlans(ABC):
         hits = [h for answer in self._query_batch([r for r in requests if r.limit]) for h in answer]
         return _by_distance_then_cosine(hits, {h.id: d for h in hits} | distance)
 
-    def _rerank(self, fvec, code, candidates: int, want: int, filters: Filters, exact: bool) -> list[Hit]:
-        """Every point within the Hamming distance r of the `candidates`-th nearest code, by cosine. First the
-        likely case: `candidates` points share the query's code (r = 0)."""
+    def _rerank_first(self, fvec, code, candidates: int, want: int, filters: Filters, exact: bool) -> list[Hit]:
+        """The first `want` of every point within the Hamming distance r of the `candidates`-th nearest code, by
+        cosine. First the likely case: `candidates` points share the query's code (r = 0)."""
         first = self._by_cosine_within(fvec, code, 0, max(candidates, want + SPARE), filters, exact)
         same = self._query(replace(first, payload=False))  # payloads for the `want` kept only
         if len(same) >= candidates:

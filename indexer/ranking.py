@@ -10,15 +10,21 @@ Qdrant search plans (`indexer.store`) must reproduce.
 
 Codes are 0/1 bytes here and in the embedder; the store keeps them as ±1 with Dot distance (one bit per bit under
 Qdrant's binary quantization): for n bits, Hamming = (n − dot) / 2.
+
+Each metric is one `Metric` in `REGISTRY`: its NumPy rule (`key`), the search plan that answers it inside the engine
+(`plan`, a method of `indexer.plans.SearchPlans`), what its score and threshold mean and how a caption shows the
+score. The app, evaluation, the benchmarks and the tests iterate over it; a new metric is one entry here, its plan,
+and its tests.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-METRICS = ("cosine", "hamming", "hamming+rerank")
 OVERSAMPLING = 4  # hamming+rerank: candidates per result asked for
 
 
@@ -63,23 +69,69 @@ def ball_keys(code: np.ndarray, radius: int) -> list[str]:
     return keys
 
 
-def sort_keys(metric: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray,
+def _cosine_key(cos: np.ndarray, distance: Callable[[], np.ndarray], candidates: int) -> np.ndarray:
+    return -cos
+
+
+def _hamming_key(cos: np.ndarray, distance: Callable[[], np.ndarray], candidates: int) -> np.ndarray:
+    return distance() * 4 - cos  # |cos| ≤ 1: the distance stays primary, cosine inside a tie
+
+
+def _rerank_key(cos: np.ndarray, distance: Callable[[], np.ndarray], candidates: int) -> np.ndarray:
+    dist = distance()
+    # -cos - 2 < -1 ≤ dist * 4 - cos, so the points within the radius come first, by cosine; the rest as hamming
+    last = min(candidates, dist.shape[1]) - 1
+    radius = np.partition(dist, last, axis=1)[:, last : last + 1]
+    return np.where(dist <= radius, -cos - 2, dist * 4 - cos)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One way of ranking: everything about it that the product, evaluation and the benchmarks need."""
+
+    name: str  # as the API and the page name it
+    help: str  # one line for the metric picker
+    threshold: str  # what a score threshold means for it
+    distance: bool  # its score is a distance in bits (lower is nearer), else a cosine (higher is nearer)
+    key: Callable  # (cosines, () -> Hamming distances, candidates) -> sort key, lower first (the NumPy reference)
+    plan: str  # the indexer.plans.SearchPlans method that answers it inside the engine
+
+    @property
+    def report_key(self) -> str:
+        """Its name in reports and JSON keys (evaluation's summary, the benchmarks' figures)."""
+        return self.name.replace("+", "_")
+
+    def caption(self, score: float) -> str:
+        """A score as a person reads it."""
+        return f"{int(score)} bits apart" if self.distance else f"similarity {score:.3f}"
+
+
+REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("cosine", "cosine similarity of the float features (1 = same direction)", "the least cosine similarity",
+           distance=False, key=_cosine_key, plan="_cosine"),
+    Metric("hamming", "Hamming distance between the binary codes, in bits (0 = same code); ties broken by cosine",
+           "the most Hamming distance, in bits", distance=True, key=_hamming_key, plan="_hamming"),
+    Metric("hamming+rerank", "the images within the Hamming radius of the k×oversampling nearest codes, re-ranked "
+           "by cosine", "the least cosine similarity", distance=False, key=_rerank_key, plan="_rerank"),
+)}
+METRICS = tuple(REGISTRY)
+
+
+def metric(name: str) -> Metric:
+    """The metric of that name, or ValueError naming the ones there are (the one check of a metric's name)."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}") from None
+
+
+def sort_keys(name: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray,
               db_codes: np.ndarray, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
     """The rule as one number per (query, database point): lower ranks first; equal keys in database order.
     `candidates`: hamming+rerank's k × oversampling."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    rule = metric(name)
     cos = np.atleast_2d(q_floats) @ db_floats.T
-    if metric == "cosine":
-        return -cos
-    dist = hamming(np.atleast_2d(q_codes), db_codes)
-    key = dist * 4 - cos  # |cos| ≤ 1: the distance stays primary, cosine inside a tie
-    if metric == "hamming":
-        return key
-    # hamming+rerank: -cos - 2 < -1 ≤ dist * 4 - cos, so the points within the radius come first, by cosine
-    last = min(candidates, dist.shape[1]) - 1
-    radius = np.partition(dist, last, axis=1)[:, last : last + 1]
-    return np.where(dist <= radius, -cos - 2, key)
+    return rule.key(cos, lambda: hamming(np.atleast_2d(q_codes), db_codes), candidates)
 
 
 def rank(metric: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray, db_codes: np.ndarray,

@@ -24,7 +24,6 @@ import numpy as np
 
 from indexer import ranking
 from indexer.plans import Hit, Nearest, SearchPlans
-from indexer.ranking import METRICS  # noqa: F401  (re-exported: the metrics a store answers)
 
 LAYOUT = 2  # 2: codes as ±1 with Dot distance and a `code` payload key; 1 (unrecorded): 0/1 bytes, Manhattan
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4b8e-9b43-2b8d3f9a7c10")

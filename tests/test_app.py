@@ -10,6 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from indexer.ranking import METRICS
 from tests.conftest import draw_shape
 
 
@@ -22,7 +23,7 @@ def square_png(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("metric", ["cosine", "hamming", "hamming+rerank"])
+@pytest.mark.parametrize("metric", METRICS)
 def test_search_returns_the_documented_shape(served, square_png, metric):
     client, _, _ = served
     gallery, results, prediction, offset, query, note = client.predict(handle_file(str(square_png)), metric, 5,

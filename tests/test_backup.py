@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from indexer.__main__ import main as indexer_cli
+from indexer.ranking import METRICS
 from tests.conftest import draw_shape
-
-METRICS = ("cosine", "hamming", "hamming+rerank")
 
 
 def _png(image) -> bytes:

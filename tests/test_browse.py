@@ -9,9 +9,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from indexer.ranking import METRICS
 from tests.conftest import make_shapes, running_app
-
-METRICS = ["cosine", "hamming", "hamming+rerank"]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from PIL import Image
 from indexer.embedder import Embedder
 from indexer.factory import open_store
 from indexer.pipeline import build_index
+from indexer.ranking import METRICS
 from indexer.store import IncompatibleCollection, StoreError, point_id
 from training.data import load_image_dataset
 
@@ -74,7 +75,7 @@ def test_a_database_image_finds_itself_first(store, embedder, shapes_dir):
     assert [h.score for h in ham] == sorted(h.score for h in ham)
 
 
-@pytest.mark.parametrize("metric", ["cosine", "hamming", "hamming+rerank"])
+@pytest.mark.parametrize("metric", METRICS)
 def test_the_engine_ranks_as_the_numpy_reference(store, embedder, shapes_dir, metric):
     """Every metric's answer is the reference rule's (indexer.ranking), through each of the plans: queries whose
     code many points share (the tie at distance 0 ranked by cosine inside the engine), pages past that tie, and
@@ -187,7 +188,7 @@ def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, sha
         emb, _ = _query(embedder, shapes_dir, row=3)
         for other in others:
             assert other.count() == edge.count() and other.label_counts() == edge.label_counts()
-            for metric in ("cosine", "hamming", "hamming+rerank"):
+            for metric in METRICS:
                 for k in (10, 40):  # 40: past the points that share the query's code
                     a = edge.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
                     b = other.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
@@ -251,7 +252,7 @@ def test_quantized_embedded_collection_finds_what_the_exact_scan_finds(embedder,
         assert store.quantized
         for row in range(0, 40, 4):
             emb, _ = _query(embedder, shapes_dir, row=row)
-            for metric in ("cosine", "hamming", "hamming+rerank"):  # a tie is ranked by the original vectors
+            for metric in METRICS:  # a tie is ranked by the original vectors
                 fast = store.search(metric, emb.floats[0], emb.codes[0], k=10)
                 exact = store.search(metric, emb.floats[0], emb.codes[0], k=10, exact=True)
                 assert [h.id for h in fast] == [h.id for h in exact]

@@ -5,6 +5,8 @@ import threading
 import pytest
 from gradio_client import Client, handle_file
 
+from indexer.ranking import METRICS
+
 pytestmark = pytest.mark.slow
 
 
@@ -40,7 +42,7 @@ def test_sixteen_clients_fifty_searches_each(app_process, shapes_dir):
     def worker(n: int) -> None:
         c = Client(url, verbose=False)
         for i in range(50):
-            metric = ("cosine", "hamming", "hamming+rerank")[(n + i) % 3]
+            metric = METRICS[(n + i) % len(METRICS)]
             try:
                 gallery, results, prediction, offset, *_ = c.predict(
                     handle_file(files[(n + i) % len(files)]), metric, 5, api_name="/search")

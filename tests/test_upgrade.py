@@ -9,6 +9,7 @@ import pytest
 
 from indexer.__main__ import main
 from indexer.factory import open_store
+from indexer.ranking import METRICS
 from indexer.store import IncompatibleCollection
 
 
@@ -60,7 +61,7 @@ def _answers(location, name, points):
     try:
         out = []
         for p in points[:: len(points) // 6]:
-            for metric in ("cosine", "hamming", "hamming+rerank"):
+            for metric in METRICS:
                 out.append([(h.id, h.score) for h in store.search(metric, p.float_vector, p.code_vector)])
         return out
     finally:
