@@ -1,7 +1,7 @@
 """python -m app [--model DIR] [--collection NAME] [--qdrant LOCATION] [--data-dir DIR] [--host H] [--port P]
 
 Every flag has an environment variable (for Docker and Hugging Face Spaces secrets): MODEL_DIR, COLLECTION,
-QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR (the ones the indexer shares: indexer/config.py),
+QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR (the ones the indexer shares: training/config.py),
 MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access
 and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS, OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH,
 MAX_SAMPLE, TRUSTED_HOPS, APP_AUTH_FILE. Secrets come from the environment only, never a flag (flags show in `ps`):
@@ -17,7 +17,7 @@ import sys
 
 from app.main import launch, read_auth_file
 from app.service import SearchService, Settings
-from indexer import config
+from training import config
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

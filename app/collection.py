@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from indexer import config
+from training import config
 
 
 def input_size(folder: Path, sample: int = 200) -> int:

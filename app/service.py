@@ -18,25 +18,27 @@ from PIL import Image
 
 from app.access import Access, RateLimiter
 from app.fetch import MAX_REDIRECTS, TIMEOUT_S, Fetcher, parse_networks
-from indexer import config, ranking
+from indexer import ranking
 from indexer.calibration import UNLIKE_PERCENTILE, unlike_collection
-from indexer.config import resolve_location
 from indexer.embedder import Embedder, Embeddings
 from indexer.factory import open_store
 from indexer.plans import Hit
 from indexer.sources import SourceError, resolve_image
 from indexer.store import Store, StoreError
 from indexer.uploads import add_images, drop_marked, image_dir_of, mark_deleting, reconcile
+from training import config
+from training.config import resolve_location
 from training.images import BadImage, open_image, sha256, to_rgb
 
 log = logging.getLogger(__name__)
+DUPLICATE_COSINE = 0.98  # near-duplicates: cosine at least this (the API's and the page's default)
 
 
 @dataclass
 class Settings:
     model_dir: str = config.DEFAULTS["model"]
     collection: str = config.DEFAULTS["collection"]
-    qdrant: str | None = None  # folder, URL or :memory:; None: indexer.config.resolve_location
+    qdrant: str | None = None  # folder, URL or :memory:; None: training.config.resolve_location
     data_dir: str = config.DEFAULTS["data_dir"]
     max_upload_mb: float = 10.0
     oversampling: int = ranking.OVERSAMPLING
@@ -64,7 +66,7 @@ class Settings:
 
     @property
     def location(self) -> str:
-        """Where the collection lives (indexer.config.resolve_location, with this app's data dir)."""
+        """Where the collection lives (training.config.resolve_location, with this app's data dir)."""
         return resolve_location(self.qdrant, self.data_dir)
 
 
@@ -275,7 +277,7 @@ class SearchService:
             raise ValueError(f"{n} images in one batch; the most is {self.settings.max_batch}: "
                              "send them in several batches")
 
-    def duplicates(self, threshold: float = 0.98, sample: int = 1000) -> list[list[dict]]:
+    def duplicates(self, threshold: float = DUPLICATE_COSINE, sample: int = 1000) -> list[list[dict]]:
         """Groups of near-duplicates among `sample` stored images (connected pairs with cosine ≥ threshold)."""
         if not 1 <= int(sample) <= self.settings.max_sample:
             raise ValueError(f"the sample must be between 1 and {self.settings.max_sample} images, not {sample}")
@@ -304,7 +306,7 @@ class SearchService:
         ]
         return sorted((g for g in out if len(g) > 1), key=len, reverse=True)
 
-    def check_duplicates(self, data: bytes, threshold: float = 0.98) -> list[dict]:
+    def check_duplicates(self, data: bytes, threshold: float = DUPLICATE_COSINE) -> list[dict]:
         """Stored images that an upload would duplicate: the same bytes, or cosine ≥ threshold."""
         results, _, _ = self.search(data, "cosine", 10, threshold=float(threshold))
         digest = sha256(data)

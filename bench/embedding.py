@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
-from indexer import config  # noqa: E402
 from indexer.embedder import Embedder  # noqa: E402
+from training import config  # noqa: E402
 from training.data import load_image_dataset  # noqa: E402
 
 

@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
-from indexer import config  # noqa: E402
 from indexer.embedder import Embedder  # noqa: E402
 from indexer.factory import open_store  # noqa: E402
 from indexer.pipeline import build_index  # noqa: E402
+from training import config  # noqa: E402
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
-from indexer import config  # noqa: E402
 from indexer.ranking import METRICS  # noqa: E402
+from training import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -140,7 +140,7 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     from bench.serving import query_files
-    from indexer.config import resolve_location
+    from training.config import resolve_location
 
     rec = Recorder("mixed")
     work = Path(tempfile.mkdtemp())

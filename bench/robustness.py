@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, Recorder  # noqa: E402
-from indexer import config  # noqa: E402
 from indexer.ranking import METRICS  # noqa: E402
+from training import config  # noqa: E402
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 

@@ -21,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles  # noqa: E402
-from indexer import config, ranking  # noqa: E402
+from indexer import ranking
 from indexer.factory import open_store  # noqa: E402
+from training import config  # noqa: E402
 
 K = 10
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder, percentiles, serve_process  # noqa: E402
-from indexer import config  # noqa: E402
+from training import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def main() -> None:
     config.add_flags(p, "model", "collection", "qdrant")  # the app's defaults
     p.add_argument("--requests", type=int, default=50)
     args = p.parse_args()
-    from indexer.config import resolve_location
+    from training.config import resolve_location
 
     args.qdrant = resolve_location(args.qdrant)  # the app below runs with a temporary data dir: name it here
     rec = Recorder("serving")

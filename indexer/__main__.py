@@ -17,10 +17,10 @@ import logging
 import sys
 from pathlib import Path
 
-from indexer import config
 from indexer.factory import open_store
 from indexer.ranking import METRICS
 from indexer.store import StoreError
+from training import config
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from indexer import config as settings
-from training.images import ImageProfile, prepare, preprocess
+from training import config as settings
+from training.images import ImageProfile, model_input
 from training.model import VIEWS, load_model, processor_size, resolve_precision, retrieval_dim, view_outputs
 
 
@@ -87,8 +87,7 @@ class Embedder:
 
     def preprocess(self, images: list[Image.Image], profile: ImageProfile | None) -> tuple[torch.Tensor, list[dict]]:
         """Prepare each image like the collection's (`profile`; None: as it is), then the model's preprocessing."""
-        done = [prepare(image, profile) for image in images]
-        return preprocess([d[0] for d in done], self.size, self.mean, self.std), [d[1] for d in done]
+        return model_input(images, profile, self.size, self.mean, self.std)
 
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []

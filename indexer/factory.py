@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from indexer.config import qdrant_api_key, resolve_location
 from indexer.store import Store
+from training.config import qdrant_api_key, resolve_location
 
 
 def open_store(
@@ -15,7 +15,7 @@ def open_store(
     quantized: bool = False,
 ) -> Store:
     """`location`: an http(s) URL (a Qdrant server), `:memory:` (qdrant-client local mode), or a folder
-    (the embedded engine); unset, `indexer.config.resolve_location` decides, and the key defaults to
+    (the embedded engine); unset, `training.config.resolve_location` decides, and the key defaults to
     `$QDRANT_API_KEY`. `quantized`: a new embedded collection for millions of points on a
     small machine (binary quantization, no HNSW graph); a server collection is always quantized."""
     from indexer.edge import EdgeStore

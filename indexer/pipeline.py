@@ -15,9 +15,9 @@ from datasets import Image as ImageFeature
 from tqdm.auto import tqdm
 
 from indexer.calibration import calibrate
-from indexer.config import preparation_enabled
 from indexer.embedder import Embedder
 from indexer.store import Store, StoreError, point_id
+from training.config import preparation_enabled
 from training.data import label_names, load_image_dataset
 from training.images import BadImage, ImageProfile, open_image, profile_of, sha256
 

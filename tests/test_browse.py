@@ -107,7 +107,7 @@ def _vectors(service, path):
 
 def test_the_label_chart_starts_at_zero_even_when_every_label_has_as_many_images():
     """Fashion-MNIST has 7,000 images of each label: an axis fitted to the data would be one value, with no bars."""
-    from app.main import collection_view
+    from app.tab_more import collection_view
 
     info = {"images": 21_000, "collection": "c", "model": "m", "n_bits": 64, "float_dim": 128,
             "labels": {"Bag": 7000, "Coat": 7000, "Shirt": 7000}}
@@ -120,14 +120,14 @@ def test_the_label_chart_starts_at_zero_even_when_every_label_has_as_many_images
 def test_thumbnails_are_named_by_content_so_a_rebuilt_source_never_shows_a_stale_one(served, stored_square):
     """Two results from the same source (a folder path) but different pictures get different thumbnails: the
     file is named by the image's sha256, not by the point id."""
-    from app.main import _display_file
+    from app.gallery import display_file
 
     client, service, _ = served
     gallery, results, *_ = client.predict(handle_file(str(stored_square)), "cosine", 2, api_name="/search")
     first = dict(results[0])
-    assert first["sha256"] and Path(_display_file(service, first)).name.startswith(first["sha256"])
+    assert first["sha256"] and Path(display_file(service, first)).name.startswith(first["sha256"])
     other = dict(results[1], id=first["id"])  # the same id now showing another picture (a rebuilt folder)
-    assert _display_file(service, other) != _display_file(service, first)
+    assert display_file(service, other) != display_file(service, first)
 
 
 @pytest.fixture
@@ -159,9 +159,9 @@ def own_folder_app(tiny_model, tmp_path):
 
 
 def test_a_result_whose_picture_is_gone_keeps_its_tile_so_tile_i_is_result_i(own_folder_app, tmp_path):
-    """A click on tile i opens result i (app.main's pick indexes the results with the gallery's index): a result
+    """A click on tile i opens result i (app.tab_search's pick indexes the results with the gallery's index): a result
     whose file is gone gets a placeholder tile instead of being dropped, and every later tile stays in place."""
-    from app.main import DISPLAY_VERSION, THUMBS, _missing_tile
+    from app.gallery import DISPLAY_VERSION, THUMBS, missing_tile
 
     with own_folder_app() as (client, service, folder):
         query = tmp_path / "query.png"
@@ -174,7 +174,7 @@ def test_a_result_whose_picture_is_gone_keeps_its_tile_so_tile_i_is_result_i(own
     assert [r["id"] for r in results] == [r["id"] for r in before]
     assert len(gallery) == len(results) == 9
     assert [g["caption"].split(" ")[0] for g in gallery] == [f"#{r['rank']}" for r in results]
-    missing = np.asarray(Image.open(_missing_tile()))
+    missing = np.asarray(Image.open(missing_tile()))
     shown = [np.array_equal(np.asarray(Image.open(g["image"])), missing) for g in gallery]
     assert shown == [r["source"]["filename"] == gone for r in results]
 

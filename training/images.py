@@ -288,3 +288,12 @@ def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
+
+
+def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
+                std) -> tuple[torch.Tensor, list[dict]]:
+    """The one image path to the model: each picture prepared like the collection's (`profile`; None: as it is),
+    then preprocessed; returns the tensor and what preparation did to each picture. Training, indexing and
+    queries all call this."""
+    done = [prepare(image, profile) for image in images]
+    return preprocess([d[0] for d in done], size, mean, std), [d[1] for d in done]

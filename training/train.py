@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from indexer import config
+from training import config
 from training.data import UNLABELLED, label_names, load_image_dataset
-from training.images import ImageProfile, prepare, preprocess, profile_of
+from training.images import ImageProfile, model_input, profile_of
 from training.model import (
     INSTANCE_DIM,
     PRESETS,
@@ -213,16 +213,11 @@ def accuracy_of(prediction) -> dict:
     return {"accuracy": float((logits.argmax(-1) == prediction.label_ids).mean())}
 
 
-def prepared(images, profile: ImageProfile | None) -> list:
-    """Each image prepared like the collection's (training.images.prepare), what indexing and queries do too."""
-    return [prepare(image, profile)[0] for image in images]
-
-
 def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | None = None):
     shift, erase = _augment_params(size, augment)
 
     def transform(batch):
-        pixels = preprocess(prepared(batch["image"], profile), size, mean, std)
+        pixels = model_input(batch["image"], profile, size, mean, std)[0]
         if augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
             pixels = torch.stack([_augment(p, shift, erase) for p in pixels])
         return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
@@ -242,9 +237,10 @@ class DecodedImages(torch.utils.data.Dataset):
         self.shift, self.erase = _augment_params(size, augment)
         self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
         for start in range(0, len(split), chunk):
-            images = prepared(split[start : start + chunk]["image"], profile)
-            # preprocess with mean 0, std 1/255 returns the 0-255 values, resized and converted like at search time.
-            self.pixels[start : start + len(images)] = preprocess(images, size, [0, 0, 0], [1 / 255] * 3).round_()
+            images = split[start : start + chunk]["image"]
+            # mean 0, std 1/255: the 0-255 values, prepared, resized and converted as at search time.
+            self.pixels[start : start + len(images)] = model_input(images, profile, size, [0, 0, 0],
+                                                                   [1 / 255] * 3)[0].round_()
         self.labels = torch.tensor(split["label"])
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
