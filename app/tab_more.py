@@ -8,7 +8,8 @@ import pandas as pd
 
 from app.gallery import display_file
 from app.requests import charge, errors
-from app.service import DUPLICATE_COSINE, SearchService
+from app.service import SearchService
+from app.settings import DUPLICATE_COSINE
 from indexer.ranking import METRICS
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from app.requests import caller, charge, errors
-from app.service import DUPLICATE_COSINE, SearchService
+from app.service import SearchService
+from app.settings import DUPLICATE_COSINE
 
 
 class Handlers:

@@ -129,11 +129,12 @@ def _run(args) -> int:
             print(json.dumps({"collection": args.collection, "points": store.count(), **report.as_dict()}))
             return 0
         if args.command == "search":
-            from training.images import open_image
+            from indexer.query import Query, QueryPath
 
-            profile, _ = embedder.profile_for(store.require(embedder.meta))
-            emb = embedder.embed([open_image(args.image.read_bytes())], profile)
-            for hit in store.search(args.metric, emb.floats[0], emb.codes[0], k=args.k):
+            meta = store.require(embedder.meta)
+            queries = QueryPath(embedder, store, meta, *embedder.profile_for(meta))
+            answer = queries.picture(args.image.read_bytes(), Query(args.metric, args.k))
+            for hit in answer.hits:
                 print(f"{hit.score:8.4f}  {hit.payload['label']:<14} {hit.id}  {json.dumps(hit.payload['source'])}")
             return 0
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 from indexer.embedder import Embedder, Embeddings
 from indexer.sources import safe_path
 from indexer.store import Store, point_id
+from training.data import UNLABELLED
 from training.images import BadImage, ImageProfile, open_image, sha256
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def add_images(
         fmt = (image.format or "png").lower()
         fmt = {"jpeg": "jpg", "mpo": "jpg"}.get(fmt, fmt)
         digest = sha256(data)
-        label = (label or "").strip() or "unlabelled"
+        label = (label or "").strip() or UNLABELLED
         rel = store_file(data, image_dir, fmt, label)
         label_id = embedder.labels.index(label) if label in embedder.labels else -1
         payload = {"label": label, "label_id": label_id, "source": {"file": rel}, "sha256": digest}
@@ -140,3 +141,16 @@ def add_images(
         store.upsert(ids, emb.floats, emb.codes, payloads)
         store.flush()
     return added, errors
+
+
+def delete_images(store: Store, image_dir: Path, ids: list[str]) -> list[str]:
+    """Delete the points of these ids that exist, and their stored files: each file marked first, the point deleted,
+    then the file removed, so a crash in between is finished at the next start (`reconcile`). Returns the ids
+    deleted."""
+    found = store.retrieve(ids) if ids else []
+    files = [(h.payload.get("source") or {}).get("file") for h in found]
+    marked = mark_deleting(image_dir, [f for f in files if f])
+    if found:
+        store.delete([h.id for h in found])
+    drop_marked(marked)
+    return [h.id for h in found]

@@ -101,7 +101,7 @@ def test_captions_show_rank_label_and_the_score_in_the_metrics_unit(served, stor
 
 
 def _vectors(service, path):
-    emb = service.embed_upload(path.read_bytes())
+    emb = service.queries.embed(path.read_bytes())
     return emb.floats[0], emb.codes[0]
 
 
