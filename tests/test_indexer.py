@@ -342,3 +342,16 @@ def test_a_folder_collection_indexed_by_row_before_is_refused_with_what_to_do(em
         assert build_index(embedder, store, str(shapes_dir), recreate=True).indexed == 120
     finally:
         store.close()
+
+
+def test_the_command_line_search_goes_the_apps_query_path(indexed, shapes_dir, tiny_model, capsys):
+    """`python -m indexer search IMAGE`: the stored picture itself first, with its label and id."""
+    from indexer.__main__ import main
+
+    qdrant, name = indexed
+    path = sorted((shapes_dir / "triangle").glob("*.png"))[2]
+    assert main(["search", str(path), "--model", str(tiny_model), "--collection", name, "--qdrant", str(qdrant),
+                 "--metric", "hamming", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].split()[:2] == ["0.0000", "triangle"]
+    assert f'"filename": "triangle/{path.name}"' in lines[0]
