@@ -3,7 +3,7 @@
 python -m app.collection FOLDER [--model DIR] [--name NAME] [--image-size PX] [--retrain] [--no-serve] [app flags]
 
 1. The model: `--model` if given (needed for a folder without class sub-folders); else the folder's own model,
-   `models/<name>`, trained from scratch with the defaults that suit the folder's size (training.train), and reused
+   `models/<name>`, trained from scratch with the defaults that suit the folder's size (training.schedule), and reused
    by later runs (`--retrain` trains it again).
 2. The collection `<name>`: the folder indexed into it; a later run indexes only the pictures added since (a
    folder's images are named by their file), and reports the files it skipped, by path.

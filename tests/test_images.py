@@ -110,7 +110,7 @@ def test_preprocess_pads_a_non_square_picture_instead_of_cropping_it():
 
 
 def test_robust_augmentation_keeps_the_background_and_changes_the_object():
-    from training.train import robust_augment
+    from training.augment import robust_augment
 
     torch.manual_seed(0)
     bg = torch.tensor([-1.0, -1.0, -1.0])
@@ -126,7 +126,7 @@ def test_robust_augmentation_cut_reframes_an_object_the_edge_cut_off():
     """`cut`: a side and an end of an object that fills the frame are cut off and the rest enlarged to the frame
     again, as preparation frames a picture whose edge cut the object: a horizontal ramp loses values at one end
     only, and what is left still spans the frame in order."""
-    from training.train import robust_augment
+    from training.augment import robust_augment
 
     torch.manual_seed(0)
     ramp = torch.linspace(0, 1, 28).view(1, 1, 1, 28).expand(64, 3, 28, 28).contiguous()

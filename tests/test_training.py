@@ -108,7 +108,7 @@ def test_fashion_mnist_from_debian_files():
 def test_decoded_split_gives_what_the_lazy_transform_gives(shapes_dir):
     """Training decodes small splits once into memory: the tensors must equal the lazy path's (and search time's)
     preprocessing, and augmentation must change images without changing their labels or shape."""
-    from training.train import DecodedImages, decoded_or_lazy, make_transform
+    from training.inputs import DecodedImages, decoded_or_lazy, make_transform
 
     split = load_image_dataset(str(shapes_dir))["train"].select(range(16))
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -131,7 +131,8 @@ def test_decoded_split_gives_what_the_lazy_transform_gives(shapes_dir):
 
 def test_config_overrides_reach_the_model_and_its_loss(shapes_dir, tmp_path):
     """`--config_overrides` changes a preset's architecture and the training knobs, and survives save/load."""
-    from training.train import TrainArgs, parse_overrides, train
+    from training.schedule import parse_overrides
+    from training.train import TrainArgs, train
 
     overrides = '{"hidden_sizes": [8, 24], "head_dropout": 0.5, "proxy_weight": 1.0}'
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), epochs=1, bits=16,
@@ -182,7 +183,7 @@ def test_the_command_takes_dashed_flags_and_transformers_training_arguments(shap
 
 
 def test_the_schedule_suits_the_sets_size():
-    from training.train import MIN_STEPS, auto_schedule
+    from training.schedule import MIN_STEPS, auto_schedule
 
     assert auto_schedule(60_000) == (128, 12.0)  # Fashion-MNIST: as the demo always trained
     batch, epochs = auto_schedule(162)  # the issue's folder: 60 steps in all before
@@ -222,9 +223,10 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     views of an image are each other's nearest among a batch's views (the loss falls); the float vector is then the
     code part and the instance part, the latter holding `instance_share` of the cosine."""
     from indexer.embedder import Embedder
+    from training.augment import PAIR_AUGMENT, robust_augment
     from training.images import preprocess
     from training.model import INSTANCE_SHARE, instance_loss, partner_rows
-    from training.train import PAIR_AUGMENT, TrainArgs, robust_augment, train
+    from training.train import TrainArgs, train
 
     split = load_image_dataset(str(shapes_dir))["train"]
     pixels = preprocess(split[:32]["image"], 32, [0.5] * 3, [0.5] * 3)

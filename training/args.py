@@ -1,0 +1,69 @@
+"""The training command's arguments (`python -m training --help`), as transformers' example scripts declare them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training import config
+from training.model import PRESETS
+
+
+@dataclass
+class TrainArgs:
+    dataset: str = field(default="fashion_mnist", metadata={"help": "Hub id, image folder, or fashion_mnist"})
+    model: str = field(
+        default="fmnist-small",
+        metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune, "
+                  "e.g. facebook/convnext-tiny-224"},
+    )
+    output: str = field(default_factory=lambda: config.default("model"),
+                        metadata={"help": "model dir to write ($MODEL_DIR, which the app and the indexer read)"})
+    epochs: float | None = field(
+        default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
+    bits: int = field(default=64, metadata={"help": "length of the binary code"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.05
+    image_size: int | None = field(default=None, metadata={"help": "input size; default: the model's"})
+    augment: str = field(
+        default="robust",
+        metadata={"help": "training augmentation: none; flip (random horizontal flips); flip+shift (and random "
+                  "shifts of 1/14 of the size); flip+shift+erase (and random erasing); robust (flips, and for half "
+                  "the images each a small rotation, scale and shift padded with the background, a contrast change, "
+                  "a blur: what preparing a person's photo leaves; README: \"Your photos\")"},
+    )
+    prepare: bool = field(
+        default=True,
+        metadata={"help": "prepare every image like the collection's (training.images.prepare) with the training "
+                  "set's image profile, recorded in the model's config"},
+    )
+    config_overrides: str = field(
+        default="",
+        metadata={"help": "JSON object of config values set on top of the model's, e.g. "
+                  "'{\"hidden_sizes\": [48, 96, 192], \"head_dropout\": 0.2}' (see training.model.build_model)"},
+    )
+    precision: str = field(
+        default="float32",
+        metadata={"help": "float32, bfloat16 (autocast; weights stay float32) or auto: bfloat16 where the hardware "
+                  "runs it natively (a recent GPU, a CPU with AVX-512 BF16 or AMX); README: \"Your own images\" says "
+                  "what it changed for the demo model"},
+    )
+    instance_weight: float = field(
+        default=0.0,
+        metadata={"help": "> 0: add an instance head (training.model) and train on two augmented views of every image "
+                  "(rotation, scale, shift, an edge cut and re-framed, contrast, blur, noise), each view's nearest "
+                  "among the batch's views to be its partner, with this weight in the loss: the float vector then "
+                  "finds a changed picture's very image more often (README: \"Your photos\"); a step costs twice "
+                  "the compute"},
+    )
+    validation: float = field(
+        default=0.0,
+        metadata={"help": "share of the training set held out to pick the best epoch: evaluated after each epoch "
+                  "(accuracy logged), and the best checkpoint kept; 0: none, the last epoch is the model"},
+    )
+    seed: int = 0
+    max_train_samples: int | None = None
+    max_test_samples: int | None = None
+    resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in <output>/checkpoints"})

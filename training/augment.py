@@ -1,0 +1,121 @@
+"""Training augmentation: what a person's photo may still differ by after preparation, applied to whole batches
+(`robust_augment`, by `RobustCollator`), and the simpler per-image ones (`--augment flip…`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import default_data_collator
+
+from training.model import partner_rows
+
+
+def _augment(x: torch.Tensor, shift: int, erase: bool = False) -> torch.Tensor:
+    """Random horizontal flip, a random shift of up to `shift` px (edge-padded), and with `erase` random erasing
+    (Zhong et al. 2017: half the time, a rectangle of 2-40 % of the image, aspect 0.3-3.3, filled with noise)."""
+    if torch.rand(()) < 0.5:
+        x = x.flip(-1)
+    if shift > 0:
+        size = x.shape[-1]
+        padded = F.pad(x.unsqueeze(0), (shift,) * 4, mode="replicate")[0]
+        dx, dy = torch.randint(0, 2 * shift + 1, (2,)).tolist()
+        x = padded[:, dy : dy + size, dx : dx + size]
+    if erase and torch.rand(()) < 0.5:
+        _, h, w = x.shape
+        area = h * w * float(torch.empty(()).uniform_(0.02, 0.4))
+        aspect = float(torch.empty(()).uniform_(-1.2, 1.2).exp())
+        eh, ew = min(h, max(1, round((area * aspect) ** 0.5))), min(w, max(1, round((area / aspect) ** 0.5)))
+        top, left = torch.randint(0, h - eh + 1, ()).item(), torch.randint(0, w - ew + 1, ()).item()
+        x = x.clone()
+        x[:, top : top + eh, left : left + ew] = torch.empty((x.shape[0], eh, ew)).uniform_(-1, 1)
+    return x
+
+
+AUGMENTATIONS = ("none", "flip", "flip+shift", "flip+shift+erase", "robust")
+
+
+def _augment_params(size: int, augment: str) -> tuple[int, bool]:
+    """(shift in px, erase) for an `augment` name; the shift is 1/14 of the size (2 px at 28)."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, not {augment!r}")
+    return (max(1, size // 14) if "shift" in augment else 0), augment.endswith("+erase")
+
+
+def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, rotate: float = 10.0,
+                   scale: tuple[float, float] = (0.85, 1.1), shift: float = 1 / 28,
+                   contrast: tuple[float, float] = (0.6, 1.3), blur: tuple[float, float] = (0.45, 0.85),
+                   noise: float = 0.0, cut: float = 0.0) -> torch.Tensor:
+    """A batch [n, 3, s, s] of normalised, prepared images as a person's photo may still differ after preparation:
+    mirrored half the time; and each with probability `p`: rotated by up to ±`rotate`°, scaled and shifted by up to
+    `shift` of the size (the background, [3] normalised, fills what comes into view), its contrast against the
+    background changed; with probability `p`/2 blurred (down- and up-sampled by a factor in `blur`: a small object
+    enlarged) and, where `noise` > 0, given Gaussian noise of a standard deviation up to `noise`. Where `cut` > 0,
+    the geometric change first cuts up to `cut` of the size off one side and one end (the background takes their
+    place) and enlarges the rest to the frame again: how preparation frames an object that a picture's edge cut off."""
+    n, _, size, _ = x.shape
+    bg = background.view(1, 3, 1, 1).to(x)
+    flip = torch.rand(n) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    geo = torch.rand(n) < p
+    if geo.any():
+        m = int(geo.sum())
+        angle = torch.empty(m).uniform_(-rotate, rotate).deg2rad()
+        s = torch.empty(m).uniform_(*scale)
+        t = torch.empty(m, 2).uniform_(-2 * shift, 2 * shift)  # grid coordinates span 2
+        theta = torch.stack([torch.stack([angle.cos() / s, -angle.sin() / s, t[:, 0]], -1),
+                             torch.stack([angle.sin() / s, angle.cos() / s, t[:, 1]], -1)], 1)
+        inner = x[geo] - bg
+        if cut > 0:  # grid coordinates: what is left spans [-1 + 2k, 1] (cut at -1) or [-1, 1 - 2k] (cut at 1)
+            k = torch.empty(m, 2).uniform_(0, cut)
+            side = torch.randint(0, 2, (m, 2)) * 2 - 1.0
+            pixel = (torch.arange(size) * 2 + 1) / size - 1
+            keep_x = pixel.view(1, -1) * side[:, :1] <= 1 - 2 * k[:, :1]  # [m, size] columns
+            keep_y = pixel.view(1, -1) * side[:, 1:] <= 1 - 2 * k[:, 1:]  # rows
+            inner = inner * (keep_y[:, :, None] & keep_x[:, None, :]).unsqueeze(1)
+            theta = (1 - k).unsqueeze(-1) * theta  # re-framed: input = centre + (1 - k) · (A u + t)
+            theta[:, :, 2] -= side * k
+        grid = F.affine_grid(theta, [m, 3, size, size], align_corners=False)
+        x = x.clone()
+        x[geo] = F.grid_sample(inner, grid, padding_mode="zeros", align_corners=False) + bg
+    tone = torch.rand(n) < p
+    if tone.any():
+        c = torch.ones(n).index_put_((tone.nonzero()[:, 0],), torch.empty(int(tone.sum())).uniform_(*contrast))
+        x = bg + c.view(n, 1, 1, 1) * (x - bg)
+    soft = torch.rand(n) < p / 2
+    if soft.any():
+        small = max(4, round(size * float(torch.empty(()).uniform_(*blur))))
+        down = F.interpolate(x[soft], size=small, mode="bilinear", antialias=True, align_corners=False)
+        x = x.clone()
+        x[soft] = F.interpolate(down, size=size, mode="bilinear", align_corners=False)
+    noisy = torch.rand(n) < p / 2 if noise > 0 else torch.zeros(n, dtype=torch.bool)
+    if noisy.any():
+        sigma = torch.zeros(n).index_put_((noisy.nonzero()[:, 0],), torch.empty(int(noisy.sum())).uniform_(0, noise))
+        x = x + sigma.view(n, 1, 1, 1) * torch.randn_like(x)
+    return x
+
+
+PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
+
+
+class RobustCollator:
+    """default_data_collator, then `robust_augment` on the whole batch (one vectorised pass), while `model` trains
+    (the Trainer collates validation batches with it too, with the model in eval mode: those stay as they are).
+
+    `pairs`: two views of every image instead (PAIR_AUGMENT), the batch's rows [views 1; views 2], with `pairs`
+    giving each row its partner's (the instance term, training.model.instance_loss)."""
+
+    def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False):
+        self.background, self.model, self.pairs = background, model, pairs
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = default_data_collator(features)
+        if self.model is not None and not self.model.training:
+            return batch
+        x = batch["pixel_values"]
+        if not self.pairs:
+            batch["pixel_values"] = robust_augment(x, self.background)
+            return batch
+        batch["pixel_values"] = robust_augment(torch.cat([x, x]), self.background, **PAIR_AUGMENT)
+        batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
+        batch["pairs"] = partner_rows(len(x))
+        return batch

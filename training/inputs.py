@@ -1,0 +1,76 @@
+"""A split as the Trainer reads it: images prepared and preprocessed as at search time (training.images.model_input),
+decoded once into memory when they fit; and the test split's predictions, over the views the product embeds."""
+
+from __future__ import annotations
+
+import torch
+from transformers import default_data_collator
+
+from training.augment import _augment, _augment_params
+from training.images import ImageProfile, model_input
+from training.model import ConvNextForImageHashing, view_outputs
+
+
+def accuracy_of(prediction) -> dict:
+    """compute_metrics for the Trainer: the classifier's accuracy (the model's outputs are logits, pooled, hash)."""
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"accuracy": float((logits.argmax(-1) == prediction.label_ids).mean())}
+
+
+def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | None = None):
+    shift, erase = _augment_params(size, augment)
+
+    def transform(batch):
+        pixels = model_input(batch["image"], profile, size, mean, std)[0]
+        if augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
+            pixels = torch.stack([_augment(p, shift, erase) for p in pixels])
+        return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
+
+    return transform
+
+
+class DecodedImages(torch.utils.data.Dataset):
+    """A split decoded once into one uint8 tensor; augmented and normalised per item.
+
+    Decoding a PNG and converting it at every step would repeat the same work each epoch; decoded once, every
+    epoch after the first skips it."""
+
+    def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
+                 chunk: int = 2048):
+        self.augment = augment
+        self.shift, self.erase = _augment_params(size, augment)
+        self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
+        for start in range(0, len(split), chunk):
+            images = split[start : start + chunk]["image"]
+            # mean 0, std 1/255: the 0-255 values, prepared, resized and converted as at search time.
+            self.pixels[start : start + len(images)] = model_input(images, profile, size, [0, 0, 0],
+                                                                   [1 / 255] * 3)[0].round_()
+        self.labels = torch.tensor(split["label"])
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        x = (self.pixels[i].float() - self.mean) / self.std
+        if self.augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
+            x = _augment(x, self.shift, self.erase)
+        return {"pixel_values": x, "labels": self.labels[i]}
+
+
+def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
+                    max_bytes: int = 2 << 30):
+    """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily."""
+    if len(split) * 3 * size * size <= max_bytes:
+        return DecodedImages(split, size, mean, std, augment, profile)
+    return split.with_transform(make_transform(size, mean, std, augment, profile))
+
+
+def predict_views(model: ConvNextForImageHashing, dataset, views: str, batch_size: int = 256) -> torch.Tensor:
+    """Class probabilities of every view of the test images, [n_views, n, classes] (training.model.view_outputs,
+    what the embedder averages)."""
+    model.eval()
+    device = next(model.parameters()).device
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=default_data_collator)
+    return torch.cat([view_outputs(model, b["pixel_values"].to(device), views)[2].cpu() for b in loader], dim=1)
