@@ -145,7 +145,8 @@ def encode(image: Image.Image) -> bytes:
 
 def figure_png(service, examples: list[tuple[str, bytes]], path: Path) -> None:
     """Rows of: the picture as uploaded, as prepared, its top 5 (cosine), each with its label."""
-    from training.images import open_image, prepare
+    from training.images import open_image
+    from training.prepare import prepare
 
     cell, pad = 112, 6
     rows = []

@@ -9,6 +9,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+from indexer.edge_requests import filter_of, request_of
 from indexer.plans import Filters, Hit, Nearest, full_scan_kb
 from indexer.store import Store, StoreError, point_vectors, to_hit, with_code_keys
 
@@ -22,10 +23,6 @@ class EdgeStore(Store):
 
     engine = "embedded"
     SNAPSHOT_MEMBER = "collection"  # the folder as it is on disk, less the lock and temporary files
-
-    # `--quantized`: float vectors binary-quantized in RAM, scanned, and the best `oversampling × k` rescored with
-    # the originals; bench/search.py measures the recall this oversampling gives.
-    QUANTIZED_OVERSAMPLING = 128
 
     def __init__(self, path: str | Path, collection: str, quantized: bool = False):
         import qdrant_edge  # noqa: F401  (fail here, with the import error, if the wheel is missing)
@@ -144,55 +141,15 @@ class EdgeStore(Store):
         if self._shard is not None:
             self._shard.flush()
 
-    @staticmethod
-    def _filter(filters: Filters | None):
-        from qdrant_edge import FieldCondition, Filter, HasIdCondition, MatchAny, MatchValue
-
-        if filters is None:
-            return None
-        must = [FieldCondition(key="label", match=MatchAny(any=list(filters.labels)))] if filters.labels else []
-        must += [FieldCondition(key="source.split", match=MatchValue(filters.split))] if filters.split else []
-        must += [FieldCondition(key="code", match=MatchAny(any=list(filters.codes)))] if filters.codes else []
-        must += [HasIdCondition(set(filters.only))] if filters.only else []
-        must_not = [HasIdCondition(set(filters.exclude))] if filters.exclude else []
-        return Filter(must=must, must_not=must_not) if must or must_not else None
-
-    def _params(self, request: Nearest):
-        from qdrant_edge import QuantizationSearchParams, SearchParams
-
-        if request.using == "code":  # the quantized ±1 codes score exactly: no rescoring
-            return SearchParams(quantization=QuantizationSearchParams(rescore=False))
-        if self.quantized:  # exact or originals: the original vectors only; else the quantized scan, rescored
-            quant = (QuantizationSearchParams(ignore=True) if request.exact or request.originals else
-                     QuantizationSearchParams(rescore=True, oversampling=self.QUANTIZED_OVERSAMPLING))
-            return SearchParams(exact=request.exact, quantization=quant)
-        return SearchParams(exact=True) if request.exact else None
-
-    def _request(self, r: Nearest):
-        from qdrant_edge import Prefetch, Query, QueryRequest
-
-        flt = self._filter(r.filters)
-        prefetches = None
-        if r.prefetch is not None:
-            pf = r.prefetch
-            prefetches = [Prefetch(limit=pf.limit, query=Query.Nearest(list(pf.vector), using=pf.using),
-                                   filter=self._filter(pf.filters), params=self._params(pf),
-                                   score_threshold=pf.threshold)]
-        return QueryRequest(
-            limit=r.limit, offset=r.offset, query=Query.Nearest(list(r.vector), using=r.using),
-            prefetches=prefetches, filter=flt, score_threshold=r.threshold, params=self._params(r),
-            with_payload=r.payload, with_vector=False,
-        )
-
     def _query(self, request: Nearest) -> list[Hit]:
-        return [to_hit(p) for p in self._shard.query(self._request(request))]
+        return [to_hit(p) for p in self._shard.query(request_of(request, self.quantized))]
 
     def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]:
         from qdrant_edge import QueryBatchRequest
 
         if not requests:
             return []
-        answers = self._shard.query_batch(QueryBatchRequest([self._request(r) for r in requests]))
+        answers = self._shard.query_batch(QueryBatchRequest([request_of(r, self.quantized) for r in requests]))
         return [[to_hit(p) for p in points] for points in answers]
 
     def count(self, labels=None) -> int:
@@ -200,7 +157,7 @@ class EdgeStore(Store):
 
         if self._shard is None:
             return 0
-        return self._shard.count(CountRequest(exact=True, filter=self._filter(Filters(tuple(labels or ())))))
+        return self._shard.count(CountRequest(exact=True, filter=filter_of(Filters(tuple(labels or ())))))
 
     def label_counts(self) -> dict[str, int]:
         from qdrant_edge import FacetRequest

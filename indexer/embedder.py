@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from training import config as settings
-from training.images import ImageProfile, model_input
-from training.model import VIEWS, load_model, processor_size, resolve_precision, retrieval_dim, view_outputs
+from training.model import VIEWS, processor_size, resolve_precision, retrieval_dim, view_outputs
+from training.modeldir import load_model
+from training.prepare import ImageProfile, model_input
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Embeddings:
     floats: np.ndarray  # [n, float_dim] float32, unit length
     codes: np.ndarray  # [n, n_bits] uint8 0/1
     probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
-    prepared: list[dict] | None = None  # what training.images.prepare did to each image
+    prepared: list[dict] | None = None  # what training.prepare.prepare did to each image
 
 
 def model_fingerprint(path: Path) -> str:

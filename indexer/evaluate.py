@@ -185,33 +185,9 @@ def evaluate(
         "tie_rule": "hamming: distance, then cosine similarity, then database order",
         "methods": methods,
     }
-    try:
-        store = open_store(collection, qdrant)
-        try:
-            store.require(embedder.meta)
-            report["qdrant"] = qdrant_check(store, embedder, q, db, dataset, min(qdrant_queries, len(q["labels"])),
-                                            ds["train"])
-        finally:
-            store.close()
-    except StoreError as e:
-        log.warning("no Qdrant cross-check: %s", e)
-        report["qdrant"] = {"skipped": str(e)}
-    metrics_file = model_dir / "metrics.json"
-    train_seconds = json.loads(metrics_file.read_text()).get("train_seconds") if metrics_file.is_file() else None
-    pick = ("map_all", "map_1000", "p_at_1", "p_at_10", "p_at_100")
-    report["summary"] = {
-        "accuracy": accuracy,
-        "bits": embedder.n_bits,
-        **{m.report_key: {k: round(methods[m.report_key][k], 4) for k in pick} for m in ranking.REGISTRY.values()},
-        "hamming_index_ties": {k: round(methods["hamming_index_ties"][k], 4) for k in pick},
-        "baselines": {b: {k: round(methods[b][k], 4) for k in pick} for b in ("raw_pixels", "phash64")},
-        "code_ones_min": round(report["code_balance"]["ones_min"], 4),
-        "code_ones_max": round(report["code_balance"]["ones_max"], 4),
-        "train_seconds": train_seconds,
-        "views": embedder.views,
-        "queries": report["queries"],
-        "database": report["database"],
-    }
+    report["qdrant"] = _qdrant_report(collection, qdrant, embedder, q, db, dataset,
+                                      min(qdrant_queries, len(q["labels"])), ds["train"])
+    report["summary"] = _summary(report, model_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "retrieval.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out / "retrieval.png")
@@ -220,6 +196,41 @@ def evaluate(
         Path(bench_json).parent.mkdir(parents=True, exist_ok=True)
         Path(bench_json).write_text(json.dumps(report["summary"], indent=2) + "\n")
     return report
+
+
+def _qdrant_report(collection, qdrant, embedder, q, db, dataset, n_queries, train_split) -> dict:
+    """The cross-check through the product's search path (qdrant_check), or why there is none."""
+    try:
+        store = open_store(collection, qdrant)
+        try:
+            store.require(embedder.meta)
+            return qdrant_check(store, embedder, q, db, dataset, n_queries, train_split)
+        finally:
+            store.close()
+    except StoreError as e:
+        log.warning("no Qdrant cross-check: %s", e)
+        return {"skipped": str(e)}
+
+
+def _summary(report: dict, model_dir: Path) -> dict:
+    """The figures a reader compares first: accuracy, and each metric's and baseline's mAP and precision."""
+    methods = report["methods"]
+    metrics_file = model_dir / "metrics.json"
+    train_seconds = json.loads(metrics_file.read_text()).get("train_seconds") if metrics_file.is_file() else None
+    pick = ("map_all", "map_1000", "p_at_1", "p_at_10", "p_at_100")
+    return {
+        "accuracy": report["accuracy"],
+        "bits": report["bits"],
+        **{m.report_key: {k: round(methods[m.report_key][k], 4) for k in pick} for m in ranking.REGISTRY.values()},
+        "hamming_index_ties": {k: round(methods["hamming_index_ties"][k], 4) for k in pick},
+        "baselines": {b: {k: round(methods[b][k], 4) for k in pick} for b in ("raw_pixels", "phash64")},
+        "code_ones_min": round(report["code_balance"]["ones_min"], 4),
+        "code_ones_max": round(report["code_balance"]["ones_max"], 4),
+        "train_seconds": train_seconds,
+        "views": report["views"],
+        "queries": report["queries"],
+        "database": report["database"],
+    }
 
 
 def table(report: dict) -> str:

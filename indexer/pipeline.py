@@ -19,7 +19,8 @@ from indexer.embedder import Embedder
 from indexer.store import Store, StoreError, point_id
 from training.config import preparation_enabled
 from training.data import label_names, load_image_dataset
-from training.images import BadImage, ImageProfile, open_image, profile_of, sha256
+from training.images import BadImage, open_image, sha256
+from training.prepare import ImageProfile, profile_of
 
 log = logging.getLogger(__name__)
 

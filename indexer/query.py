@@ -21,7 +21,8 @@ from indexer.calibration import unlike_collection
 from indexer.embedder import Embedder, Embeddings
 from indexer.plans import Hit
 from indexer.store import Store, StoreError
-from training.images import ImageProfile, open_image, sha256
+from training.images import open_image, sha256
+from training.prepare import ImageProfile
 
 CACHE_SIZE = 256  # uploads whose embeddings are kept, for paging without a model run
 

@@ -7,6 +7,7 @@ import tarfile
 import time
 
 from indexer.plans import Filters, Hit, Nearest, full_scan_kb
+from indexer.server_requests import filter_of, request_of
 from indexer.store import (
     Store,
     StoreError,
@@ -135,46 +136,6 @@ class ClientStore(Store):
     def flush(self) -> None:
         pass
 
-    @staticmethod
-    def _filter(filters: Filters | None):
-        from qdrant_client import models
-
-        if filters is None:
-            return None
-        match = [("label", models.MatchAny(any=list(filters.labels)) if filters.labels else None),
-                 ("source.split", models.MatchValue(value=filters.split) if filters.split else None),
-                 ("code", models.MatchAny(any=list(filters.codes)) if filters.codes else None)]
-        must = [models.FieldCondition(key=key, match=m) for key, m in match if m is not None]
-        must += [models.HasIdCondition(has_id=list(filters.only))] if filters.only else []
-        must_not = [models.HasIdCondition(has_id=list(filters.exclude))] if filters.exclude else []
-        return models.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
-
-    def _params(self, request: Nearest):
-        from qdrant_client import models
-
-        if request.using == "code":  # the quantized ±1 codes score exactly: no rescoring
-            quant = models.QuantizationSearchParams(rescore=False) if self.remote else None
-        elif request.originals:  # a tie: ranked by the original vectors
-            quant = models.QuantizationSearchParams(ignore=True) if self.remote else None
-        else:
-            quant = models.QuantizationSearchParams(rescore=True, oversampling=2.0) if self.remote else None
-        return models.SearchParams(exact=request.exact or None, quantization=quant)
-
-    def _request(self, r: Nearest):
-        from qdrant_client import models
-
-        prefetch = None
-        if r.prefetch is not None:
-            pf = r.prefetch
-            prefetch = [models.Prefetch(query=list(pf.vector), using=pf.using, limit=pf.limit,
-                                        filter=self._filter(pf.filters), params=self._params(pf),
-                                        score_threshold=pf.threshold)]
-        return models.QueryRequest(
-            query=list(r.vector), using=r.using, prefetch=prefetch, filter=self._filter(r.filters), limit=r.limit,
-            offset=r.offset, score_threshold=r.threshold, params=self._params(r), with_payload=r.payload,
-            with_vector=False,
-        )
-
     def _query(self, request: Nearest) -> list[Hit]:
         return self._query_batch([request])[0]
 
@@ -182,13 +143,13 @@ class ClientStore(Store):
         if not requests:
             return []
         answers = self._call(self.client.query_batch_points, self.collection,
-                             requests=[self._request(r) for r in requests])
+                             requests=[request_of(r, self.remote) for r in requests])
         return [[to_hit(p) for p in a.points] for a in answers]
 
     def count(self, labels=None) -> int:
         if not self._exists():
             return 0
-        return self._call(self.client.count, self.collection, count_filter=self._filter(Filters(tuple(labels or ()))),
+        return self._call(self.client.count, self.collection, count_filter=filter_of(Filters(tuple(labels or ()))),
                           exact=True).count
 
     def label_counts(self) -> dict[str, int]:

@@ -13,7 +13,8 @@ from indexer.embedder import Embedder, Embeddings
 from indexer.sources import safe_path
 from indexer.store import Store, point_id
 from training.data import UNLABELLED
-from training.images import BadImage, ImageProfile, open_image, sha256
+from training.images import BadImage, open_image, sha256
+from training.prepare import ImageProfile
 
 log = logging.getLogger(__name__)
 

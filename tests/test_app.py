@@ -216,7 +216,7 @@ def test_unlike_is_decided_against_the_calibrated_floor(served, tmp_path):
 
 
 def test_the_unlike_rule_and_its_note():
-    from app.service import query_note
+    from app.notes import query_note
     from indexer.calibration import unlike_collection
 
     meta = {"calibration": {"nearest_cosine": {"p01": 0.9, "p05": 0.95, "p50": 0.99}}}

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from training.images import DARK_ON_LIGHT, LIGHT_ON_DARK, ImageProfile, measure_profile, prepare, preprocess
+from training.images import preprocess
+from training.prepare import DARK_ON_LIGHT, LIGHT_ON_DARK, ImageProfile, measure_profile, prepare
 
 
 def garment(size: int = 28, fg: int = 230, bg: int = 0, box=None) -> Image.Image:

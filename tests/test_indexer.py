@@ -289,7 +289,7 @@ def test_threshold_is_least_cosine_or_most_hamming_bits(store, embedder, shapes_
 def test_indexing_records_the_collection_profile_and_calibration(store, embedder, shapes_dir):
     """The collection's image profile is measured at indexing (the shapes: coloured objects on dark backgrounds)
     and is what queries are prepared with; the nearest-neighbour floor for "unlike" is recorded beside it."""
-    from training.images import LIGHT_ON_DARK, ImageProfile, profile_of
+    from training.prepare import LIGHT_ON_DARK, ImageProfile, profile_of
 
     meta = store.meta
     profile = ImageProfile.from_dict(meta["image_profile"])

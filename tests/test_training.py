@@ -6,14 +6,8 @@ import torch
 
 from tests.conftest import needs_fashion_mnist
 from training.data import FASHION_MNIST_NAMES, load_image_dataset
-from training.model import (
-    ConvNextForImageHashing,
-    build_model,
-    check_model_dir,
-    hash_centres,
-    load_model,
-    native_bfloat16,
-)
+from training.model import ConvNextForImageHashing, build_model, hash_centres, native_bfloat16
+from training.modeldir import check_model_dir, load_model
 
 
 def test_imagefolder_gets_train_and_test_with_class_names(shapes_dir):

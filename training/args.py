@@ -36,7 +36,7 @@ class TrainArgs:
     )
     prepare: bool = field(
         default=True,
-        metadata={"help": "prepare every image like the collection's (training.images.prepare) with the training "
+        metadata={"help": "prepare every image like the collection's (training.prepare.prepare) with the training "
                   "set's image profile, recorded in the model's config"},
     )
     config_overrides: str = field(

@@ -1,7 +1,8 @@
 """The one image module: how a picture becomes the model's input, for training, indexing and queries alike.
 
 bytes ──► open_image (decode, refuse what is unusable) ──► to_rgb (EXIF orientation, transparency, mode)
-      ──► prepare (find the object, frame it like the collection's images) ──► preprocess (tensor for the model)
+      ──► prepare (find the object, frame it like the collection's images: training/prepare.py)
+      ──► preprocess (tensor for the model); training.prepare.model_input composes the last two, once
 
 Decoding failures are a `BadImage` whose message says what to do."""
 
@@ -11,11 +12,10 @@ import hashlib
 import io
 import logging
 import warnings
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -78,193 +78,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-# --- the collection's image profile, and preparing a picture to look like it -----------------------------
-# A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
-ANALYSIS_SIDE = 512
-RESAMPLE = Image.Resampling.BILINEAR  # how `preprocess` resizes a prepared picture to the model's input size
 BORDER = 0.05  # the outer ring that gives the background colour: this share of the shorter side, at least 1 px
-MIN_CONTRAST = 24  # least difference from the background (0-255, after a 3×3 median) that counts as object
-LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"
-CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
+RESAMPLE = Image.Resampling.BILINEAR  # how `preprocess` resizes a prepared picture to the model's input size
 
 
-@dataclass(frozen=True)
-class ImageProfile:
-    """How a collection's images look: what a query is prepared to resemble. Medians over a sample."""
-
-    background: tuple[float, float, float]  # RGB of the background
-    polarity: str  # LIGHT_ON_DARK (objects brighter than the background) or DARK_ON_LIGHT
-    fill: float  # the object's box over the frame, in the dimension it fills most (1: touches two sides)
-    centre: tuple[float, float]  # the object box's centre, as fractions of the frame's width and height
-    colour: bool  # False: grey images (a query is converted to grey)
-    aspect: float  # frame width / height
-    samples: int = 0
-    # The object's strength over its background (its 95th percentile, 0-1) that all but CONTRAST_PERCENTILE % of
-    # the collection's images reach: a fainter picture (a pale garment on white) is stretched up to it.
-    contrast: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> ImageProfile | None:
-        if not d:
-            return None
-        return cls(background=tuple(d["background"]), polarity=d["polarity"], fill=float(d["fill"]),
-                   centre=tuple(d["centre"]), colour=bool(d["colour"]), aspect=float(d["aspect"]),
-                   samples=int(d.get("samples", 0)), contrast=float(d.get("contrast", 0.0)))
-
-
-@dataclass
-class Analysis:
-    background: np.ndarray  # RGB
-    box: tuple[int, int, int, int] | None  # left, top, right, bottom (exclusive) of the object; None: none found
-    polarity: str
-    mask: np.ndarray | None = None  # [h, w] bool: the object's pixels
-
-
-def _border_colour(a: np.ndarray) -> np.ndarray:
+def border_colour(a: np.ndarray) -> np.ndarray:
+    """The median colour of a picture's outer ring (BORDER of its shorter side): what its background is taken to be."""
     b = max(1, round(min(a.shape[:2]) * BORDER))
     ring = np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3), a[:, :b].reshape(-1, 3),
                            a[:, -b:].reshape(-1, 3)])
     return np.median(ring, axis=0)
-
-
-def _luma(a: np.ndarray) -> np.ndarray:
-    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-
-
-def analyse(a: np.ndarray) -> Analysis:
-    """Background colour (the border's median), the object's box (pixels unlike the background), its polarity."""
-    bg = _border_colour(a)
-    diff = np.abs(a.astype(np.int16) - bg.astype(np.int16)).max(-1).clip(0, 255).astype(np.uint8)
-    diff = np.asarray(Image.fromarray(diff).filter(ImageFilter.MedianFilter(3)))  # isolated noise is not object
-    mask = diff > max(MIN_CONTRAST, 0.1 * float(np.percentile(diff, 99)))
-    if not mask.any():
-        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    polarity = LIGHT_ON_DARK if _luma(a[mask].astype(np.float32)).mean() >= _luma(bg) else DARK_ON_LIGHT
-    return Analysis(bg, box, polarity, mask)
-
-
-def _object_strength(y: np.ndarray) -> float:
-    """The 95th percentile of the object's strength (`_strength`, [h, w, 3]) over the pixels that stand out."""
-    y = y.max(-1)
-    obj = y[y > MIN_CONTRAST / 255]
-    return float(np.percentile(obj, 95)) if obj.size else 0.0
-
-
-def _strength(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
-    """How far each value stands out from the background, towards white (LIGHT_ON_DARK) or black: 0 to 1."""
-    if polarity == LIGHT_ON_DARK:
-        return ((x - bg) / np.maximum(255 - bg, 1)).clip(0, 1)
-    return ((bg - x) / np.maximum(bg, 1)).clip(0, 1)
-
-
-def _analysis_array(image: Image.Image) -> np.ndarray:
-    image = to_rgb(image)
-    if max(image.size) > ANALYSIS_SIDE:
-        image = image.copy()
-        image.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(image)
-
-
-def measure_profile(images) -> ImageProfile:
-    """The profile of a sample of a collection's images (PIL images): medians of what `analyse` finds."""
-    bgs, fills, centres, chromas, aspects, polarities, strengths = [], [], [], [], [], [], []
-    for image in images:
-        a = _analysis_array(image)
-        h, w = a.shape[:2]
-        an = analyse(a)
-        bgs.append(an.background)
-        aspects.append(w / h)
-        if an.box is None:
-            continue
-        left, top, right, bottom = an.box
-        fills.append(max((right - left) / w, (bottom - top) / h))
-        centres.append(((left + right) / 2 / w, (top + bottom) / 2 / h))
-        obj = a[an.mask].astype(np.float32)
-        chromas.append(float((obj.max(-1) - obj.min(-1)).mean()))  # spread between the RGB channels
-        polarities.append(an.polarity)
-        strengths.append(_object_strength(_strength(a.astype(np.float32), an.background, an.polarity)))
-    if not bgs:
-        raise ValueError("cannot measure an image profile from no images")
-    return ImageProfile(
-        background=tuple(round(float(v), 1) for v in np.median(bgs, axis=0)),
-        polarity=max((LIGHT_ON_DARK, DARK_ON_LIGHT), key=polarities.count),
-        fill=round(float(np.median(fills)), 3) if fills else 1.0,
-        centre=tuple(round(float(v), 3) for v in np.median(centres, axis=0)) if centres else (0.5, 0.5),
-        colour=bool(np.median(chromas) > 12) if chromas else True,
-        aspect=round(float(np.median(aspects)), 3),
-        samples=len(bgs),
-        contrast=round(float(np.percentile(strengths, CONTRAST_PERCENTILE)), 3) if strengths else 0.0,
-    )
-
-
-PROFILE_SAMPLE = 2000  # images a profile is measured on, spread evenly over the collection
-
-
-def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
-    """The profile of a dataset split (rows with an `image`) or a list of images, measured on an evenly spread
-    sample: what training records in the model's config and indexing with the collection."""
-    step = max(1, len(split) // sample)
-
-    def images():
-        for i in range(0, len(split), step):
-            try:  # a dataset decodes on access: a damaged file is left out here (indexing reports it)
-                row = split[i]
-            except (OSError, SyntaxError, ValueError) as e:
-                log.warning("image profile: row %d left out (%s)", i, e)
-                continue
-            yield row["image"] if isinstance(row, dict) else row
-
-    return measure_profile(images())
-
-
-def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
-    """Make a picture look like the collection's images: find the object against its background, crop it, match
-    colour, polarity and background level, and frame it as the collection frames its objects.
-
-    Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
-    if profile is None:
-        return to_rgb(image), {"prepared": False}
-    a = _analysis_array(image)
-    an = analyse(a)
-    info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
-    x = a.astype(np.float32)
-    bg = an.background.astype(np.float32)
-    target = np.asarray(profile.background, dtype=np.float32)
-    if not profile.colour:
-        x, bg = _luma(x)[..., None].repeat(3, -1), np.full(3, _luma(bg), np.float32)
-        info["grey"] = True
-    if an.box is None:
-        info["object"] = None  # nothing stands out from the background: the picture is framed as it is
-        return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
-    # Strength of the object over its background in the picture's own polarity (0 = background, 1 = extreme),
-    # stretched when fainter than the collection's objects, then drawn in the collection's polarity over the
-    # collection's background level.
-    y = _strength(x, bg, an.polarity)
-    strength = _object_strength(y)
-    if 0 < strength < profile.contrast:
-        y = (y * (profile.contrast / strength)).clip(0, 1)
-        info["stretched"] = round(profile.contrast / strength, 2)
-    x = target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
-    info["inverted"] = an.polarity != profile.polarity
-    left, top, right, bottom = an.box
-    info["object"] = [left, top, right, bottom]
-    obj = x[top:bottom, left:right]
-    bw, bh = right - left, bottom - top
-    # The frame: the collection's aspect, the object spanning `fill` of it, its centre where the collection's are.
-    fh = max(bw / profile.aspect, bh) / max(profile.fill, 0.05)
-    fw, fh = max(bw, round(fh * profile.aspect)), max(bh, round(fh))
-    ox = min(max(round(profile.centre[0] * fw - bw / 2), 0), fw - bw)
-    oy = min(max(round(profile.centre[1] * fh - bh / 2), 0), fh - bh)
-    frame = np.empty((fh, fw, 3), np.float32)
-    frame[:] = target
-    frame[oy : oy + bh, ox : ox + bw] = obj
-    info["frame"] = [fw, fh]
-    return Image.fromarray(frame.round().clip(0, 255).astype(np.uint8)), info
 
 
 # --- the model's input ---------------------------------------------------------------------------------
@@ -277,7 +100,7 @@ def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
         w, h = image.size
         if w != h:
             side = max(w, h)
-            fill = tuple(int(v) for v in _border_colour(np.asarray(image)))
+            fill = tuple(int(v) for v in border_colour(np.asarray(image)))
             square = Image.new("RGB", (side, side), fill)
             square.paste(image, ((side - w) // 2, (side - h) // 2))
             image = square
@@ -288,12 +111,3 @@ def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
-
-
-def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
-                std) -> tuple[torch.Tensor, list[dict]]:
-    """The one image path to the model: each picture prepared like the collection's (`profile`; None: as it is),
-    then preprocessed; returns the tensor and what preparation did to each picture. Training, indexing and
-    queries all call this."""
-    done = [prepare(image, profile) for image in images]
-    return preprocess([d[0] for d in done], size, mean, std), [d[1] for d in done]

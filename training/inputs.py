@@ -1,4 +1,4 @@
-"""A split as the Trainer reads it: images prepared and preprocessed as at search time (training.images.model_input),
+"""A split as the Trainer reads it: images prepared and preprocessed as at search time (training.prepare.model_input),
 decoded once into memory when they fit; and the test split's predictions, over the views the product embeds."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import torch
 from transformers import default_data_collator
 
 from training.augment import _augment, _augment_params
-from training.images import ImageProfile, model_input
 from training.model import ConvNextForImageHashing, view_outputs
+from training.prepare import ImageProfile, model_input
 
 
 def accuracy_of(prediction) -> dict:

@@ -18,7 +18,6 @@ the instance part holds `instance_share` of the cosine (`retrieval_features`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -242,36 +241,3 @@ def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextIma
 
 def processor_size(processor: ConvNextImageProcessorPil) -> int:
     return int(processor.size["shortest_edge"])
-
-
-def check_model_dir(path: str | Path) -> Path:
-    """Refuse a model dir that is incomplete or holds pickled weights: we never unpickle.
-
-    A Hub model id (`owner/name`) that is not a local folder is fetched, safetensors and JSON only."""
-    path = Path(path)
-    if not path.is_dir() and len(path.parts) == 2 and not str(path).startswith((".", "/")):
-        from huggingface_hub import snapshot_download
-
-        try:
-            path = Path(snapshot_download(str(path), allow_patterns=["*.safetensors", "*.json", "*.md"]))
-        except Exception as e:  # offline, or no such repo: say which, and what to do
-            raise FileNotFoundError(
-                f"model {path} is neither a local dir nor reachable on the Hugging Face Hub ({type(e).__name__}); "
-                "train one with `python -m training` or check the id"
-            ) from None
-    if not path.is_dir():
-        raise FileNotFoundError(f"model dir {path} does not exist; train one with `python -m training --output {path}`")
-    missing = [n for n in ("config.json", "model.safetensors", "preprocessor_config.json") if not (path / n).is_file()]
-    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt*"))
-    if pickles and "model.safetensors" in missing:
-        raise ValueError(f"model dir {path} holds pickled weights ({', '.join(pickles)}); only safetensors are loaded")
-    if missing:
-        raise FileNotFoundError(f"model dir {path} is missing {', '.join(missing)}; retrain or copy the whole dir")
-    return path
-
-
-def load_model(path: str | Path) -> tuple[ConvNextForImageHashing, ConvNextImageProcessorPil]:
-    path = check_model_dir(path)
-    net = ConvNextForImageHashing.from_pretrained(path, use_safetensors=True)
-    net.eval()
-    return net, ConvNextImageProcessorPil.from_pretrained(path)

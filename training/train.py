@@ -21,9 +21,9 @@ from training.args import TrainArgs
 from training.augment import RobustCollator
 from training.card import write_model_card
 from training.data import UNLABELLED, label_names, load_image_dataset
-from training.images import profile_of
 from training.inputs import accuracy_of, decoded_or_lazy, predict_views
 from training.model import INSTANCE_DIM, build_model, processor_size
+from training.prepare import profile_of
 from training.schedule import (
     auto_schedule,
     parse_overrides,
