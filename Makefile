@@ -3,9 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL ?= models/fmnist-small
+# The shared defaults live in training/defaults.env (also read by the app, the indexer, compose and the image).
+default = $(shell sed -n 's/^$(1)=//p' training/defaults.env)
+MODEL ?= $(call default,MODEL_DIR)
+COLLECTION ?= $(call default,COLLECTION)
+DATASET ?= $(call default,DATASET)
 EPOCHS ?= 8
-COLLECTION ?= fashion_mnist
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -31,11 +34,11 @@ $(FMNIST):
 # from the others, so that a changed picture finds its very image (README: "Your photos").
 model: $(MODEL)/model.safetensors
 $(MODEL)/model.safetensors: | install data
-	$(PY) -m training --dataset fashion_mnist --model fmnist-small --epochs $(EPOCHS) --instance-weight 0.25 \
+	$(PY) -m training --dataset $(DATASET) --model fmnist-small --epochs $(EPOCHS) --instance-weight 0.25 \
 		--bits 64 --output $(MODEL)
 
 index: model
-	$(PY) -m indexer build --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION)
+	$(PY) -m indexer build --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION)
 
 demo: index serve
 
@@ -60,7 +63,7 @@ test-fast: install
 	$(PY) -m pytest -m "not realdata and not browser"
 
 eval: model index
-	$(PY) -m indexer evaluate --model $(MODEL) --dataset fashion_mnist --collection $(COLLECTION) \
+	$(PY) -m indexer evaluate --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION) \
 		--bench-json bench/results/retrieval.json
 
 bench: model index

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("build", help="index a dataset into a collection")
     config.add_flags(b, "model")
-    b.add_argument("--dataset", default="fashion_mnist", help="Hub id, image folder, or fashion_mnist")
+    config.add_flags(b, "dataset")
     b.add_argument("--splits", default="train,test", help="comma-separated splits to index")
     b.add_argument("--batch-size", type=int, default=256, help="images embedded per forward pass")
     b.add_argument("--limit", type=int, default=None, help="index at most this many rows per split")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     e = sub.add_parser("evaluate", help="retrieval quality: test split queries against the train split")
     config.add_flags(e, "model")
-    e.add_argument("--dataset", default="fashion_mnist")
+    config.add_flags(e, "dataset")
     e.add_argument("--output", default=None, help="report folder (default: the model dir)")
     e.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N test images only")
     e.add_argument("--bench-json", default=None, help="also write the summary here (bench/results/retrieval.json)")

@@ -23,6 +23,7 @@ from indexer.factory import open_store
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 from indexer.pipeline import sources_of
 from indexer.store import StoreError
+from training import config
 from training.data import load_image_dataset
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,9 @@ def plot(report: dict, path: Path) -> None:
 
 def evaluate(
     model_dir: str,
-    dataset: str = "fashion_mnist",
+    dataset: str = config.DEFAULTS["dataset"],
     qdrant: str | None = None,
-    collection: str = "fashion_mnist",
+    collection: str = config.DEFAULTS["collection"],
     output: str | None = None,
     max_queries: int | None = None,
     bench_json: str | None = None,

@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
-APP_MAIN = (ROOT / "app" / "__main__.py").read_text() + (ROOT / "indexer" / "config.py").read_text()
+APP_MAIN = (ROOT / "app" / "__main__.py").read_text() + (ROOT / "training" / "config.py").read_text()
 
 
 def test_compose_has_qdrant_app_and_one_shot_indexer():
@@ -34,6 +34,26 @@ def test_compose_sets_only_env_names_the_code_reads():
     for service in ("app", "indexer"):
         for name in COMPOSE["services"][service]["environment"]:
             assert f'"{name}"' in APP_MAIN, f"{service} sets {name}, which no code reads"
+
+
+def test_the_defaults_live_in_one_file_that_make_compose_and_the_image_read():
+    """training/defaults.env holds the model dir, collection, dataset and data dir; no other place repeats them, and
+    each reads them: the Makefile, compose (unset variables fall through to the file) and the image (whose working
+    directory makes the relative defaults land on the mounted folders)."""
+    from training import config
+
+    for name in ("Makefile", "compose.yaml", "docker/Dockerfile", "docker/env.example", "app/__main__.py"):
+        text = (ROOT / name).read_text()
+        for value in (config.DEFAULTS["model"], f'"{config.DEFAULTS["collection"]}"', "COLLECTION=fashion_mnist"):
+            assert value not in text, f"{name} repeats the default {value}"
+    dry = subprocess.run(["make", "-n", "index"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert (f"--model {config.DEFAULTS['model']} --dataset {config.DEFAULTS['dataset']} "
+            f"--collection {config.DEFAULTS['collection']}") in dry
+    assert re.search(r"^WORKDIR /srv$", DOCKERFILE, re.M) and "defaults.env" in DOCKERFILE
+    for service in ("app", "indexer"):
+        volumes = COMPOSE["services"][service]["volumes"]
+        assert f"./models:/srv/{Path(config.DEFAULTS['model']).parent}:ro" in volumes
+        assert f"app_data:/srv/{config.DEFAULTS['data_dir']}" in volumes
 
 
 def test_dockerfile_is_slim_non_root_healthchecked():

@@ -10,7 +10,8 @@ from training.model import PRESETS
 
 @dataclass
 class TrainArgs:
-    dataset: str = field(default="fashion_mnist", metadata={"help": "Hub id, image folder, or fashion_mnist"})
+    dataset: str = field(default_factory=lambda: config.default("dataset"),
+                         metadata={"help": "Hub id, image folder, or fashion_mnist ($DATASET)"})
     model: str = field(
         default="fmnist-small",
         metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune, "

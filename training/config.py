@@ -11,8 +11,18 @@ import argparse
 import os
 from pathlib import Path
 
-DEFAULTS = {"model": "models/fmnist-small", "collection": "fashion_mnist", "data_dir": "data"}
-ENV = {"model": "MODEL_DIR", "collection": "COLLECTION", "data_dir": "DATA_DIR"}
+ENV = {"model": "MODEL_DIR", "collection": "COLLECTION", "data_dir": "DATA_DIR", "dataset": "DATASET"}
+DEFAULTS_FILE = Path(__file__).with_name("defaults.env")  # also read by the Makefile, compose and the Docker image
+
+
+def _read_defaults(path: Path = DEFAULTS_FILE) -> dict[str, str]:
+    """`NAME=value` lines (comments and blank lines skipped), by setting name."""
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                  if line.strip() and not line.lstrip().startswith("#"))
+    return {name: values[var].strip() for name, var in ENV.items()}
+
+
+DEFAULTS = _read_defaults()
 
 
 def default(name: str) -> str:
@@ -56,6 +66,7 @@ FLAGS = {
              "key from $QDRANT_API_KEY) or :memory:; default $QDRANT_URL, else $QDRANT_PATH, else <data dir>/qdrant")),
     "data_dir": (("--data-dir",), dict(help="uploads, examples and the embedded index ($DATA_DIR; default "
                                             "%(default)s)")),
+    "dataset": (("--dataset",), dict(help="Hub id, image folder, or fashion_mnist ($DATASET; default %(default)s)")),
 }
 
 
