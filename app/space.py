@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PACKAGES = ("app", "indexer", "training")
-MODEL_FILES = ("*.safetensors", "*.json", "README.md", "*.png")
+
+from training.modeldir import MODEL_FILES  # noqa: E402 (after the root is on the path)
 
 
 def write_bundle(out: str | Path, model_dir: str | Path | None = None) -> Path:

@@ -262,3 +262,54 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     with pytest.raises(ValueError, match="--augment robust"):
         train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "n"), instance_weight=0.5,
                         augment="flip"))
+
+
+@pytest.mark.parametrize("size", [(40, 40), (90, 50), (31, 77)])
+def test_the_model_cards_recipe_gives_the_apps_vectors(tiny_model, size):
+    """The card's code (training.card.RECIPE: transformers' from_pretrained and AutoImageProcessor) computes the
+    vectors the app's embedder does, to 1e-4, for square and other pictures."""
+    import random
+
+    from indexer.embedder import Embedder
+    from tests.conftest import draw_shape
+    from training.card import RECIPE
+
+    image = draw_shape("circle", random.Random(size[0])).resize(size)
+    scope = {"path": str(tiny_model), "image": image}
+    exec(RECIPE, scope)  # noqa: S102 - the card's own recipe, as a reader would run it
+    embedder = Embedder(tiny_model, precision="float32")
+    emb = embedder.embed([image], embedder.profile)
+    assert np.abs(scope["vector"].numpy() - emb.floats[0]).max() < 1e-4
+    assert (scope["code"].numpy() == emb.codes[0]).all()
+    assert "```python" in (tiny_model / "README.md").read_text() and "AutoImageProcessor" in RECIPE
+
+
+def test_push_sends_the_model_dir_and_its_card_to_the_hub_standin(tiny_model, monkeypatch, capsys):
+    """`python -m training push`, against a stand-in of the Hub's upload API (tests/hub_upload_standin.py: every
+    file committed as a regular file; the real Hub stores weights through LFS/Xet, which huggingface_hub handles):
+    the repo is created and the dir's weights, configs and card arrive byte for byte, its checkpoints do not."""
+    from tests.hub_upload_standin import HubUploadStandIn
+    from training.__main__ import main
+
+    hub = HubUploadStandIn(token="hf_standin_token")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_TOKEN", "hf_standin_token")
+    try:
+        with pytest.raises(SystemExit) as done:
+            main(["push", str(tiny_model), "alice/tiny-shapes", "--private"])
+        assert done.value.code == 0, capsys.readouterr().out
+        assert "/alice/tiny-shapes/commit/" in capsys.readouterr().out
+        assert hub.repos == {"alice/tiny-shapes": {"visibility": "private"}}
+        sent = {path: data for (repo, path), data in hub.files.items() if repo == "alice/tiny-shapes"}
+        dir_files = {"model.safetensors", "config.json", "preprocessor_config.json", "metrics.json", "README.md"}
+        assert dir_files <= set(sent)
+        assert sent["model.safetensors"] == (tiny_model / "model.safetensors").read_bytes()
+        assert not [p for p in sent if p.startswith("checkpoints")]
+        monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+        with pytest.raises(SystemExit) as refused:
+            main(["push", str(tiny_model), "alice/tiny-shapes"])
+        assert refused.value.code == 2 and "check HF_TOKEN" in capsys.readouterr().out
+    finally:
+        hub.stop()

@@ -1,4 +1,5 @@
 """python -m training --dataset fashion_mnist --model fmnist-small --epochs 12 --bits 64 --output models/fmnist-small
+python -m training push models/fmnist-small you/fmnist-small     (a model dir to the Hugging Face Hub: --help)
 
 Flags take dashes or underscores (--max-train-samples, --max_train_samples). Any other flag of transformers'
 TrainingArguments (--lr_scheduler_type linear, --gradient_accumulation_steps 2, --logging_steps 10, ...) is passed
@@ -19,8 +20,13 @@ from training.train import TrainArgs, train
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = argv if argv is not None else sys.argv[1:]
+    if argv[:1] == ["push"]:  # python -m training push DIR REPO: a model dir to the Hub
+        from training.push import main as push
+
+        sys.exit(push(argv[1:]))
     parser = HfArgumentParser(TrainArgs, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    args, rest = parser.parse_args_into_dataclasses(args=argv if argv is not None else sys.argv[1:],
+    args, rest = parser.parse_args_into_dataclasses(args=argv,
                                                     return_remaining_strings=True)
     try:
         metrics = train(args, rest)

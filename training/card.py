@@ -31,7 +31,46 @@ code (Hamming distance).
 
 Labels: {', '.join(names)}.
 
-Load with `ConvNextForImageHashing.from_pretrained(path)` from this project's `training.model`; the
-backbone alone loads as `ConvNextModel` (`pipeline("image-feature-extraction", model=path)`).
+## The app's vectors, from this dir
+
+The search app prepares every picture like the collection's images (the image profile in `config.json`: find
+the object, frame it as the collection frames its objects), pads it to a square with its border colour (never a
+crop), and embeds it and its mirror (`embed_views`). With `transformers` and this project's `training` package:
+
+```python
+{RECIPE.strip()}
+```
+
+`vector` is the collection's `float` vector and `code` its binary code, as the app computes them (to 1e-4:
+this recipe is a test of the project). The saved image processor resizes without cropping only a square
+picture: `pipeline("image-feature-extraction", model=path)` on a picture as it is gives the backbone's pooled
+features of a centre crop, which are not these vectors.
 """
     (out / "README.md").write_text(card)
+
+
+# How to get the app's vectors with transformers alone (and this project's `training` package): the model card
+# shows it, and tests/test_training.py runs it against the app's embedder. `path` and `image` are given.
+RECIPE = """
+import numpy as np
+import torch
+from PIL import ImageOps
+from transformers import AutoImageProcessor
+
+from training.images import border_colour, to_rgb
+from training.model import ConvNextForImageHashing, retrieval_features
+from training.prepare import ImageProfile, prepare
+
+model = ConvNextForImageHashing.from_pretrained(path).eval()
+processor = AutoImageProcessor.from_pretrained(path)
+picture, _ = prepare(to_rgb(image), ImageProfile.from_dict(model.config.image_profile))
+side = max(picture.size)  # a square, padded with the picture's border colour
+square = ImageOps.pad(picture, (side, side), color=tuple(int(v) for v in border_colour(np.asarray(picture))))
+pixels = processor(square, return_tensors="pt")["pixel_values"]
+if model.config.embed_views == "image+mirror":
+    pixels = torch.cat([pixels, pixels.flip(-1)])
+with torch.no_grad():
+    out = model(pixels)
+vector = torch.nn.functional.normalize(retrieval_features(model.config, out).mean(0), dim=0)
+code = (out.hash_logits.mean(0) > 0).to(torch.uint8)
+"""

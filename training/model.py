@@ -25,6 +25,8 @@ from torch import nn
 from transformers import ConvNextConfig, ConvNextImageProcessorPil, ConvNextModel, ConvNextPreTrainedModel
 from transformers.utils import ModelOutput
 
+from training.images import RESAMPLE
+
 # Configurations trained from scratch. `fmnist-small` is sized for 28×28 inputs on 2 CPU cores: patch 2 and
 # three stages leave a 7×7 → 3×3 map for the last stage (four stages would leave 1×1). Layer scale starts at 1,
 # not ConvNeXt's 1e-6 (meant for 300-epoch schedules): in a 12-epoch run the residual branches must work at once
@@ -190,9 +192,9 @@ def build_model(
             setattr(config, key, value)
         net = ConvNextForImageHashing.from_pretrained(model, config=config, ignore_mismatched_sizes=True)
         net.config.architectures = [ConvNextForImageHashing.__name__]
-        processor = ConvNextImageProcessorPil.from_pretrained(model)
-        if image_size:
-            processor = make_processor(image_size, processor.image_mean, processor.image_std)
+        # The checkpoint's own processor may centre-crop (crop_pct 0.875): the dir is saved with the product's.
+        given = ConvNextImageProcessorPil.from_pretrained(model)
+        processor = make_processor(image_size or processor_size(given), given.image_mean, given.image_std)
     return net, processor
 
 
@@ -232,10 +234,12 @@ def resolve_precision(precision: str, device: torch.device, what: str, hint: str
 
 
 def make_processor(size: int, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> ConvNextImageProcessorPil:
-    # crop_pct=1: resize the short side to `size`, centre-crop a square: for the square pictures that preparation
-    # gives, what training.images.preprocess does (which pads a picture that is not square instead of cropping it).
+    """The processor a model dir is saved with. crop_pct=1 and bilinear resampling: for a square picture (what
+    preparation gives, or a picture padded to a square with its border colour: the model card's recipe) it computes
+    exactly the tensor training.images.preprocess does (tests/test_training.py checks the card's recipe)."""
     return ConvNextImageProcessorPil(
-        size={"shortest_edge": size}, crop_pct=1.0, image_mean=list(mean), image_std=list(std), do_convert_rgb=True
+        size={"shortest_edge": size}, crop_pct=1.0, image_mean=list(mean), image_std=list(std), do_convert_rgb=True,
+        resample=int(RESAMPLE),
     )
 
 

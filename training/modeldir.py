@@ -9,6 +9,10 @@ from transformers import ConvNextImageProcessorPil
 
 from training.model import ConvNextForImageHashing
 
+# What a model dir is, for whatever copies it (a Space's bundle, a push to the Hub): weights, configs (model, image
+# processor, metrics), the card and its plot; never the Trainer's checkpoints.
+MODEL_FILES = ("*.safetensors", "*.json", "README.md", "*.png")
+
 
 def check_model_dir(path: str | Path) -> Path:
     """Refuse a model dir that is incomplete or holds pickled weights: we never unpickle.
