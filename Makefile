@@ -1,4 +1,4 @@
-# `make demo`: venv + install, Fashion-MNIST, train the small model, index 70k images, serve on :7860.
+# `make demo`: venv + install, Fashion-MNIST, index 70k images with the committed demo model, serve on :7860.
 # `make test`: install what the tests need and run them. Each step reuses what an earlier run made.
 PYTHON ?= python3
 VENV ?= .venv
@@ -30,14 +30,18 @@ data: $(FMNIST)
 $(FMNIST):
 	apt-get update && apt-get install -y dataset-fashion-mnist
 
-# From scratch on two augmented views of every image: the classes, and an instance head that tells each image
-# from the others, so that a changed picture finds its very image (README: "Your photos").
-model: $(MODEL)/model.safetensors
-$(MODEL)/model.safetensors: | install data
+# The demo model is committed (models/fmnist-small): `make demo` trains only when it is missing. `make model`
+# trains it again, from scratch on two augmented views of every image: the classes, and an instance head that tells
+# each image from the others, so that a changed picture finds its very image (README: "Your photos"). A stopped run
+# resumes from its last epoch's checkpoint (<model>/checkpoints) when started again.
+$(MODEL)/model.safetensors:
+	$(MAKE) model
+
+model: | install data
 	$(PY) -m training --dataset $(DATASET) --model fmnist-small --epochs $(EPOCHS) --instance-weight 0.25 \
 		--bits 64 --output $(MODEL)
 
-index: model
+index: $(MODEL)/model.safetensors | install data
 	$(PY) -m indexer build --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION)
 
 demo: index serve
@@ -52,7 +56,7 @@ collection: install
 	$(PY) -m app.collection "$(DATA)" $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)")
 
 # The folder to push to a Hugging Face Space (README: "Hugging Face Spaces").
-space: model
+space: $(MODEL)/model.safetensors
 	$(PY) app/space.py --bundle dist/space --model $(MODEL)
 
 # CI (CI=true) and SLOW=1 also run the tests marked slow (load, real-data training).
@@ -62,11 +66,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not realdata and not browser"
 
-eval: model index
+eval: index
 	$(PY) -m indexer evaluate --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION) \
 		--bench-json bench/results/retrieval.json
 
-bench: model index
+bench: index
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/embedding.py --model $(MODEL)
 	$(PY) bench/indexing.py --model $(MODEL)

@@ -56,3 +56,27 @@ def test_fashion_mnist_end_to_end(tmp_path):
         assert unlike(Image.fromarray(checks))["unlike"] is True
     finally:
         store.close()
+
+
+def test_the_committed_demo_model_still_gives_its_recorded_answers():
+    """The shipped model (models/fmnist-small) loads, classifies the test set as its metrics.json records, and
+    answers fixed queries as recorded when it was committed (tests/committed_model.py): a change to the image path,
+    the model code or the ranking that would silently change the demo fails here."""
+    import json
+
+    from indexer.embedder import Embedder
+    from tests.committed_model import MODEL, RECORD, answers
+    from training.data import load_image_dataset
+
+    assert (MODEL / "model.safetensors").is_file(), "the demo model is committed: models/fmnist-small"
+    recorded = json.loads(RECORD.read_text())
+    embedder = Embedder(MODEL, precision="float32")
+    test = load_image_dataset("fashion_mnist")["test"]
+    probs = embedder.embed(test["image"], embedder.profile).probs
+    accuracy = float((probs.argmax(1) == np.asarray(test["label"])).mean())
+    assert accuracy == pytest.approx(recorded["test_accuracy"], abs=0.002)
+    now = answers(MODEL)
+    assert now["predicted"] == recorded["predicted"]
+    for metric, top10 in recorded["top10"].items():
+        same = np.mean([a[:5] == b[:5] for a, b in zip(now["top10"][metric], top10, strict=True)])
+        assert same == 1.0, f"{metric}: the top 5 changed for {1 - same:.0%} of the recorded queries"
