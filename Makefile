@@ -8,7 +8,7 @@ default = $(shell sed -n 's/^$(1)=//p' training/defaults.env)
 MODEL ?= $(call default,MODEL_DIR)
 COLLECTION ?= $(call default,COLLECTION)
 DATASET ?= $(call default,DATASET)
-EPOCHS ?= 8
+EPOCHS ?= 16
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
