@@ -37,11 +37,11 @@ class SearchService:
         self._store: Store | None = None
         self.meta: dict = {}
         self.reconciled: dict = {}  # what opening the collection found half done (indexer.uploads.reconcile)
+        self._queries: QueryPath | None = None
         self.profile, self.profile_source = self.embedder.profile_for(None)
         self._store_error: str | None = None
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
-        self._queries: QueryPath | None = None
         self.fetcher = Fetcher(max_bytes=int(settings.max_upload_mb * 1024 * 1024), timeout_s=settings.url_timeout_s,
                                max_redirects=settings.url_max_redirects,
                                allow=parse_networks(settings.url_allow_networks))
@@ -51,6 +51,29 @@ class SearchService:
         self.limiter = RateLimiter(settings.requests_per_min, int(settings.upload_mb_per_min * 2**20))
         settings.image_dir.mkdir(parents=True, exist_ok=True)
         _ = self.store  # open now if we can; if not, the page says why and each request tries again
+
+    # --- how pictures are prepared: the collection's profile, or another (PREPARE=0, a benchmark's "as is") ------
+    @property
+    def profile(self):
+        return self._preparation[0]
+
+    @profile.setter
+    def profile(self, value) -> None:
+        self._prepare_with(value, getattr(self, "_preparation", (None, None))[1])
+
+    @property
+    def profile_source(self) -> str:
+        return self._preparation[1]
+
+    @profile_source.setter
+    def profile_source(self, value: str) -> None:
+        self._prepare_with(getattr(self, "_preparation", (None, None))[0], value)
+
+    def _prepare_with(self, profile, source) -> None:
+        """One setting for the service's writes and its query path alike."""
+        self._preparation = (profile, source)
+        if self._queries is not None:
+            self._queries.profile, self._queries.profile_source = profile, source
 
     # --- the collection, opened lazily so a Qdrant that is down at start does not stop the app ---------
     @property

@@ -258,3 +258,17 @@ def test_a_collection_from_before_profiles_still_searches_and_says_how(indexed, 
         assert len(results) == 5 and query["prepared"]["profile"] == source
         assert query["prepared"]["prepared"] == (source == "model") and query["unlike"] is None
         assert ("searched as it is" in query["note"]) == (source != "model")
+
+
+def test_the_service_prepares_queries_as_its_profile_says_when_it_changes(served_own, square_png):
+    """The service's profile is the query path's: set to none ("as is": what bench/robustness.py compares with), the
+    next search is not prepared and says so; set back, it is prepared again."""
+    _, service, _ = served_own
+    data = square_png.read_bytes()
+    profile, source = service.profile, service.profile_source
+    service.profile, service.profile_source = None, "off"
+    _, _, query = service.search(data, "cosine", 3)
+    assert query["prepared"] == {"prepared": False, "profile": "off"} and "searched as it is" in query["note"]
+    service.profile, service.profile_source = profile, source
+    _, _, query = service.search(data, "cosine", 3)
+    assert query["prepared"]["prepared"] and query["prepared"]["profile"] == "collection"
