@@ -38,7 +38,7 @@ class SearchService:
         self.meta: dict = {}
         self.reconciled: dict = {}  # what opening the collection found half done (indexer.uploads.reconcile)
         self._queries: QueryPath | None = None
-        self.profile, self.profile_source = self.embedder.profile_for(None)
+        self.prepare_with(*self.embedder.profile_for(None))
         self._store_error: str | None = None
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
@@ -57,20 +57,12 @@ class SearchService:
     def profile(self):
         return self._preparation[0]
 
-    @profile.setter
-    def profile(self, value) -> None:
-        self._prepare_with(value, getattr(self, "_preparation", (None, None))[1])
-
     @property
     def profile_source(self) -> str:
         return self._preparation[1]
 
-    @profile_source.setter
-    def profile_source(self, value: str) -> None:
-        self._prepare_with(getattr(self, "_preparation", (None, None))[0], value)
-
-    def _prepare_with(self, profile, source) -> None:
-        """One setting for the service's writes and its query path alike."""
+    def prepare_with(self, profile, source: str) -> None:
+        """The profile pictures are prepared with from now on, and where it comes from: writes and queries alike."""
         self._preparation = (profile, source)
         if self._queries is not None:
             self._queries.profile, self._queries.profile_source = profile, source
@@ -88,7 +80,7 @@ class SearchService:
                         store.close()  # releases the embedded engine's lock, so `indexer build` can run
                         raise
                     # Uploads (queries and additions) are prepared like the collection's images.
-                    self.profile, self.profile_source = self.embedder.profile_for(self.meta)
+                    self.prepare_with(*self.embedder.profile_for(self.meta))
                     with self._write_lock:  # writes a crash left half done are finished before any other
                         self.reconciled = reconcile(self.embedder, store, self.settings.image_dir, self.profile)
                     self._queries = QueryPath(self.embedder, store, self.meta, self.profile, self.profile_source)

@@ -202,7 +202,7 @@ def main() -> None:
         queries = [(encode(transform(im, rng)), label, pid) for im, label, pid in items]
         scores = {}
         for mode in ("prepared", "as is"):
-            service.profile, service.profile_source = (profile, source) if mode == "prepared" else (None, "off")
+            service.prepare_with(*((profile, source) if mode == "prepared" else (None, "off")))
             top5 = {m: [] for m in METRICS}
             p10 = {m: [] for m in METRICS}
             correct, unlike = [], []
@@ -230,7 +230,7 @@ def main() -> None:
                    queries=len(items), transforms=len(TRANSFORMS))
         (RESULTS / "robustness_table.json").write_text(json.dumps(table, indent=1) + "\n")
         print(markdown_table(table))
-    service.profile, service.profile_source = profile, source
+    service.prepare_with(profile, source)
     rng = np.random.default_rng(args.seed)
     shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2)]
     figure_png(service, [(n, encode(TRANSFORMS[n](items[i][0], rng))) for n, i in shown],

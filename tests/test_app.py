@@ -266,9 +266,9 @@ def test_the_service_prepares_queries_as_its_profile_says_when_it_changes(served
     _, service, _ = served_own
     data = square_png.read_bytes()
     profile, source = service.profile, service.profile_source
-    service.profile, service.profile_source = None, "off"
+    service.prepare_with(None, "off")
     _, _, query = service.search(data, "cosine", 3)
     assert query["prepared"] == {"prepared": False, "profile": "off"} and "searched as it is" in query["note"]
-    service.profile, service.profile_source = profile, source
+    service.prepare_with(profile, source)
     _, _, query = service.search(data, "cosine", 3)
     assert query["prepared"]["prepared"] and query["prepared"]["profile"] == "collection"
