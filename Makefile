@@ -30,7 +30,7 @@ data: $(FMNIST)
 $(FMNIST):
 	apt-get update && apt-get install -y dataset-fashion-mnist
 
-# The demo model is committed (models/fmnist-small): `make demo` trains only when it is missing. `make model`
+# The demo model is committed (MODEL): `make demo` trains only when it is missing. `make model`
 # trains it again, from scratch on two augmented views of every image: the classes, and an instance head that tells
 # each image from the others, so that a changed picture finds its very image (README: "Your photos"). A stopped run
 # resumes from its last epoch's checkpoint (<model>/checkpoints) when started again.
