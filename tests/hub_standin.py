@@ -5,7 +5,20 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class HubStandIn:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, serving `handler` in a thread until `stop`: what the stand-ins share."""
+
+    def serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HubStandIn(LoopbackServer):
     """A stand-in for the Hugging Face Hub's /api/whoami-v2 (the Hub is unreachable here): Gradio's mocked login
     signs in as the user it names."""
 
@@ -26,10 +39,4 @@ class HubStandIn:
                 if ok:
                     self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)

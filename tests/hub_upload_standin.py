@@ -5,11 +5,12 @@ It keeps the committed files, so a test can read back what `python -m training p
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.hub_standin import LoopbackServer
 
 
-class HubUploadStandIn:
+class HubUploadStandIn(LoopbackServer):
     def __init__(self, token: str):
         self.token, self.repos, self.files, self.requests = token, {}, {}, []
         outer = self
@@ -59,10 +60,4 @@ class HubUploadStandIn:
                 outer.requests.append(f"GET {self.path}")
                 return self._answer(404, {"error": f"the stand-in does not answer {self.path}"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
