@@ -313,3 +313,13 @@ def test_push_sends_the_model_dir_and_its_card_to_the_hub_standin(tiny_model, mo
         assert refused.value.code == 2 and "check HF_TOKEN" in capsys.readouterr().out
     finally:
         hub.stop()
+
+
+def test_training_a_finished_run_again_starts_over(shapes_dir, tmp_path):
+    """`make model` twice: the second run trains again rather than resuming a run that already reached its epochs."""
+    from training.train import TrainArgs, train
+
+    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32, epochs=1)
+    train(TrainArgs(**args))
+    again = train(TrainArgs(**args))
+    assert again["resumed_from"] is None and len(list((tmp_path / "m" / "checkpoints").iterdir())) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -87,6 +88,20 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
     return trainer, decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
 
 
+def _run_to_continue(ckpt_dir: Path, args: TrainArgs) -> str | None:
+    """The last checkpoint of a stopped run, to resume; None when asked not to, or when that run already trained as
+    many epochs as this one asks (training the same model again starts over, its old checkpoints removed)."""
+    last = get_last_checkpoint(str(ckpt_dir)) if args.resume and ckpt_dir.is_dir() else None
+    if last is None:
+        return None
+    if json.loads((Path(last) / "trainer_state.json").read_text()).get("epoch", 0) >= args.epochs:
+        log.info("%s already trained %g epochs: training again from the start", last, args.epochs)
+        shutil.rmtree(ckpt_dir)
+        return None
+    log.info("resuming from %s", last)
+    return last
+
+
 def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     """Train and write the model dir. `trainer_flags`: TrainingArguments flags set over the defaults here."""
     overrides = trainer_overrides(trainer_flags)  # refuse a wrong flag before loading anything
@@ -103,9 +118,7 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     model, processor = _model(args, names)
     ckpt_dir = out / "checkpoints"
     trainer, test_ds = _trainer(args, ds, model, processor, training_arguments(args, ckpt_dir, precision, overrides))
-    last = get_last_checkpoint(str(ckpt_dir)) if args.resume and ckpt_dir.is_dir() else None
-    if last:
-        log.info("resuming from %s", last)
+    last = _run_to_continue(ckpt_dir, args)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - start
