@@ -5,9 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The shared defaults live in training/defaults.env (also read by the app, the indexer, compose and the image).
 default = $(shell sed -n 's/^$(1)=//p' training/defaults.env)
-MODEL ?= $(call default,MODEL_DIR)
-COLLECTION ?= $(call default,COLLECTION)
-DATASET ?= $(call default,DATASET)
+DEFAULT_MODEL := $(call default,MODEL_DIR)
+DEFAULT_COLLECTION := $(call default,COLLECTION)
+DEFAULT_DATASET := $(call default,DATASET)
+MODEL ?= $(DEFAULT_MODEL)
+COLLECTION ?= $(DEFAULT_COLLECTION)
+DATASET ?= $(DEFAULT_DATASET)
 EPOCHS ?= 16
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export HF_HUB_OFFLINE ?= 1

@@ -199,14 +199,9 @@ class EdgeStore(Store):
             self._lock.close()
 
     # --- snapshot, restore, swap ----------------------------------------------------------------
-    def write_snapshot(self, tar: tarfile.TarFile) -> None:
+    def write_snapshot(self, tar: tarfile.TarFile, skip=None) -> None:
         self.flush()
-
-        def skip_transient(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-            name = info.name.rsplit("/", 1)[-1]
-            return None if name == ".lock" or name.endswith(".tmp") else info
-
-        tar.add(self.root, arcname=self.SNAPSHOT_MEMBER, filter=skip_transient)
+        tar.add(self.root, arcname=self.SNAPSHOT_MEMBER, filter=skip)
 
     def read_snapshot(self, tar: tarfile.TarFile) -> None:
         """The snapshot's folder, extracted beside the collection's and swapped in (the lock held throughout)."""

@@ -184,7 +184,7 @@ class ClientStore(Store):
         self.client.close()
 
     # --- snapshot, restore, swap ----------------------------------------------------------------
-    def write_snapshot(self, tar: tarfile.TarFile) -> None:
+    def write_snapshot(self, tar: tarfile.TarFile, skip=None) -> None:
         """Qdrant's own snapshot of the collection (POST /collections/{c}/snapshots), downloaded into the file, then
         deleted from the server."""
         import httpx

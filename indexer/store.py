@@ -164,8 +164,9 @@ class Store(SearchPlans):
 
     # --- snapshot, restore, swap ------------------------------------------------------------------
     @abstractmethod
-    def write_snapshot(self, tar: tarfile.TarFile) -> None:
-        """Add the collection, flushed, to a snapshot being written (under SNAPSHOT_MEMBER)."""
+    def write_snapshot(self, tar: tarfile.TarFile, skip=None) -> None:
+        """Add the collection, flushed, to a snapshot being written (under SNAPSHOT_MEMBER); `skip`: a tarfile
+        filter that leaves out transient files (the lock, temporary files) of an engine that writes files."""
 
     @abstractmethod
     def read_snapshot(self, tar: tarfile.TarFile) -> None:

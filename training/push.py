@@ -25,7 +25,7 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, token: str 
     commit = api.upload_folder(repo_id=repo_id, folder_path=str(path), allow_patterns=list(MODEL_FILES),
                                ignore_patterns=["*/*"],
                                commit_message=message or f"Upload {path.name} (python -m training push)")
-    return str(commit.commit_url if hasattr(commit, "commit_url") else commit)
+    return commit.commit_url
 
 
 def main(argv: list[str]) -> int:
