@@ -51,6 +51,12 @@ class TrainArgs:
                   "runs it natively (a recent GPU, a CPU with AVX-512 BF16 or AMX); README: \"Your own images\" says "
                   "what it changed for the demo model"},
     )
+    surfaces: bool = field(
+        default=True,
+        metadata={"help": "with --augment robust and --prepare: also train on a view of every image's object lying on "
+                  "a generated surface (texture, light stronger on one side, a shadow; training.surfaces), prepared "
+                  "as a photo is, swapped in for half the images at each step (README: \"Your photos\")"},
+    )
     instance_weight: float = field(
         default=0.0,
         metadata={"help": "> 0: add an instance head (training.model) and train on two augmented views of every image "

@@ -94,6 +94,8 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
     return x
 
 
+# The share of images seen on a generated surface at each step, when the training set has surface views.
+SURFACE_SHARE = 0.5
 PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
 
 
@@ -102,20 +104,29 @@ class RobustCollator:
     (the Trainer collates validation batches with it too, with the model in eval mode: those stay as they are).
 
     `pairs`: two views of every image instead (PAIR_AUGMENT), the batch's rows [views 1; views 2], with `pairs`
-    giving each row its partner's (the instance term, training.model.instance_loss)."""
+    giving each row its partner's (the instance term, training.model.instance_loss).
 
-    def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False):
-        self.background, self.model, self.pairs = background, model, pairs
+    Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
+    object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image."""
+
+    def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False,
+                 surfaces: float = SURFACE_SHARE):
+        self.background, self.model, self.pairs, self.surfaces = background, model, pairs, surfaces
 
     def __call__(self, features: list[dict]) -> dict:
         batch = default_data_collator(features)
+        on_surface = batch.pop("surface_values", None)
         if self.model is not None and not self.model.training:
             return batch
         x = batch["pixel_values"]
+        second = x
+        if on_surface is not None:
+            swap = (torch.rand(len(x)) < self.surfaces).view(-1, 1, 1, 1)
+            second = torch.where(swap, on_surface, x)
         if not self.pairs:
-            batch["pixel_values"] = robust_augment(x, self.background)
+            batch["pixel_values"] = robust_augment(second, self.background)
             return batch
-        batch["pixel_values"] = robust_augment(torch.cat([x, x]), self.background, **PAIR_AUGMENT)
+        batch["pixel_values"] = robust_augment(torch.cat([x, second]), self.background, **PAIR_AUGMENT)
         batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
         batch["pairs"] = partner_rows(len(x))
         return batch

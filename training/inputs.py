@@ -3,12 +3,20 @@ decoded once into memory when they fit; and the test split's predictions, over t
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+
+import numpy as np
 import torch
 from transformers import default_data_collator
 
 from training.augment import _augment, _augment_params
 from training.model import ConvNextForImageHashing, view_outputs
 from training.prepare import ImageProfile, model_input
+from training.surfaces import surface_view
+
+log = logging.getLogger(__name__)
 
 
 def accuracy_of(prediction) -> dict:
@@ -29,14 +37,23 @@ def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | N
     return transform
 
 
+def _surface_chunk(job) -> torch.Tensor:
+    """One chunk's surface views (training.surfaces), prepared as at search time, as 0-255 values."""
+    images, profile, size, rows, seed = job
+    views = [surface_view(im, profile, np.random.default_rng([seed, row])) for im, row in zip(images, rows)]
+    return model_input(views, profile, size, [0, 0, 0], [1 / 255] * 3)[0].round_().to(torch.uint8)
+
+
 class DecodedImages(torch.utils.data.Dataset):
     """A split decoded once into one uint8 tensor; augmented and normalised per item.
 
     Decoding a PNG and converting it at every step would repeat the same work each epoch; decoded once, every
-    epoch after the first skips it."""
+    epoch after the first skips it. With `surfaces` (and a profile), every image also has one view of its object
+    lying on a generated surface (training.surfaces), prepared as a photo is: item key `surface_values`, which
+    RobustCollator swaps in for a share of the views."""
 
     def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
-                 chunk: int = 2048):
+                 chunk: int = 2048, surfaces: bool = False, seed: int = 0):
         self.augment = augment
         self.shift, self.erase = _augment_params(size, augment)
         self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
@@ -45,6 +62,18 @@ class DecodedImages(torch.utils.data.Dataset):
             # mean 0, std 1/255: the 0-255 values, prepared, resized and converted as at search time.
             self.pixels[start : start + len(images)] = model_input(images, profile, size, [0, 0, 0],
                                                                    [1 / 255] * 3)[0].round_()
+        self.surfaces = None
+        if surfaces and profile is not None:
+            step = 256
+            jobs = [(split[i : i + step]["image"], profile, size, range(i, min(i + step, len(split))), seed)
+                    for i in range(0, len(split), step)]
+            workers = min(os.cpu_count() or 1, 8)
+            log.info("drawing %d surface views (%d processes)", len(split), workers)
+            if workers > 1 and len(jobs) > 1:
+                with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                    self.surfaces = torch.cat(pool.map(_surface_chunk, jobs))
+            else:
+                self.surfaces = torch.cat([_surface_chunk(job) for job in jobs])
         self.labels = torch.tensor(split["label"])
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
@@ -56,14 +85,20 @@ class DecodedImages(torch.utils.data.Dataset):
         x = (self.pixels[i].float() - self.mean) / self.std
         if self.augment not in ("none", "robust"):  # robust: per batch, in RobustCollator
             x = _augment(x, self.shift, self.erase)
-        return {"pixel_values": x, "labels": self.labels[i]}
+        item = {"pixel_values": x, "labels": self.labels[i]}
+        if self.surfaces is not None:
+            item["surface_values"] = (self.surfaces[i].float() - self.mean) / self.std
+        return item
 
 
 def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
-                    max_bytes: int = 2 << 30):
-    """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily."""
-    if len(split) * 3 * size * size <= max_bytes:
-        return DecodedImages(split, size, mean, std, augment, profile)
+                    max_bytes: int = 2 << 30, surfaces: bool = False, seed: int = 0):
+    """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily
+    (then without surface views: drawing them costs as much as preparing a photo, at every epoch)."""
+    if len(split) * 3 * size * size * (2 if surfaces else 1) <= max_bytes:
+        return DecodedImages(split, size, mean, std, augment, profile, surfaces=surfaces, seed=seed)
+    if surfaces:
+        log.warning("the training set is too large to hold its surface views in memory: training without them")
     return split.with_transform(make_transform(size, mean, std, augment, profile))
 
 

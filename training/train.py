@@ -77,7 +77,8 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
         held = ds["train"].train_test_split(test_size=args.validation, seed=args.seed, stratify_by_column="label")
         train_split = held["train"]
         val_ds = decoded_or_lazy(held["test"], size, mean, std, "none", profile)
-    train_ds = decoded_or_lazy(train_split, size, mean, std, args.augment, profile)
+    surfaces = args.surfaces and args.augment == "robust" and profile is not None
+    train_ds = decoded_or_lazy(train_split, size, mean, std, args.augment, profile, surfaces=surfaces, seed=args.seed)
     collator = None
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255

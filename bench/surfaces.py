@@ -1,0 +1,110 @@
+"""The bench's own scenes of a garment lying on a real surface, for bench/robustness.py: held apart from the surfaces
+training generates (training/surfaces.py), so the figures say how preparation and the model meet surfaces they
+have not seen.
+
+A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
+of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below, with light stronger on one side, a
+soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+W, H = 480, 360
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Noise smooth over `cell` px: a coarse random grid enlarged bicubically, in [0, 1]."""
+    grid = rng.random((h // cell + 3, w // cell + 3)).astype(np.float32)
+    big = Image.fromarray(grid).resize(((w // cell + 3) * cell, (h // cell + 3) * cell), Image.Resampling.BICUBIC)
+    a = np.asarray(big)[cell : cell + h, cell : cell + w]
+    return (a - a.min()) / max(float(np.ptp(a)), 1e-6)
+
+
+def _linen(rng, h, w):
+    """Linen: fine slubs along the threads, a pale even colour."""
+    base = rng.uniform(200, 235) + rng.uniform(-12, 12, 3)
+    threads = rng.normal(0, 1, (h, 1)) * 0.6 + rng.normal(0, 1, (1, w)) * 0.6 + rng.normal(0, 1, (h, w)) * 0.4
+    return base + 9 * threads[..., None]
+
+
+def _terrazzo(rng, h, w):
+    """Terrazzo: flecks of other colours in a light cement."""
+    a = np.empty((h, w, 3), np.float32)
+    a[:] = rng.uniform(170, 215) + rng.uniform(-8, 8, 3)
+    a += rng.normal(0, 6, (h, w, 1))
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(int(rng.integers(120, 220))):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.uniform(2, 6)
+        a[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(40, 240, 3)
+    return a
+
+
+def _marble(rng, h, w):
+    """Marble: pale stone with dark veins winding through it."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    turb = sum(_smooth_noise(rng, h, w, c) * (c / 60) for c in (60, 30, 15))
+    veins = np.abs(np.sin((xx * 0.02 + yy * 0.012 + 5 * turb) * np.pi)) ** 0.25
+    base = rng.uniform(215, 240) + rng.uniform(-6, 6, 3)
+    return base[None, None] - (1 - veins[..., None]) * rng.uniform(60, 110)
+
+
+def _window_light(rng, h, w):
+    """A smooth wall by a window: one colour, the light falling off across the frame (the light comes later)."""
+    return np.full((h, w, 3), rng.uniform(175, 225), np.float32) + rng.uniform(-10, 10, 3) + rng.normal(0, 2, (h, w, 1))
+
+
+SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light}
+
+
+def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The garment in a colour of its own (half the time with stripes or checks), `side` px, turned `angle`°:
+    its RGB and its alpha (the silhouette, 0-1)."""
+    v = np.asarray(im.convert("L").resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    colour = rng.uniform(20, 235, 3)
+    shade = 0.55 + 0.45 * v[..., None]  # Fashion-MNIST's intensity is the garment's own shading
+    rgb = colour * shade + (1 - shade) * 255 * 0.15
+    if rng.random() < 0.5:
+        yy, xx = np.mgrid[0:side, 0:side]
+        period = rng.uniform(6, 16)
+        stripes = (np.sin(yy * 2 * np.pi / period) > 0) if rng.random() < 0.5 else \
+            ((np.sin(yy * 2 * np.pi / period) > 0) ^ (np.sin(xx * 2 * np.pi / period) > 0))
+        rgb = np.where(stripes[..., None], rgb, rgb * 0.5 + rng.uniform(0, 255, 3) * 0.5)
+    alpha = np.clip((v - 0.04) / 0.12, 0, 1)
+    rgba = np.dstack([rgb, alpha * 255]).clip(0, 255).astype(np.uint8)
+    turned = np.asarray(Image.fromarray(rgba, "RGBA").rotate(angle, Image.Resampling.BICUBIC, expand=True),
+                        dtype=np.float32)
+    return turned[..., :3], turned[..., 3] / 255
+
+
+def scene(im: Image.Image, rng: np.random.Generator, surface: str) -> tuple[Image.Image, np.ndarray]:
+    """The garment on `surface` (a name of SURFACES): the JPEG'd picture and the garment's true mask [H, W] bool."""
+    a = SURFACES[surface](rng, H, W).astype(np.float32)
+    side = int(H * rng.uniform(0.4, 0.6))
+    rgb, alpha = _garment(im, rng, side, float(rng.uniform(-8, 8)))
+    gh, gw = alpha.shape
+    top, left = int(rng.integers(10, H - gh - 10 + 1)), int(rng.integers(10, W - gw - 10 + 1))
+    # A soft shadow: the silhouette, shifted and blurred, darkens the surface under the garment's edge.
+    shadow = np.zeros((H, W), np.float32)
+    dy, dx = rng.integers(4, 12, 2) * rng.choice([-1, 1], 2)
+    sy, sx = min(max(top + dy, 0), H - gh), min(max(left + dx, 0), W - gw)
+    shadow[sy : sy + gh, sx : sx + gw] = alpha
+    shadow = np.asarray(Image.fromarray((shadow * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(6)),
+                        dtype=np.float32) / 255
+    a *= 1 - rng.uniform(0.25, 0.45) * shadow[..., None]
+    full = np.zeros((H, W), np.float32)
+    full[top : top + gh, left : left + gw] = alpha
+    a[top : top + gh, left : left + gw] = (rgb * alpha[..., None]
+                                           + a[top : top + gh, left : left + gw] * (1 - alpha[..., None]))
+    # Light stronger on one side: a linear fall-off across the frame in a random direction.
+    t = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    ramp = ((xx - W / 2) * np.cos(t) + (yy - H / 2) * np.sin(t)) / (W / 2)
+    a *= (1 + rng.uniform(0.15, 0.3) * ramp)[..., None]
+    buf = io.BytesIO()
+    Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
+    return Image.open(io.BytesIO(buf.getvalue())), full > 0.5

@@ -1,0 +1,137 @@
+"""Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
+
+The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the border's log-brightness, robustly) and divided out; what is left is described per pixel by its
+colour, smoothed over the surface's grain, and its local texture energy. A pixel belongs to the object when it is
+unlike the border on these (a robust z-score over the border's median and spread) and is not a shadow (the
+surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
+a graph cut over colour (OpenCV's grabCut) settles its edge.
+
+`flat_border` tells the case preparation has always handled (one even colour round the border) from this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+MASK_SIDE = 160  # the mask is found on the picture at most this large (its longer side)
+BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
+Z_OBJECT = 5.0  # robust z-scores above this are unlike the surface
+SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
+FLAT_SPREAD = 8.0  # a border whose colour spreads less than this (0-255, robust, smoothed) in even light …
+CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wide round the mask (at MASK_SIDE)
+CUT_KERNEL = np.ones((3, 3), np.uint8)
+FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
+
+
+@dataclass
+class Surface:
+    light: np.ndarray  # [h, w] the surface's brightness field, relative to its median (1 = median)
+    colour: np.ndarray  # [3] the surface's median RGB under even light
+    spread: float  # the border's robust colour spread after its light is evened
+    light_range: float  # how much the light varies over the frame (max/min − 1)
+
+
+def _band(h: int, w: int) -> np.ndarray:
+    b = max(2, round(BAND * min(h, w)))
+    m = np.zeros((h, w), bool)
+    m[:b], m[-b:], m[:, :b], m[:, -b:] = True, True, True, True
+    return m
+
+
+def _mad(x: np.ndarray, axis=0) -> np.ndarray:
+    return 1.4826 * np.median(np.abs(x - np.median(x, axis=axis)), axis=axis)
+
+
+def surface_of(a: np.ndarray) -> Surface:
+    """The surface a picture ([h, w, 3] float RGB) shows round its border."""
+    h, w = a.shape[:2]
+    band = _band(h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx / w - 0.5, yy / h - 0.5
+    basis = np.stack([np.ones_like(u), u, v], -1)
+    log_l = np.log(a.mean(-1) + 8)
+    rows, target = basis[band], log_l[band]
+    resid = target - np.median(target)
+    for _ in range(3):  # least squares on the border without its outliers (an object touching it), refined
+        keep = np.abs(resid - np.median(resid)) < 3 * max(float(_mad(resid)), 0.02)
+        coef, *_ = np.linalg.lstsq(rows[keep], target[keep], rcond=None)
+        resid = target - rows @ coef
+    field = basis @ coef
+    light = np.exp(field - np.median(field[band]))
+    even = a / light[..., None]
+    # The spread of the border's colour, pixel by pixel and (sensor noise alone is no surface) smoothed; the smaller
+    # (smoothing smears an object that touches the border into it).
+    spread = min(float(np.max(_mad(even[band]))),
+                 float(np.max(_mad(ndimage.gaussian_filter(even, (1.5, 1.5, 0))[band]))))
+    seen = light[band]
+    return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1))
+
+
+def flat_border(s: Surface) -> bool:
+    """One even colour round the border, in even light: the background is that colour."""
+    return s.spread < FLAT_SPREAD and s.light_range < FLAT_LIGHT
+
+
+def _features(even: np.ndarray, grain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colour smoothed over the grain ([h, w, 3]) and local texture energy ([h, w])."""
+    colour = ndimage.gaussian_filter(even, (grain, grain, 0))
+    luma = even.mean(-1)
+    mean = ndimage.uniform_filter(luma, 5)
+    energy = np.sqrt(np.maximum(ndimage.uniform_filter(luma * luma, 5) - mean * mean, 0))
+    return colour, ndimage.gaussian_filter(energy, grain)
+
+
+def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
+    """[h, w] bool: the object's pixels in `a` ([h, w, 3] float RGB) on surface `s`; None when nothing stands out."""
+    h, w = a.shape[:2]
+    band = _band(h, w)
+    even = a / s.light[..., None]
+    grain = max(1.0, 0.012 * max(h, w))
+    colour, energy = _features(even, grain)
+    floor = 3.0
+    c_med, c_mad = np.median(colour[band], 0), np.maximum(_mad(colour[band]), floor)
+    e_med, e_mad = np.median(energy[band]), max(float(_mad(energy[band])), floor / 2)
+    z_colour = (np.abs(colour - c_med) / c_mad).max(-1)
+    z_energy = np.abs(energy - e_med) / e_mad
+    # A shadow: the surface's chromaticity, darker by a share in SHADOW_DARKER, its grain dimmed alike.
+    luma, ref = colour.mean(-1), max(float(c_med.mean()), 1.0)
+    ratio = luma / ref
+    chroma = colour / np.maximum(luma, 1)[..., None] - c_med / ref
+    chroma_z = np.abs(chroma).max(-1) * ref / c_mad.max()
+    shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) & (chroma_z < Z_OBJECT) \
+        & (np.abs(energy - e_med * ratio) < Z_OBJECT * e_mad)
+    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT)) & ~shadow
+    candidate = ndimage.binary_opening(candidate, iterations=max(1, round(1.5 * grain)))
+    labels, n = ndimage.label(candidate)
+    if n == 0:
+        return None
+    sizes = ndimage.sum(candidate, labels, index=np.arange(1, n + 1))
+    biggest = int(np.argmax(sizes)) + 1
+    # The largest region, and any nearly as large (a pair of shoes), holes filled.
+    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.3 * sizes[biggest - 1]))
+    keep = ndimage.binary_closing(keep, iterations=max(1, round(grain)))
+    # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
+    mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
+    return _graph_cut(even, mask) if mask.any() else None
+
+
+def _graph_cut(even: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mask's edge settled by a graph cut over colour (OpenCV's grabCut, Rother et al. 2004): its core is object,
+    far from it is surface, the band between is decided by colour models of the two and the picture's edges. The
+    mask as it is when the cut cannot run (too few pixels of either)."""
+    import cv2
+
+    u8 = mask.astype(np.uint8)
+    labels = np.full(mask.shape, cv2.GC_PR_BGD, np.uint8)
+    labels[mask] = cv2.GC_PR_FGD
+    labels[cv2.erode(u8, CUT_KERNEL, iterations=2).astype(bool)] = cv2.GC_FGD
+    labels[~cv2.dilate(u8, CUT_KERNEL, iterations=CUT_BAND).astype(bool)] = cv2.GC_BGD
+    if not (labels == cv2.GC_BGD).any() or not (labels == cv2.GC_FGD).any():
+        return mask
+    image = np.ascontiguousarray(even.clip(0, 255).astype(np.uint8))
+    cv2.grabCut(image, labels, None, np.zeros((1, 65)), np.zeros((1, 65)), CUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    cut = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return ndimage.binary_fill_holes(cut) if cut.any() else mask
