@@ -1,7 +1,8 @@
 """Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
 
-The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the border's log-brightness, robustly) and divided out; what is left is described per pixel by its
-colour, smoothed over the surface's grain, and its local texture energy. A pixel belongs to the object when it is
+The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the
+border's log-brightness, robustly) and divided out; what is left is described per pixel by its colour, smoothed over
+the surface's grain, and its local texture energy. A pixel belongs to the object when it is
 unlike the border on these (a robust z-score over the border's median and spread) and is not a shadow (the
 surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
 a graph cut over colour (OpenCV's grabCut) settles its edge.
