@@ -40,7 +40,8 @@ def make_transform(size: int, mean, std, augment: str, profile: ImageProfile | N
 def _surface_chunk(job) -> torch.Tensor:
     """One chunk's surface views (training.surfaces), prepared as at search time, as 0-255 values."""
     images, profile, size, rows, seed = job
-    views = [surface_view(im, profile, np.random.default_rng([seed, row])) for im, row in zip(images, rows, strict=True)]
+    views = [surface_view(im, profile, np.random.default_rng([seed, row]))
+             for im, row in zip(images, rows, strict=True)]
     return model_input(views, profile, size, [0, 0, 0], [1 / 255] * 3)[0].round_().to(torch.uint8)
 
 
