@@ -215,7 +215,8 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
                                                                                        tmp_path):
     """`--instance-weight` fine-tunes a model without an instance head: it gets one, trained so that two augmented
     views of an image are each other's nearest among a batch's views (the loss falls); the float vector is then the
-    code part and the instance part, the latter holding `instance_share` of the cosine."""
+    code part and the instance part, the latter holding `instance_share` of the cosine. (Without surface views: the
+    loss is measured on the pair views alone; tests/test_surfaces.py trains with them.)"""
     from indexer.embedder import Embedder
     from training.augment import PAIR_AUGMENT, robust_augment
     from training.images import preprocess
@@ -234,7 +235,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
 
     out = tmp_path / "inst"
     metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=1, bits=16,
-                              batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+                              batch_size=32, instance_weight=0.5, learning_rate=1e-3, surfaces=False))
     assert metrics["args"]["instance_weight"] == 0.5
     untrained, _ = build_model(str(tiny_model), n_bits=16, id2label={0: "a", 1: "b", 2: "c"},
                                overrides={"instance_dim": 64})
@@ -243,7 +244,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     model, _ = load_model(out)
     assert model.config.instance_dim == 64 and model.instance.out_features == 64
     later = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=6, bits=16,
-                            batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+                            batch_size=32, instance_weight=0.5, learning_rate=1e-3, surfaces=False))
     assert later["resumed_from"]
     model, _ = load_model(out)
     assert pair_loss(model) < pair_loss(untrained)
@@ -253,6 +254,13 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     assert embedder.float_dim == 16 + 64 and emb.floats.shape == (4, 80)
     np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
+    # The binary code is the hash layer's 16 signs and then the instance head's 64 (which image of the class)
+    assert embedder.n_bits == 16 + 64 and emb.codes.shape == (4, 80) and embedder.meta["n_bits"] == 80
+    pixels4, _ = embedder.preprocess(split[:4]["image"], embedder.profile)
+    with torch.no_grad():
+        outs = [model.eval()(v) for v in (pixels4, pixels4.flip(-1))]
+    mean_instance = (outs[0].instance + outs[1].instance) / 2
+    assert (emb.codes[:, 16:] == (mean_instance > 0).numpy()).mean() > 0.97  # float32 rounding at zero aside
     # The loss has the instance term when the batch carries pairs
     x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
     with torch.no_grad():

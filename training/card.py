@@ -6,8 +6,11 @@ from pathlib import Path
 
 
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
+    instance = bool(metrics.get("instance_dim"))
     float_vector = ("the normalised tanh code beside an instance head's output (trained on two views of every "
-                    "image)" if metrics.get("instance_dim") else "the pooled features")
+                    "image)" if instance else "the pooled features")
+    code = (f"the signs of the hash layer and of the instance head ({metrics['bits']} + {metrics['instance_dim']} "
+            "bits)" if instance else "the signs of the hash layer")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -16,7 +19,7 @@ tags: [convnext, image-retrieval, deep-hashing]
 # {out.name}
 
 ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, trained on `{metrics['dataset']}`
-for image search: {float_vector} is the float vector (cosine), the signs of the hash layer the binary
+for image search: {float_vector} is the float vector (cosine), {code} the binary
 code (Hamming distance).
 
 | metric | value |
@@ -58,7 +61,7 @@ from PIL import ImageOps
 from transformers import AutoImageProcessor
 
 from training.images import border_colour, to_rgb
-from training.model import ConvNextForImageHashing, retrieval_features
+from training.model import ConvNextForImageHashing, code_logits, retrieval_features
 from training.prepare import ImageProfile, prepare
 
 model = ConvNextForImageHashing.from_pretrained(path).eval()
@@ -72,5 +75,5 @@ if model.config.embed_views == "image+mirror":
 with torch.no_grad():
     out = model(pixels)
 vector = torch.nn.functional.normalize(retrieval_features(model.config, out).mean(0), dim=0)
-code = (out.hash_logits.mean(0) > 0).to(torch.uint8)
+code = (code_logits(model.config, out).mean(0) > 0).to(torch.uint8)
 """

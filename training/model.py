@@ -152,6 +152,21 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
     return torch.cat([code, F.normalize(out.instance.float(), dim=-1) * share**0.5], dim=-1)
 
 
+def code_logits(config, out: HashOutput) -> torch.Tensor:
+    """What an image's binary code is the signs of: the hash layer's logits (which class); with an instance head, its
+    output beside them (which image of it: signs of a vector keep its direction, so a slightly changed picture keeps
+    most of its instance bits while another image of its class differs in about half)."""
+    if out.instance is None:
+        return out.hash_logits.float()
+    return torch.cat([out.hash_logits.float(), out.instance.float()], dim=-1)
+
+
+def code_length(config) -> int:
+    """The binary code's length in bits (what a collection records as `n_bits`): the hash layer's `n_bits`, plus
+    `instance_dim` with an instance head."""
+    return int(config.n_bits) + int(getattr(config, "instance_dim", 0) or 0)
+
+
 def retrieval_dim(config) -> int:
     """The float vector's length (what a collection records as `float_dim`)."""
     if getattr(config, "instance_dim", 0):
@@ -206,12 +221,12 @@ VIEWS = ("image", "image+mirror")
 
 @torch.inference_mode()
 def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
-    """Retrieval features (`retrieval_features`), hash logits and class probabilities of every view of `pixels`,
-    float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean
-    over dim 0."""
+    """Retrieval features (`retrieval_features`), code logits (`code_logits`) and class probabilities of every view
+    of `pixels`, float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers
+    take the mean over dim 0."""
     n_views = 2 if views == "image+mirror" else 1
     out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
-    outputs = (retrieval_features(model.config, out), out.hash_logits.float(), out.logits.float().softmax(-1))
+    outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
     return [t.view(n_views, len(pixels), -1) for t in outputs]
 
 

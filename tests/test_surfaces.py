@@ -1,0 +1,130 @@
+"""Photos on real surfaces: a garment on a texture or in uneven light with a shadow is found and framed like the
+collection's images (training.separate, through training.prepare); training sees its objects on generated surfaces
+(training.surfaces), prepared the same way."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from tests.test_images import garment
+from training.images import preprocess
+from training.prepare import ImageProfile, analyse, measure_profile, prepare
+from training.separate import flat_border, surface_of
+
+W, H = 400, 300
+
+
+@pytest.fixture(scope="module")
+def profile() -> ImageProfile:
+    return measure_profile([garment(fg=fg) for fg in (180, 210, 240)])
+
+
+def wood(seed: int) -> np.ndarray:
+    """A wood-grain table top: warped stripes of two browns, with grain noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    warp = np.asarray(Image.fromarray(rng.random((8, 10)).astype(np.float32)).resize((W, H), Image.Resampling.BICUBIC))
+    rings = (np.sin((yy + 25 * warp) * 0.35) * 0.5 + 0.5)[..., None]
+    return np.array([150, 105, 70]) * (1 - rings) + np.array([190, 145, 100]) * rings + rng.normal(0, 6, (H, W, 1))
+
+
+def window_wall(seed: int) -> np.ndarray:
+    """A light wall by a window: one colour, light falling off from left to right by a third."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(1.0, 0.67, W)[None, :, None]
+    return np.full((H, W, 3), (232, 226, 214), np.float32) * ramp + rng.normal(0, 1.5, (H, W, 1))
+
+
+def photo_on(surface: np.ndarray, colour, shadow: bool) -> tuple[Image.Image, np.ndarray]:
+    """A pullover in `colour` lying on `surface`, off-centre at half the frame's height, with a soft shadow to its
+    lower right when `shadow`; JPEG'd like a phone photo. Returns the photo and the pullover's mask."""
+    shape = garment(size=150, fg=255, bg=0)
+    mask = np.zeros((H, W), bool)
+    left, top = 60, 50
+    mask[top : top + 150, left : left + 150] = np.asarray(shape) > 128
+    a = surface.astype(np.float32)
+    if shadow:
+        s = np.zeros((H, W), np.uint8)
+        s[top + 10 : top + 160, left + 12 : left + 162] = np.asarray(shape)
+        s = np.asarray(Image.fromarray(s).filter(ImageFilter.GaussianBlur(7)), np.float32) / 255
+        a *= 1 - 0.4 * s[..., None]
+    a[mask] = colour
+    photo = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+    from io import BytesIO
+
+    buf = BytesIO()
+    photo.save(buf, "JPEG", quality=85)
+    return Image.open(BytesIO(buf.getvalue())), mask
+
+
+CASES = {
+    "a red pullover on wood grain": (wood(0), (170, 30, 40), False),
+    "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
+    "a green pullover on a wall in uneven light, with a shadow": (window_wall(2), (60, 140, 70), True),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case):
+    """Texture or a gradient of light round the border is no flat background: the pullover is found (its mask
+    overlaps the true one, the wood and the shadow left out), framed as the collection frames its objects, and at
+    the model's size looks like the collection's own picture of a pullover: grey, light on black, filling the frame,
+    centred, nothing of the surface left in it."""
+    surface, colour, shadow = CASES[case]
+    photo, truth = photo_on(surface, colour, shadow)
+    a = np.asarray(photo)
+    assert not flat_border(surface_of(a.astype(np.float32)))
+    found = analyse(a)
+    assert found.mask is not None
+    iou = (found.mask & truth).sum() / (found.mask | truth).sum()
+    assert iou > 0.85, iou
+    prepared, info = prepare(photo, profile)
+    assert prepared.width == prepared.height and info["grey"]
+    p = np.asarray(prepared.convert("L"), dtype=np.float32)
+    border = np.concatenate([p[0], p[-1], p[:, 0], p[:, -1]])
+    assert np.median(border) < 10  # the collection's black, none of the surface
+    ys, xs = np.nonzero(p > 40)
+    assert max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) >= 0.9 * prepared.width
+    assert abs((xs.min() + xs.max()) / 2 - prepared.width / 2) <= 0.05 * prepared.width
+    # at the model's size: the silhouette is the collection's pullover
+    query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
+    reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
+    assert (query & reference).sum() / (query | reference).sum() > 0.75
+
+
+def test_a_flat_background_is_still_analysed_as_one_colour(profile):
+    """A dark pullover on an even light background takes the flat path, as before surfaces were handled: the
+    background is the border's colour and no light field is divided out."""
+    photo = Image.new("RGB", (320, 240), (246, 244, 240))
+    photo.paste((40, 40, 50), (100, 60), garment(size=100, fg=255, bg=0))
+    found = analyse(np.asarray(photo))
+    assert found.light is None and found.box == (100, 60, 200, 160)
+
+
+def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
+    """DecodedImages with `surfaces`: every image also has a view of its object on a generated surface, prepared
+    (so on the collection's background, framed); RobustCollator swaps it in for the share it is given."""
+    from training.augment import RobustCollator
+    from training.data import load_image_dataset
+    from training.inputs import DecodedImages
+    from training.prepare import profile_of
+
+    split = load_image_dataset(str(shapes_dir))["train"].select(range(12))
+    prof = profile_of(split)
+    mean, std = [0.5] * 3, [0.5] * 3
+    ds = DecodedImages(split, 32, mean, std, "robust", prof, surfaces=True)
+    assert ds.surfaces.shape == ds.pixels.shape
+    item = ds[0]
+    assert item["surface_values"].shape == item["pixel_values"].shape
+    # prepared: the collection's background round the border
+    bg = (torch.tensor(prof.background) / 255 - 0.5) / 0.5
+    s = item["surface_values"]
+    border = torch.cat([s[:, 0], s[:, -1], s[:, :, 0], s[:, :, -1]], dim=1)
+    assert (border - bg.view(3, 1)).abs().median() < 0.1
+    assert not torch.equal(ds.surfaces, ds.pixels)  # another picture of the object than the collection's own
+    batch = [ds[i] for i in range(8)]
+    always = RobustCollator(bg, pairs=True, surfaces=1.0)
+    assert always(batch)["pixel_values"].shape == (16, 3, 32, 32)
+    plain = DecodedImages(split, 32, mean, std, "robust", prof)
+    assert plain.surfaces is None and "surface_values" not in plain[0]
