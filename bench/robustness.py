@@ -1,6 +1,8 @@
 """How the product answers a person's own pictures: test images of the demo collection under the transforms a
 photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
-noisy, JPEG'd, upscaled, and all at once as a product photo), searched as the app searches them.
+noisy, JPEG'd, upscaled, and all at once as a product photo; and lying on a real surface, bench/surfaces.py: linen,
+terrazzo, marble, a wall by a window, each garment in a colour of its own, turned, in uneven light, with a shadow),
+searched as the app searches them.
 
 For each transform and metric: how often the original comes back in the top 5, label precision@10, and the
 predicted class's accuracy; with preparation (the product) and without (the baseline, same run, same queries).
@@ -24,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, Recorder  # noqa: E402
+from bench.surfaces import SURFACES, on_surface  # noqa: E402
 from indexer.ranking import METRICS  # noqa: E402
 from training import config  # noqa: E402
 
@@ -130,6 +133,7 @@ TRANSFORMS: dict[str, Transform] = {
     "JPEG q30": lambda im, rng: _jpeg(30, im),
     "phone-size upscale": _phone,
     "product photo": product_photo,
+    **{f"on a surface: {name}": on_surface(name) for name in SURFACES},
 }
 
 
@@ -226,16 +230,39 @@ def main() -> None:
         rec.figure(f"predicted_class_accuracy[{name}]", prep["accuracy"], "share", raw["accuracy"],
                    "as is, no preparation", unlike_collection=prep["unlike"], queries=len(queries))
     if table:
+        for name, share in not_garments(service, args.queries, args.seed).items():
+            rec.figure(f"flagged_unlike[not a garment: {name}]", share, "share", queries=args.queries)
+            table[f"not a garment: {name}"] = {"unlike": share}
         rec.figure("seconds", time.perf_counter() - started, "s", better="lower", profile=source,
                    queries=len(items), transforms=len(TRANSFORMS))
         (RESULTS / "robustness_table.json").write_text(json.dumps(table, indent=1) + "\n")
         print(markdown_table(table))
     service.prepare_with(profile, source)
     rng = np.random.default_rng(args.seed)
-    shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2)]
+    shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2),
+             ("on a surface: terrazzo", 4), ("on a surface: window light", 6)]
     figure_png(service, [(n, encode(TRANSFORMS[n](items[i][0], rng))) for n, i in shown],
                RESULTS / "robustness.png")
     service.close()
+
+
+NOT_GARMENTS = {"digits, product photo": product_photo, "digits on a surface": on_surface(None)}
+
+
+def not_garments(service, n: int, seed: int) -> dict[str, float]:
+    """How often pictures that are not garments (scikit-learn's handwritten digits, drawn like the garments: as a
+    product photo, on a surface) are flagged "unlike the collection", per way of drawing them."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images[:n]
+    images = [Image.fromarray((d / 16 * 255).astype(np.uint8)).resize((28, 28), Image.Resampling.BICUBIC)
+              for d in digits]
+    shares = {}
+    for name, transform in NOT_GARMENTS.items():
+        rng = np.random.default_rng(seed)
+        flags = [bool(service.search(encode(transform(im, rng)), "cosine", 10)[2].get("unlike")) for im in images]
+        shares[name] = float(np.mean(flags))
+    return shares
 
 
 def markdown_table(table: dict) -> str:
@@ -243,6 +270,9 @@ def markdown_table(table: dict) -> str:
     out = ["| query | original in top 5, cosine / hamming | label P@10, cosine / hamming | predicted class | "
            "flagged unlike |", "|---|---|---|---|---|"]
     for name, s in table.items():
+        if "prepared" not in s:  # not a garment: only whether it is flagged
+            out.append(f"| {name} | | | | {s['unlike']:.2f} |")
+            continue
         p, r = s["prepared"], s["as is"]
         out.append(
             f"| {name} | {p['cosine']['top5']:.2f} / {p['hamming']['top5']:.2f} "

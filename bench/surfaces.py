@@ -108,3 +108,11 @@ def scene(im: Image.Image, rng: np.random.Generator, surface: str) -> tuple[Imag
     buf = io.BytesIO()
     Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
     return Image.open(io.BytesIO(buf.getvalue())), full > 0.5
+
+
+def on_surface(surface: str | None):
+    """bench/robustness.py's transform: the picture on `surface` (None: one of SURFACES drawn at random)."""
+    def transform(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+        name = surface or list(SURFACES)[int(rng.integers(len(SURFACES)))]
+        return scene(im, rng, name)[0]
+    return transform
