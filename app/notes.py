@@ -24,7 +24,8 @@ def query_note(query: dict) -> str:
         return f"The picture was searched as it is ({why})." if why else "The picture was searched as it is."
     if prep.get("object") is None:
         return "No object stood out from the background; the whole picture was searched."
-    done = ["object found and framed like the collection's images"]
+    done = ["object found" + (" on a textured or unevenly lit surface" if prep.get("surface") else "")
+            + " and framed like the collection's images"]
     if prep.get("inverted"):
         done.append("light and dark swapped to match the collection")
     if prep.get("grey"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
+from app.notes import query_note
 from tests.test_images import garment
 from training.images import preprocess
 from training.prepare import ImageProfile, analyse, measure_profile, prepare
@@ -80,7 +81,8 @@ def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case
     iou = (found.mask & truth).sum() / (found.mask | truth).sum()
     assert iou > 0.85, iou
     prepared, info = prepare(photo, profile)
-    assert prepared.width == prepared.height and info["grey"]
+    assert prepared.width == prepared.height and info["grey"] and info["surface"]
+    assert "on a textured or unevenly lit surface" in query_note({"prepared": {**info, "profile": "collection"}})
     p = np.asarray(prepared.convert("L"), dtype=np.float32)
     border = np.concatenate([p[0], p[-1], p[:, 0], p[:, -1]])
     assert np.median(border) < 10  # the collection's black, none of the surface
@@ -100,6 +102,7 @@ def test_a_flat_background_is_still_analysed_as_one_colour(profile):
     photo.paste((40, 40, 50), (100, 60), garment(size=100, fg=255, bg=0))
     found = analyse(np.asarray(photo))
     assert found.light is None and found.box == (100, 60, 200, 160)
+    assert not prepare(photo, profile)[1]["surface"]
 
 
 def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):

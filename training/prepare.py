@@ -228,6 +228,7 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
         info["stretched"] = round(profile.contrast / strength, 2)
     x = target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
     info["inverted"] = an.polarity != profile.polarity
+    info["surface"] = an.light is not None  # found on a textured or unevenly lit surface (training.separate)
     left, top, right, bottom = an.box
     info["object"] = [left, top, right, bottom]
     obj = x[top:bottom, left:right]
