@@ -1,5 +1,6 @@
 """python -m training --dataset fashion_mnist --model fmnist-small --epochs 12 --bits 64 --output models/fmnist-small
 python -m training push models/fmnist-small you/fmnist-small     (a model dir to the Hugging Face Hub: --help)
+python -m training pretrain --output models/backbone           (the generic backbone, self-supervised: --help)
 
 Flags take dashes or underscores (--max-train-samples, --max_train_samples). Any other flag of transformers'
 TrainingArguments (--lr_scheduler_type linear, --gradient_accumulation_steps 2, --logging_steps 10, ...) is passed
@@ -15,6 +16,7 @@ import sys
 
 from transformers import HfArgumentParser
 
+from training.schedule import trainer_overrides
 from training.train import TrainArgs, train
 
 
@@ -25,6 +27,13 @@ def main(argv: list[str] | None = None) -> None:
         from training.push import main as push
 
         sys.exit(push(argv[1:]))
+    if argv[:1] == ["pretrain"]:  # python -m training pretrain: the generic backbone (training/pretrain.py)
+        from training.pretrain import PretrainArgs, pretrain
+
+        parser = HfArgumentParser(PretrainArgs, description=pretrain.__doc__)
+        args, rest = parser.parse_args_into_dataclasses(args=argv[1:], return_remaining_strings=True)
+        print(json.dumps({k: v for k, v in pretrain(args, trainer_overrides(rest)).items() if k != "args"}))
+        return
     parser = HfArgumentParser(TrainArgs, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     args, rest = parser.parse_args_into_dataclasses(args=argv,
                                                     return_remaining_strings=True)

@@ -205,7 +205,9 @@ def build_model(
         config = ConvNextConfig.from_pretrained(model, **common)
         for key, value in overrides.items():
             setattr(config, key, value)
-        net = ConvNextForImageHashing.from_pretrained(model, config=config, ignore_mismatched_sizes=True)
+        # float32 to train in, whatever the checkpoint stores (the shipped backbone is float16)
+        net = ConvNextForImageHashing.from_pretrained(model, config=config, ignore_mismatched_sizes=True,
+                                                      dtype=torch.float32)
         net.config.architectures = [ConvNextForImageHashing.__name__]
         # The checkpoint's own processor may centre-crop (crop_pct 0.875): the dir is saved with the product's.
         given = ConvNextImageProcessorPil.from_pretrained(model)
