@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 OPENCLIPART = Path("/usr/share/openclipart/png")  # Debian's openclipart-png
 ICONS = Path("/usr/share/icons")
 SOURCES = ("openclipart", "icons", "digits", "fashion_mnist")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 MIN_ICON_SIDE = 32  # smaller icon renderings are left out (the same icon comes larger too)
 
 
@@ -58,10 +59,11 @@ def rgba(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square)
 
 
-def _files(paths: list[Path], root: Path, size: int) -> np.ndarray:
+def _files(paths: list[Path], root: Path | None, size: int) -> np.ndarray:
+    """The pictures at `paths` (those `held_out` of a corpus at `root` left out; None: none)."""
     out = []
     for f in paths:
-        if held_out(f.relative_to(root)):
+        if root is not None and held_out(f.relative_to(root)):
             continue
         try:
             with Image.open(f) as image:
@@ -102,8 +104,12 @@ def load_corpora(size: int, sources=SOURCES, per_source: int | None = None) -> n
             train = load_image_dataset("fashion_mnist")["train"]
             rows = _spread(list(range(len(train))), per_source)
             part = _grey([train[i]["image"] for i in rows], size)
+        elif Path(source).is_dir():  # a folder of your own pictures, sub-folders and all (none held out)
+            files = sorted(f for f in Path(source).rglob("*") if f.suffix.lower() in PICTURE_SUFFIXES)
+            part = _files(_spread(files, per_source), None, size)
         else:
-            raise ValueError(f"unknown pretraining source {source!r}; choose from {', '.join(SOURCES)}")
+            raise ValueError(f"unknown pretraining source {source!r}: name a folder of pictures or one of "
+                             f"{', '.join(SOURCES)}")
         log.info("pretraining source %s: %d pictures", source, len(part))
         parts.append(part)
     if not parts:

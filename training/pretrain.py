@@ -39,7 +39,7 @@ MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 class PretrainArgs:
     output: str = field(default="models/backbone", metadata={"help": "the backbone's model dir"})
     sources: str = field(default="openclipart,icons,digits,fashion_mnist",
-                         metadata={"help": "comma-separated corpora (training/corpora.py)"})
+                         metadata={"help": "comma-separated corpora (training/corpora.py) or folders of pictures"})
     per_source: int = field(default=20000, metadata={"help": "pictures a source gives at most (spread evenly)"})
     image_size: int = 64
     epochs: float = 30

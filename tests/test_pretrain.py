@@ -1,0 +1,41 @@
+"""The generic backbone (training/pretrain.py): pretrained self-supervised, saved as a normal transformers ConvNeXt
+dir, resumed when stopped, and the starting point a model fine-tunes from. Tiny sizes, on generated pictures."""
+
+import json
+
+import torch
+from transformers import AutoModel, ConvNextModel
+
+from training.model import build_model
+from training.pretrain import PretrainArgs, collate_pairs, pretrain
+
+
+def test_views_of_a_picture_differ_and_pair_up(shapes_dir):
+    from training.corpora import load_corpora
+
+    pictures = torch.from_numpy(load_corpora(32, [str(shapes_dir)], per_source=8)).permute(0, 3, 1, 2)
+    batch = collate_pairs([{"rgba": p} for p in pictures])
+    assert batch["pixel_values"].shape == (16, 3, 32, 32)
+    assert batch["pairs"].tolist() == list(range(8, 16)) + list(range(8))
+    assert not torch.allclose(batch["pixel_values"][:8], batch["pixel_values"][8:])  # two views, not one twice
+    assert batch["pixel_values"].min() >= -1 and batch["pixel_values"].max() <= 1
+
+
+def test_pretraining_writes_a_transformers_backbone_that_resumes_and_fine_tunes(shapes_dir, tmp_path):
+    out = tmp_path / "backbone"
+    args = dict(output=str(out), sources=str(shapes_dir), per_source=64, image_size=32, batch_size=16, save_steps=2)
+    first = pretrain(PretrainArgs(**args, epochs=1))
+    assert first["pictures"] == 64 and first["resumed_from"] is None and first["steps"] == 4
+    backbone = AutoModel.from_pretrained(out)
+    assert isinstance(backbone, ConvNextModel) and next(backbone.parameters()).dtype == torch.float16
+    card = (out / "README.md").read_text()
+    assert "python -m training pretrain" in card and "instance discrimination" in card
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    more = pretrain(PretrainArgs(**args, epochs=2))  # a longer run goes on from the last checkpoint
+    assert more["resumed_from"] and more["steps"] == 8
+    # fine-tuning starts from its weights, in float32, with a new hash layer and classifier
+    net, processor = build_model(str(out), n_bits=16, id2label={0: "a", 1: "b"})
+    again = AutoModel.from_pretrained(out, dtype=torch.float32)
+    assert next(net.parameters()).dtype == torch.float32
+    assert torch.equal(net.convnext.embeddings.patch_embeddings.weight, again.embeddings.patch_embeddings.weight)
+    assert net.classifier.out_features == 2 and processor.size["shortest_edge"] == 32
