@@ -131,3 +131,20 @@ def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
     assert always(batch)["pixel_values"].shape == (16, 3, 32, 32)
     plain = DecodedImages(split, 32, mean, std, "robust", prof)
     assert plain.surfaces is None and "surface_values" not in plain[0]
+
+
+def test_surface_views_are_kept_for_a_resumed_run(shapes_dir, tmp_path, caplog):
+    """Drawn once into the cache folder (the run's checkpoints), read back by the next run on the same data."""
+    from training.data import load_image_dataset
+    from training.inputs import DecodedImages
+    from training.prepare import profile_of
+
+    split = load_image_dataset(str(shapes_dir))["train"].select(range(6))
+    prof = profile_of(split)
+    first = DecodedImages(split, 24, [0.5] * 3, [0.5] * 3, "robust", prof, surfaces=True, cache=tmp_path)
+    assert len(list(tmp_path.glob("surface-views-*.pt"))) == 1
+    with caplog.at_level("INFO", logger="training.inputs"):
+        again = DecodedImages(split, 24, [0.5] * 3, [0.5] * 3, "robust", prof, surfaces=True, cache=tmp_path)
+    assert "surface views from" in caplog.text and torch.equal(first.surfaces, again.surfaces)
+    other = DecodedImages(split, 24, [0.5] * 3, [0.5] * 3, "robust", prof, surfaces=True, cache=tmp_path, seed=1)
+    assert len(list(tmp_path.glob("surface-views-*.pt"))) == 2 and not torch.equal(other.surfaces, first.surfaces)

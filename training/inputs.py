@@ -3,14 +3,20 @@ decoded once into memory when they fit; and the test split's predictions, over t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import default_data_collator
 
+from training import prepare as prepare_module
+from training import separate as separate_module
+from training import surfaces as surfaces_module
 from training.augment import _augment, _augment_params
 from training.model import ConvNextForImageHashing, view_outputs
 from training.prepare import ImageProfile, model_input
@@ -45,6 +51,33 @@ def _surface_chunk(job) -> torch.Tensor:
     return model_input(views, profile, size, [0, 0, 0], [1 / 255] * 3)[0].round_().to(torch.uint8)
 
 
+def _surface_views(split, profile: ImageProfile, size: int, seed: int, cache: Path | None) -> torch.Tensor:
+    """Every image's surface view, 0-255 [n, 3, size, size], drawn by one process a core; kept in `cache` (a
+    folder) when given, so that a stopped run, resumed, does not draw them again."""
+    # Keyed by the split (its labels), the size, the seed, the profile and the code that draws and prepares them.
+    code = [Path(m.__file__).read_bytes() for m in (surfaces_module, prepare_module, separate_module)]
+    key = hashlib.sha256(json.dumps([list(split["label"]), size, seed, profile.as_dict()]).encode()
+                         + b"".join(code)).hexdigest()[:16]
+    path = cache / f"surface-views-{key}.pt" if cache is not None else None
+    if path is not None and path.is_file():
+        log.info("surface views from %s", path)
+        return torch.load(path)
+    step = 256
+    jobs = [(split[i : i + step]["image"], profile, size, range(i, min(i + step, len(split))), seed)
+            for i in range(0, len(split), step)]
+    workers = min(os.cpu_count() or 1, 8)
+    log.info("drawing %d surface views (%d processes)", len(split), workers)
+    if workers > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            views = torch.cat(pool.map(_surface_chunk, jobs))
+    else:
+        views = torch.cat([_surface_chunk(job) for job in jobs])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(views, path)
+    return views
+
+
 class DecodedImages(torch.utils.data.Dataset):
     """A split decoded once into one uint8 tensor; augmented and normalised per item.
 
@@ -54,7 +87,7 @@ class DecodedImages(torch.utils.data.Dataset):
     RobustCollator swaps in for a share of the views."""
 
     def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
-                 chunk: int = 2048, surfaces: bool = False, seed: int = 0):
+                 chunk: int = 2048, surfaces: bool = False, seed: int = 0, cache: Path | None = None):
         self.augment = augment
         self.shift, self.erase = _augment_params(size, augment)
         self.pixels = torch.empty((len(split), 3, size, size), dtype=torch.uint8)
@@ -65,16 +98,7 @@ class DecodedImages(torch.utils.data.Dataset):
                                                                    [1 / 255] * 3)[0].round_()
         self.surfaces = None
         if surfaces and profile is not None:
-            step = 256
-            jobs = [(split[i : i + step]["image"], profile, size, range(i, min(i + step, len(split))), seed)
-                    for i in range(0, len(split), step)]
-            workers = min(os.cpu_count() or 1, 8)
-            log.info("drawing %d surface views (%d processes)", len(split), workers)
-            if workers > 1 and len(jobs) > 1:
-                with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                    self.surfaces = torch.cat(pool.map(_surface_chunk, jobs))
-            else:
-                self.surfaces = torch.cat([_surface_chunk(job) for job in jobs])
+            self.surfaces = _surface_views(split, profile, size, seed, cache)
         self.labels = torch.tensor(split["label"])
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
@@ -93,11 +117,11 @@ class DecodedImages(torch.utils.data.Dataset):
 
 
 def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
-                    max_bytes: int = 2 << 30, surfaces: bool = False, seed: int = 0):
+                    max_bytes: int = 2 << 30, surfaces: bool = False, seed: int = 0, cache: Path | None = None):
     """Decode the split into memory when it fits in `max_bytes` (Fashion-MNIST: 141 MB), else transform lazily
     (then without surface views: drawing them costs as much as preparing a photo, at every epoch)."""
     if len(split) * 3 * size * size * (2 if surfaces else 1) <= max_bytes:
-        return DecodedImages(split, size, mean, std, augment, profile, surfaces=surfaces, seed=seed)
+        return DecodedImages(split, size, mean, std, augment, profile, surfaces=surfaces, seed=seed, cache=cache)
     if surfaces:
         log.warning("the training set is too large to hold its surface views in memory: training without them")
     return split.with_transform(make_transform(size, mean, std, augment, profile))

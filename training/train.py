@@ -78,7 +78,8 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
         train_split = held["train"]
         val_ds = decoded_or_lazy(held["test"], size, mean, std, "none", profile)
     surfaces = args.surfaces and args.augment == "robust" and profile is not None
-    train_ds = decoded_or_lazy(train_split, size, mean, std, args.augment, profile, surfaces=surfaces, seed=args.seed)
+    train_ds = decoded_or_lazy(train_split, size, mean, std, args.augment, profile, surfaces=surfaces, seed=args.seed,
+                               cache=Path(targs.output_dir))  # kept beside the checkpoints: a resumed run reuses them
     collator = None
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
@@ -118,8 +119,8 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
              args.batch_size, args.epochs)
     model, processor = _model(args, names)
     ckpt_dir = out / "checkpoints"
+    last = _run_to_continue(ckpt_dir, args)  # first: a finished run's checkpoints go before anything is kept there
     trainer, test_ds = _trainer(args, ds, model, processor, training_arguments(args, ckpt_dir, precision, overrides))
-    last = _run_to_continue(ckpt_dir, args)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - start
