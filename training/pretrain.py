@@ -40,9 +40,9 @@ class PretrainArgs:
     output: str = field(default="models/backbone", metadata={"help": "the backbone's model dir"})
     sources: str = field(default="openclipart,icons,digits,fashion_mnist",
                          metadata={"help": "comma-separated corpora (training/corpora.py) or folders of pictures"})
-    per_source: int = field(default=20000, metadata={"help": "pictures a source gives at most (spread evenly)"})
+    per_source: int = field(default=10000, metadata={"help": "pictures a source gives at most (spread evenly)"})
     image_size: int = 64
-    epochs: float = 30
+    epochs: float = 40
     batch_size: int = 256
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
@@ -132,18 +132,29 @@ def collate_pairs(features: list[dict]) -> dict:
     return {"pixel_values": torch.cat([views(rgba), views(rgba)]), "pairs": partner_rows(len(rgba))}
 
 
-def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
-    """Pretrain and write the backbone's model dir (resuming a stopped run); returns its metrics."""
+def _pictures(args: PretrainArgs, cache: Path) -> np.ndarray:
+    """The corpora's pictures, loaded once and kept beside the checkpoints (a resumed run reads them back)."""
     from training.corpora import load_corpora
 
-    torch.manual_seed(args.seed)
-    out = Path(args.output)
+    path = cache / f"pictures-{args.image_size}-{args.per_source}-{args.sources.replace('/', '_')[:80]}.npy"
+    if path.is_file():
+        return np.load(path)
     pictures = load_corpora(args.image_size, [s.strip() for s in args.sources.split(",") if s.strip()],
                             args.per_source)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, pictures)
+    return pictures
+
+
+def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
+    """Pretrain and write the backbone's model dir (resuming a stopped run); returns its metrics."""
+    torch.manual_seed(args.seed)
+    out = Path(args.output)
+    ckpt = out / "checkpoints"
+    pictures = _pictures(args, ckpt)
     config = ConvNextConfig(num_channels=3, image_size=args.image_size, **BACKBONE)
     config.pretrain_temperature = args.temperature
     model = ConvNextForInstanceDiscrimination(config)
-    ckpt = out / "checkpoints"
     targs = TrainingArguments(**{**dict(
         output_dir=str(ckpt), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_steps=0.03,
