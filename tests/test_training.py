@@ -254,13 +254,6 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     assert embedder.float_dim == 16 + 64 and emb.floats.shape == (4, 80)
     np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
-    # The binary code is the hash layer's 16 signs and then the instance head's 64 (which image of the class)
-    assert embedder.n_bits == 16 + 64 and emb.codes.shape == (4, 80) and embedder.meta["n_bits"] == 80
-    pixels4, _ = embedder.preprocess(split[:4]["image"], embedder.profile)
-    with torch.no_grad():
-        outs = [model.eval()(v) for v in (pixels4, pixels4.flip(-1))]
-    mean_instance = (outs[0].instance + outs[1].instance) / 2
-    assert (emb.codes[:, 16:] == (mean_instance > 0).numpy()).mean() > 0.97  # float32 rounding at zero aside
     # The loss has the instance term when the batch carries pairs
     x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
     with torch.no_grad():

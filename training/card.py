@@ -6,11 +6,8 @@ from pathlib import Path
 
 
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
-    instance = bool(metrics.get("instance_dim"))
     float_vector = ("the normalised tanh code beside an instance head's output (trained on two views of every "
-                    "image)" if instance else "the pooled features")
-    code = (f"the signs of the hash layer and of the instance head ({metrics['bits']} + {metrics['instance_dim']} "
-            "bits)" if instance else "the signs of the hash layer")
+                    "image)" if metrics.get("instance_dim") else "the pooled features")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -19,7 +16,7 @@ tags: [convnext, image-retrieval, deep-hashing]
 # {out.name}
 
 ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, trained on `{metrics['dataset']}`
-for image search: {float_vector} is the float vector (cosine), {code} the binary
+for image search: {float_vector} is the float vector (cosine), the signs of the hash layer the binary
 code (Hamming distance).
 
 | metric | value |

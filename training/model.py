@@ -153,18 +153,15 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
 
 
 def code_logits(config, out: HashOutput) -> torch.Tensor:
-    """What an image's binary code is the signs of: the hash layer's logits (which class); with an instance head, its
-    output beside them (which image of it: signs of a vector keep its direction, so a slightly changed picture keeps
-    most of its instance bits while another image of its class differs in about half)."""
-    if out.instance is None:
-        return out.hash_logits.float()
-    return torch.cat([out.hash_logits.float(), out.instance.float()], dim=-1)
+    """What an image's binary code is the signs of: the hash layer's logits (which class). The instance head's
+    signs are left out: appended, they make a slightly changed picture find its very image more often by Hamming
+    distance but rank whole classes worse (README: "Your photos" has the measurements)."""
+    return out.hash_logits.float()
 
 
 def code_length(config) -> int:
-    """The binary code's length in bits (what a collection records as `n_bits`): the hash layer's `n_bits`, plus
-    `instance_dim` with an instance head."""
-    return int(config.n_bits) + int(getattr(config, "instance_dim", 0) or 0)
+    """The binary code's length in bits (what a collection records as `n_bits`)."""
+    return int(config.n_bits)
 
 
 def retrieval_dim(config) -> int:
