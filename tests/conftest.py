@@ -63,10 +63,8 @@ def tiny_model(shapes_dir, tmp_path_factory) -> Path:
     from training.train import TrainArgs, train
 
     out = tmp_path_factory.mktemp("models") / "tiny-shapes"
-    # Without surface views: a few-thousand-parameter model on 108 pictures learns the shapes in 12 epochs only from
-    # the pictures as they are (tests/test_training.py trains with surface views on its own).
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(out), epochs=12, bits=16, batch_size=16,
-                    learning_rate=5e-3, surfaces=False))
+                    learning_rate=5e-3))
     return out
 
 

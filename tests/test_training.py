@@ -215,8 +215,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
                                                                                        tmp_path):
     """`--instance-weight` fine-tunes a model without an instance head: it gets one, trained so that two augmented
     views of an image are each other's nearest among a batch's views (the loss falls); the float vector is then the
-    code part and the instance part, the latter holding `instance_share` of the cosine. (Without surface views: the
-    loss is measured on the pair views alone; tests/test_surfaces.py trains with them.)"""
+    code part and the instance part, the latter holding `instance_share` of the cosine."""
     from indexer.embedder import Embedder
     from training.augment import PAIR_AUGMENT, robust_augment
     from training.images import preprocess
@@ -235,7 +234,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
 
     out = tmp_path / "inst"
     metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=1, bits=16,
-                              batch_size=32, instance_weight=0.5, learning_rate=1e-3, surfaces=False))
+                              batch_size=32, instance_weight=0.5, learning_rate=1e-3))
     assert metrics["args"]["instance_weight"] == 0.5
     untrained, _ = build_model(str(tiny_model), n_bits=16, id2label={0: "a", 1: "b", 2: "c"},
                                overrides={"instance_dim": 64})
@@ -244,7 +243,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     model, _ = load_model(out)
     assert model.config.instance_dim == 64 and model.instance.out_features == 64
     later = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=6, bits=16,
-                            batch_size=32, instance_weight=0.5, learning_rate=1e-3, surfaces=False))
+                            batch_size=32, instance_weight=0.5, learning_rate=1e-3))
     assert later["resumed_from"]
     model, _ = load_model(out)
     assert pair_loss(model) < pair_loss(untrained)
