@@ -36,6 +36,8 @@ README_FIGURES = [
     ("mixed", "search_p95_ms_under_writes", "`/search` p95 while 16 clients also add and delete"),
     ("folders", "digits_test_accuracy", "`make collection` on scikit-learn's digits: test accuracy"),
     ("robustness", "label_p_at_10[product photo, cosine]", "a product photo: label precision@10, cosine"),
+    ("robustness", "label_p_at_10[on a surface: marble, cosine]",
+     "a garment photographed on marble: label precision@10, cosine"),
 ]
 
 
