@@ -153,9 +153,8 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
 
 
 def code_logits(config, out: HashOutput) -> torch.Tensor:
-    """What an image's binary code is the signs of: the hash layer's logits (which class). The instance head's
-    signs are left out: appended, they make a slightly changed picture find its very image more often by Hamming
-    distance but rank whole classes worse (README: "Your photos" has the measurements)."""
+    """What an image's binary code is the signs of: the hash layer's logits (which class). The instance head's signs,
+    appended, rank whole classes worse (README: "Your photos", "Codes that carry the image")."""
     return out.hash_logits.float()
 
 

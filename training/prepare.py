@@ -124,13 +124,13 @@ def _analyse_flat(a: np.ndarray) -> Analysis:
 
 
 def _object_strength(y: np.ndarray) -> float:
-    """The 95th percentile of the object's strength (`_strength`, [h, w, 3]) over the pixels that stand out."""
+    """The 95th percentile of the object's strength (`strength`, [h, w, 3]) over the pixels that stand out."""
     y = y.max(-1)
     obj = y[y > MIN_CONTRAST / 255]
     return float(np.percentile(obj, 95)) if obj.size else 0.0
 
 
-def _strength(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
+def strength_over(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
     """How far each value stands out from the background, towards white (LIGHT_ON_DARK) or black: 0 to 1."""
     if polarity == LIGHT_ON_DARK:
         return ((x - bg) / np.maximum(255 - bg, 1)).clip(0, 1)
@@ -162,7 +162,7 @@ def measure_profile(images) -> ImageProfile:
         obj = a[an.mask].astype(np.float32)
         chromas.append(float((obj.max(-1) - obj.min(-1)).mean()))  # spread between the RGB channels
         polarities.append(an.polarity)
-        strengths.append(_object_strength(_strength(a.astype(np.float32), an.background, an.polarity)))
+        strengths.append(_object_strength(strength_over(a.astype(np.float32), an.background, an.polarity)))
     if not bgs:
         raise ValueError("cannot measure an image profile from no images")
     return ImageProfile(
@@ -219,7 +219,7 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     # Strength of the object over its background in the picture's own polarity (0 = background, 1 = extreme),
     # stretched when fainter than the collection's objects, then drawn in the collection's polarity over the
     # collection's background level.
-    y = _strength(x, bg, an.polarity)
+    y = strength_over(x, bg, an.polarity)
     if an.light is not None:  # on a surface: the object's pixels only, none of the surface's grain
         y = np.where(an.mask[..., None], np.maximum(y, SURFACE_FLOOR), 0)
     strength = _object_strength(y)

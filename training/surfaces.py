@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from training.prepare import ImageProfile, _strength
+from training.prepare import ImageProfile, strength_over
 
 FRAME = (160, 120)  # the view's size: preparation finds the object on pictures this large (training.separate)
 
@@ -69,7 +69,7 @@ def _surface(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _object(image: Image.Image, profile: ImageProfile, rng: np.random.Generator, side: int):
     """The image's object at `side` px, turned: its RGB and alpha (0-1), from its strength over the background."""
     a = np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32)
-    y = _strength(a, np.asarray(profile.background, np.float32), profile.polarity).max(-1)
+    y = strength_over(a, np.asarray(profile.background, np.float32), profile.polarity).max(-1)
     if profile.colour:
         rgb = a
     else:  # a grey collection: the object in a colour of its own, shaded by its strength, sometimes patterned
