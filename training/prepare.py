@@ -124,7 +124,7 @@ def _analyse_flat(a: np.ndarray) -> Analysis:
 
 
 def _object_strength(y: np.ndarray) -> float:
-    """The 95th percentile of the object's strength (`strength`, [h, w, 3]) over the pixels that stand out."""
+    """The 95th percentile of the object's strength (`strength_over`, [h, w, 3]) over the pixels that stand out."""
     y = y.max(-1)
     obj = y[y > MIN_CONTRAST / 255]
     return float(np.percentile(obj, 95)) if obj.size else 0.0
