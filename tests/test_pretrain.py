@@ -31,6 +31,8 @@ def test_pretraining_writes_a_transformers_backbone_that_resumes_and_fine_tunes(
     card = (out / "README.md").read_text()
     assert "python -m training pretrain" in card and "instance discrimination" in card
     assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    # every checkpoint carries the image processor too (bench/clipart.py can measure a run still going)
+    assert all((c / "preprocessor_config.json").is_file() for c in (out / "checkpoints").glob("checkpoint-*"))
     more = pretrain(PretrainArgs(**args, epochs=2))  # a longer run goes on from the last checkpoint
     assert more["resumed_from"] and more["steps"] == 8
     # fine-tuning starts from its weights, in float32, with a new hash layer and classifier

@@ -161,7 +161,9 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
         lr_scheduler_type="cosine", save_strategy="steps", save_steps=args.save_steps, save_total_limit=1,
         logging_steps=50, remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=False,
         report_to="none", seed=args.seed, label_names=[]), **(trainer_overrides or {})})
-    trainer = Trainer(model=model, args=targs, train_dataset=PictureSet(pictures), data_collator=collate_pairs)
+    processor = make_processor(args.image_size, MEAN, STD)  # saved with every checkpoint too
+    trainer = Trainer(model=model, args=targs, train_dataset=PictureSet(pictures), data_collator=collate_pairs,
+                      processing_class=processor)
     last = get_last_checkpoint(str(ckpt)) if args.resume and ckpt.is_dir() else None
     if last:
         log.info("resuming from %s", last)
@@ -171,7 +173,7 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
     backbone = model.convnext.to(torch.float16)
     backbone.config.architectures = [ConvNextModel.__name__]
     backbone.save_pretrained(out)
-    make_processor(args.image_size, MEAN, STD).save_pretrained(out)
+    processor.save_pretrained(out)
     metrics = {"pictures": len(pictures), "sources": args.sources, "epochs": args.epochs,
                "steps": trainer.state.global_step, "seconds_this_run": round(time.perf_counter() - start, 1),
                "resumed_from": last, "first_loss": losses[0] if losses else None,
