@@ -25,6 +25,7 @@ from PIL import Image, ImageFilter, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
+from indexer.evaluate import pixel_vectors  # noqa: E402
 from training.corpora import OPENCLIPART, held_out, openclipart_files, rgba  # noqa: E402
 from training.prepare import measure_profile, prepare  # noqa: E402
 
@@ -100,11 +101,8 @@ def _read(size: int):
 
 
 def pixels(images: list[Image.Image]) -> np.ndarray:
-    """The floor: raw 32×32 RGB pixels, centred and L2-normalised."""
-    a = np.stack([np.asarray(im.convert("RGB").resize((PIXELS, PIXELS), Image.Resampling.BILINEAR), np.float32)
-                  .ravel() for im in images]) / 255
-    a -= a.mean(1, keepdims=True)
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-6)
+    """The floor: raw 32×32 RGB pixels, centred (indexer.evaluate.pixel_vectors)."""
+    return pixel_vectors(images, PIXELS, "RGB", centred=True, resample=Image.Resampling.BILINEAR)
 
 
 class Features:

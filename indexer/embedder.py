@@ -1,6 +1,5 @@
 """How an image becomes vectors: the model's L2-normalised retrieval features (`float`: pooled features, or code and
-instance parts, training.model.retrieval_features) and the signs of the hash layer and instance head (`code`,
-training.model.code_logits)."""
+instance parts, training.model.retrieval_features) and the hash layer's signs (`code`)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import torch
 from PIL import Image
 
 from training import config as settings
-from training.model import VIEWS, code_length, processor_size, resolve_precision, retrieval_dim, view_outputs
+from training.model import VIEWS, processor_size, resolve_precision, retrieval_dim, view_outputs
 from training.modeldir import load_model
 from training.prepare import ImageProfile, model_input
 
@@ -60,7 +59,7 @@ class Embedder:
         self.mean, self.std = processor.image_mean, processor.image_std
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
-        self.n_bits = code_length(config)  # the code's bits: hash layer, and instance head if any
+        self.n_bits = int(config.n_bits)
         self.float_dim = retrieval_dim(config)
         # The training set's image profile: what a collection without one of its own is prepared like.
         self.profile = ImageProfile.from_dict(getattr(config, "image_profile", None))
@@ -96,9 +95,9 @@ class Embedder:
         step = self.batch_size // 2 if self.views == "image+mirror" else self.batch_size  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
-            features, code, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
+            features, hash_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
             floats.append(torch.nn.functional.normalize(features, dim=-1).cpu())
-            codes.append((code > 0).to(torch.uint8).cpu())
+            codes.append((hash_logits > 0).to(torch.uint8).cpu())
             probs.append(p.cpu())
         return Embeddings(
             floats=torch.cat(floats).numpy().astype(np.float32),

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
 from indexer import ranking
@@ -43,8 +44,14 @@ def _embed_all(embedder: Embedder, images, chunk: int = 4096):
     return np.concatenate(floats), np.concatenate(codes), np.concatenate(probs)
 
 
-def _pixels(images, size: int) -> np.ndarray:
-    out = np.stack([np.asarray(im.convert("L").resize((size, size)), dtype=np.float32).ravel() for im in images])
+def pixel_vectors(images, size: int, mode: str = "L", centred: bool = False,
+                  resample=Image.Resampling.BICUBIC) -> np.ndarray:
+    """The raw-pixel floor: each picture in `mode` ("L" or "RGB") at size×size, flattened, optionally less its mean,
+    L2-normalised (cosine is then a dot product)."""
+    out = np.stack([np.asarray(im.convert(mode).resize((size, size), resample), dtype=np.float32).ravel()
+                    for im in images])
+    if centred:
+        out -= out.mean(1, keepdims=True)
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out
 
@@ -168,7 +175,7 @@ def evaluate(
     db, q = {"labels": np.asarray(ds["train"]["label"])}, {"labels": np.asarray(test["label"])}
     for side, images in ((db, db_images), (q, q_images)):
         side["floats"], side["codes"], side["probs"] = _embed_all(embedder, images)
-        side["pixels"] = _pixels(images, embedder.size)
+        side["pixels"] = pixel_vectors(images, embedder.size)
         side["phash"] = _phash(images)
     accuracy = float((q["probs"].argmax(1) == q["labels"]).mean())
     methods = {m.report_key: score_method(m.name, q, db) for m in ranking.REGISTRY.values()}

@@ -152,17 +152,6 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
     return torch.cat([code, F.normalize(out.instance.float(), dim=-1) * share**0.5], dim=-1)
 
 
-def code_logits(config, out: HashOutput) -> torch.Tensor:
-    """What an image's binary code is the signs of: the hash layer's logits (which class). The instance head's signs,
-    appended, rank whole classes worse (README: "Your photos", "Codes that carry the image")."""
-    return out.hash_logits.float()
-
-
-def code_length(config) -> int:
-    """The binary code's length in bits (what a collection records as `n_bits`)."""
-    return int(config.n_bits)
-
-
 def retrieval_dim(config) -> int:
     """The float vector's length (what a collection records as `float_dim`)."""
     if getattr(config, "instance_dim", 0):
@@ -201,7 +190,7 @@ def build_model(
         config = ConvNextConfig.from_pretrained(model, **common)
         for key, value in overrides.items():
             setattr(config, key, value)
-        # float32 to train in, whatever the checkpoint stores (the shipped backbone is float16)
+        # float32 to train in, whatever the checkpoint stores (training.pretrain saves its backbone in float16)
         net = ConvNextForImageHashing.from_pretrained(model, config=config, ignore_mismatched_sizes=True,
                                                       dtype=torch.float32)
         net.config.architectures = [ConvNextForImageHashing.__name__]
@@ -219,12 +208,12 @@ VIEWS = ("image", "image+mirror")
 
 @torch.inference_mode()
 def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
-    """Retrieval features (`retrieval_features`), code logits (`code_logits`) and class probabilities of every view
-    of `pixels`, float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers
-    take the mean over dim 0."""
+    """Retrieval features (`retrieval_features`), hash logits and class probabilities of every view of `pixels`,
+    float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean
+    over dim 0."""
     n_views = 2 if views == "image+mirror" else 1
     out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
-    outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
+    outputs = (retrieval_features(model.config, out), out.hash_logits.float(), out.logits.float().softmax(-1))
     return [t.view(n_views, len(pixels), -1) for t in outputs]
 
 
