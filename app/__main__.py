@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 
 from app.main import launch, read_auth_file
 from app.service import SearchService, Settings
@@ -79,7 +80,9 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
     return settings, args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, after_start=None) -> int:
+    """`after_start(service)`: run in a thread of its own once the service is up (app.collection: fine-tune, then
+    answer with the new model)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings, args = parse_settings(argv)
     if args.torch_threads > 0:
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if after_start is not None:
+        threading.Thread(target=after_start, args=(service,), name="after-start", daemon=True).start()
     launch(service, args.host, args.port or None, auth=auth)
     return 0
 

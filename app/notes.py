@@ -1,4 +1,5 @@
-"""The page's sentence about a query: what was done to the picture, or that it is unlike the collection."""
+"""The page's sentences: the collection's status line, and what was done to a query's picture, or that it is unlike
+the collection."""
 
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ def query_note(query: dict) -> str:
     if prep.get("stretched"):
         done.append(f"its contrast stretched {prep['stretched']}×")
     return "Prepared: " + ", ".join(done) + f" (profile: the {prep['profile']}'s)."
+
+
+def status_line(count: int, collection: str, model: str, meta: dict, background: str | None, lost: int) -> str:
+    """The collection, the model that answers, work under way, and what a person should know: stored images that
+    lost their files, a model that groups the collection's labels worse than raw pixels (indexer.floor)."""
+    parts = [f"{count:,} images in `{collection}`, model `{model}`"]
+    if background:
+        parts.append(background)
+    if lost:
+        parts.append(f"⚠️ {lost} stored images have lost their files (the log names them)")
+    floor = meta.get("floor") or {}
+    if floor and floor["model_p_at_10"] < floor["pixels_p_at_10"]:
+        parts.append(f"⚠️ on this collection raw pixels group the labels better than this model (label precision@10 "
+                     f"{floor['pixels_p_at_10']:.2f} against {floor['model_p_at_10']:.2f} on {floor['sample']} of its "
+                     "pictures): its answers are less alike than a plain comparison of colours would give")
+    return " · ".join(parts)

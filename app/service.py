@@ -16,12 +16,13 @@ from PIL import Image
 
 from app.access import Access, RateLimiter
 from app.fetch import Fetcher, parse_networks
-from app.notes import query_note
+from app.notes import query_note, status_line
 from app.settings import DUPLICATE_COSINE, Settings
 from indexer.duplicates import duplicate_groups
 from indexer.embedder import Embedder
 from indexer.factory import open_store
 from indexer.query import Answer, Query, QueryPath, as_point_id
+from indexer.reembed import reembed
 from indexer.sources import SourceError, resolve_image
 from indexer.store import Store, StoreError
 from indexer.uploads import add_images, delete_images, reconcile
@@ -37,6 +38,7 @@ class SearchService:
         self._store: Store | None = None
         self.meta: dict = {}
         self.reconciled: dict = {}  # what opening the collection found half done (indexer.uploads.reconcile)
+        self.background: str | None = None  # work under way beside the serving, said on the page (app.collection)
         self._queries: QueryPath | None = None
         self.prepare_with(*self.embedder.profile_for(None))
         self._store_error: str | None = None
@@ -104,9 +106,8 @@ class SearchService:
             count = store.count()
         except StoreError as e:  # a server that went away after the collection was opened
             return f"⚠️ {e}"
-        lost = len(self.reconciled.get("points_without_file") or [])
-        warning = f" · ⚠️ {lost} stored images have lost their files (the log names them)" if lost else ""
-        return f"{count:,} images in `{self.settings.collection}`, model `{self.embedder.meta['model']}`{warning}"
+        return status_line(count, self.settings.collection, self.embedder.meta["model"], self.meta, self.background,
+                           len(self.reconciled.get("points_without_file") or []))
 
     def close(self) -> None:
         if self._store is not None:
@@ -116,13 +117,9 @@ class SearchService:
     # --- queries ---------------------------------------------------------------------------------
     def read_upload(self, path: str | Path) -> bytes:
         path = Path(path)
-        limit = int(self.settings.max_upload_mb * 1024 * 1024)
-        size = path.stat().st_size
-        if size > limit:
-            raise BadImage(
-                f"the file is {size / 1e6:.1f} MB; the limit is {self.settings.max_upload_mb:g} MB: "
-                "upload a smaller image"
-            )
+        if (size := path.stat().st_size) > int(self.settings.max_upload_mb * 1024 * 1024):
+            raise BadImage(f"the file is {size / 1e6:.1f} MB; the limit is {self.settings.max_upload_mb:g} MB: "
+                           "upload a smaller image")
         return path.read_bytes()
 
     def read_url(self, url: str) -> bytes:
@@ -215,18 +212,24 @@ class SearchService:
         with self._write_lock:
             return delete_images(store, self.settings.image_dir, [i for i in map(as_point_id, ids) if i])
 
+    def switch_model(self, model_dir: str) -> dict:
+        """Embed the whole collection again with another model (indexer.reembed) and answer with it from then on.
+        Searches go on meanwhile with the old model and vectors; writes wait until the swap is done."""
+        embedder = Embedder(model_dir)
+        with self._write_lock:
+            store = self.require_store()
+            done = reembed(store, embedder, self.settings.image_dir, self.settings.location)
+            with self._open_lock:
+                self.embedder, self.settings.model_dir, self.meta = embedder, model_dir, store.meta
+                self._queries = QueryPath(embedder, store, self.meta, self.profile, self.profile_source)
+        return done
+
     def overview(self) -> dict:
         store = self.require_store()
         meta = store.meta
-        return {
-            "collection": self.settings.collection,
-            "images": store.count(),
-            "labels": dict(sorted(store.label_counts().items())),
-            "model": meta.get("model"),
-            "model_sha256": meta.get("model_sha256"),
-            "n_bits": meta.get("n_bits"),
-            "float_dim": meta.get("float_dim"),
-        }
+        return {"collection": self.settings.collection, "images": store.count(),
+                "labels": dict(sorted(store.label_counts().items())),
+                **{k: meta.get(k) for k in ("model", "model_sha256", "n_bits", "float_dim")}}
 
     def example_files(self) -> list[str]:
         """One stored image per label (up to `examples`), written once under <data_dir>/examples."""

@@ -1,36 +1,42 @@
-"""How well a model's features find another version of a drawing, and drawings of the same kind, in a real
-third-party collection: Debian's openclipart-png, by top-level category (those with at least 50 pictures).
+"""How well the product finds another version of a drawing, and drawings of the same kind, in a real third-party
+collection: Debian's openclipart-png, by top-level category (those with at least 50 pictures), as a person's folder
+(data/clipart-folder/<category>/, 64 px RGBA PNGs, written once).
 
 The database is every picture of those categories; the queries are changed copies of the pictures pretraining never
 sees (training.corpora.held_out: a tenth, by path): recoloured, outlined, greyscale, at half size in the frame, on a
-coloured background (this bench's own changes). Per change and method: the original in the top 5, and category
-precision@10 (the original itself left out). Methods: the model's pooled features (cosine) of every picture prepared
-as the product prepares it (training.prepare, with the collection's profile), and the floor every model must
-clear, raw-pixel cosine (32×32 RGB on white, as they are), in the same run.
+coloured background (this bench's own changes). Per change, method and metric: the original in the top 5, and
+category precision@10 (the original itself left out), ranked by the product's rules (indexer.ranking). Methods, each
+the product's own path (indexer.embedder, pictures prepared like the collection's):
+- backbone: the pretrained backbone as it is (training.searcher), what `make collection` serves first;
+- fine-tuned: the folder's own model fine-tuned from it (`python -m training` defaults: an instance head), what it
+  serves next;
+- from scratch: the fmnist-small preset trained on the folder at 64 px, what `make collection` did before;
+and the floor every model must clear, raw-pixel cosine (32×32 RGB on white, as they are), in the same run.
+Models are written to data/clipart-models/ and reused by a later run (their training time is recorded once).
 
-python bench/clipart.py [--model models/backbone] [--image-size 64] [--queries 300]
+python bench/clipart.py [--backbone models/backbone] [--methods backbone,fine-tuned,from-scratch] [--epochs E]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
-from indexer.evaluate import pixel_vectors  # noqa: E402
+from indexer.floor import colour_floor  # noqa: E402
+from indexer.ranking import sort_keys  # noqa: E402
 from training.corpora import OPENCLIPART, held_out, openclipart_files, rgba  # noqa: E402
-from training.prepare import measure_profile, prepare  # noqa: E402
 
 MIN_PER_CATEGORY = 50
-PIXELS = 32  # the raw-pixel floor's side
+SIZE = 64  # the folder's pictures' side
 
 
 def on(picture: np.ndarray, colour=(255, 255, 255)) -> Image.Image:
@@ -100,77 +106,94 @@ def _read(size: int):
     return np.stack(pictures), np.array(cats), np.array(held)
 
 
-def pixels(images: list[Image.Image]) -> np.ndarray:
-    """The floor: raw 32×32 RGB pixels, centred (indexer.evaluate.pixel_vectors)."""
-    return pixel_vectors(images, PIXELS, "RGB", centred=True, resample=Image.Resampling.BILINEAR)
+def pixels(images: list[Image.Image]) -> tuple[np.ndarray, None]:
+    """The floor: raw pixels as small colour thumbnails (indexer.floor.colour_floor); no codes."""
+    return colour_floor(images), None
 
 
-class Features:
-    """A model dir's pooled ConvNeXt features (a pretrained backbone, or the backbone of a trained model dir)."""
-
-    def __init__(self, model: str, size: int):
-        from transformers import AutoImageProcessor, ConvNextModel
-
-        self.net = ConvNextModel.from_pretrained(model, dtype=torch.float32).eval()
-        if (Path(model) / "preprocessor_config.json").is_file():
-            processor = AutoImageProcessor.from_pretrained(model)
-            mean, std = processor.image_mean, processor.image_std
-        else:  # a pretraining checkpoint: pretraining's normalisation
-            from training import pretrain
-
-            mean, std = pretrain.MEAN, pretrain.STD
-        self.size = size
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
-
-    @torch.inference_mode()
-    def __call__(self, images: list[Image.Image]) -> np.ndarray:
-        out = []
-        for s in range(0, len(images), 256):
-            x = torch.stack([torch.from_numpy(np.asarray(im.convert("RGB").resize((self.size, self.size),
-                             Image.Resampling.BILINEAR), np.float32)).permute(2, 0, 1) for im in images[s:s + 256]])
-            f = self.net((x / 255 - self.mean) / self.std).pooler_output
-            out.append(torch.nn.functional.normalize(f, dim=-1).numpy())
-        return np.concatenate(out)
+def folder_of(pictures: np.ndarray, cats: np.ndarray, root: Path) -> Path:
+    """The pictures as a person's folder, one sub-folder per category (written once)."""
+    if not root.is_dir():
+        tmp = root.with_name(root.name + ".tmp")
+        for i, (picture, cat) in enumerate(zip(pictures, cats, strict=True)):
+            (tmp / cat).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(picture).save(tmp / cat / f"{i:05d}.png")
+        tmp.replace(root)
+    return root
 
 
-def scores(q: np.ndarray, db: np.ndarray, originals: np.ndarray, cats: np.ndarray) -> tuple[float, float]:
-    """(the original in the top 5, category precision@10 with the original left out), by cosine."""
-    sim = q @ db.T
-    rows = np.arange(len(q))
-    top5 = float(np.mean((sim > sim[rows, originals][:, None]).sum(1) < 5))
-    sim[rows, originals] = -np.inf
-    top10 = np.argpartition(-sim, 10, axis=1)[:, :10]
+def model_of(method: str, folder: Path, backbone: str, epochs: float | None, root: Path) -> tuple[Path, dict]:
+    """The model dir of a method (made, or reused from an earlier run) and its metrics."""
+    from training.searcher import from_backbone
+    from training.train import TrainArgs, train
+
+    out = root / method
+    if not (out / "metrics.json").is_file():
+        if method == "backbone":
+            from_backbone(backbone, str(folder), out)
+        else:
+            start = dict(model=backbone) if method == "fine-tuned" else dict(model="fmnist-small", image_size=64,
+                                                                             instance_weight=0.0)
+            train(TrainArgs(dataset=str(folder), output=str(out), epochs=epochs, validation=0.1, **start))
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def embedder_of(model_dir: Path):
+    from indexer.embedder import Embedder
+
+    embedder = Embedder(model_dir)
+
+    def embed(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        emb = embedder.embed(images, embedder.profile)
+        return emb.floats, emb.codes
+
+    return embed
+
+
+def scores(metric: str, q: tuple, db: tuple, originals: np.ndarray, cats: np.ndarray) -> tuple[float, float]:
+    """(the original in the top 5, category precision@10 with the original left out), by `metric`'s rule."""
+    keys = sort_keys(metric, q[0], q[1], db[0], db[1]) if q[1] is not None else -(q[0] @ db[0].T)
+    rows = np.arange(len(originals))
+    top5 = float(np.mean((keys < keys[rows, originals][:, None]).sum(1) < 5))
+    keys[rows, originals] = np.inf
+    top10 = np.argpartition(keys, 10, axis=1)[:, :10]
     return top5, float(np.mean(cats[top10] == cats[originals][:, None]))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/backbone", help="a ConvNeXt model dir (its pooled features)")
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--backbone", default="models/backbone", help="the pretrained backbone's dir")
+    p.add_argument("--methods", default="backbone,fine-tuned,from-scratch")
+    p.add_argument("--epochs", type=float, default=None, help="epochs of the trained methods (default: the product's)")
     p.add_argument("--queries", type=int, default=300, help="held-out pictures queried (spread evenly)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     started = time.perf_counter()
-    pictures, cats, held = load(args.image_size)
+    pictures, cats, held = load(SIZE)
+    data = Path(__file__).resolve().parent.parent / "data"
+    folder = folder_of(pictures, cats, data / "clipart-folder")
     originals = np.flatnonzero(held)
     originals = originals[np.linspace(0, len(originals) - 1, min(args.queries, len(originals))).round().astype(int)]
     white = [on(x) for x in pictures]
-    features = Features(args.model, args.image_size)
-    # The product prepares the collection's pictures and every query like the collection (training.prepare); the
-    # floor takes the pixels as they are.
-    profile = measure_profile(white[:: max(1, len(white) // 2000)])
-    methods = {"pixels": pixels, "model": lambda images: features([prepare(im, profile)[0] for im in images])}
-    db = {name: f(white) for name, f in methods.items()}
     rec = Recorder("clipart")
+    methods = {"pixels": pixels}
+    for method in args.methods.split(","):
+        model_dir, metrics = model_of(method, folder, args.backbone, args.epochs, data / "clipart-models")
+        methods[method] = embedder_of(model_dir)
+        rec.figure(f"seconds to make[{method}]", metrics.get("train_seconds", metrics.get("seconds")), "s",
+                   better="lower", test_accuracy=metrics.get("test_accuracy"), epochs=metrics.get("epochs"))
+    db = {name: f(white) for name, f in methods.items()}
     for change, make in CHANGES.items():
         rng = np.random.default_rng(args.seed)
         queries = [make(pictures[i], rng) for i in originals]
-        result = {name: scores(f(queries), db[name], originals, cats) for name, f in methods.items()}
-        for k, what in enumerate(("original_in_top5", "category_p_at_10")):
-            rec.figure(f"{what}[{change}]", result["model"][k], "share", result["pixels"][k], "raw-pixel cosine",
-                       model=args.model, queries=len(originals), database=len(pictures),
-                       categories=len(set(cats)))
+        q = {name: f(queries) for name, f in methods.items()}
+        floor = scores("cosine", q["pixels"], db["pixels"], originals, cats)
+        for name in methods.keys() - {"pixels"}:
+            for metric in ("cosine", "hamming"):
+                got = scores(metric, q[name], db[name], originals, cats)
+                for k, what in enumerate(("original_in_top5", "category_p_at_10")):
+                    rec.figure(f"{what}[{change}, {name}, {metric}]", got[k], "share", floor[k], "raw-pixel cosine",
+                               queries=len(originals), database=len(pictures), categories=len(set(cats)))
     rec.figure("seconds", time.perf_counter() - started, "s", better="lower")
 
 

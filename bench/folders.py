@@ -1,11 +1,14 @@
-"""The folder path, end to end with default settings (`python -m app.collection FOLDER --no-serve`, what
-`make collection` runs): train + index time, test accuracy beside chance, Hamming mAP@all (test pictures against
-the train ones, indexer.evaluate), and the files skipped. On two folders no one here drew by hand:
+"""The folder path, end to end with default settings (`python -m app.collection FOLDER`, what `make collection`
+runs): for the backbone's collection (served first) and the folder's fine-tuned model (served next), the seconds
+until each answers, test accuracy beside chance, Hamming and cosine mAP@all with raw pixels beside them (test
+pictures against the train ones, indexer.evaluate), and the files skipped. On folders no one here drew by hand:
 - digits: scikit-learn's copy of the UCI handwritten digits (1,797 real 8×8 scans, 10 classes), one PNG each;
 - shapes: 180 colour pictures in 3 classes (60 each, sizes 48-160 px, the object anywhere), one corrupt file per
-  class added, as a person's folder may hold.
+  class added, as a person's folder may hold;
+- clipart2000: 2,000 drawings of openclipart-png's 8 largest categories (64 px, transparent), served as a person
+  starts it: the seconds until the page answers, and until it answers with the fine-tuned model.
 
-python bench/folders.py [--only digits|shapes]
+python bench/folders.py [--only digits|shapes|clipart]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Recorder, fill_shape  # noqa: E402
+from bench.common import Recorder, fill_shape, serve_process  # noqa: E402
 
 
 def digits_folder(root: Path) -> Path:
@@ -57,31 +60,76 @@ def shapes_folder(root: Path, per_class: int = 60, seed: int = 0) -> Path:
 
 
 def measure(rec: Recorder, name: str, folder: Path, work: Path) -> None:
-    from app.collection import prepare
+    """`python -m app.collection FOLDER --no-serve`, step by step: the backbone's collection (what is served first),
+    then the folder's own model fine-tuned and the collection embedded again; each evaluated (test pictures against
+    the train ones)."""
+    from app.collection import fine_tune, index_folder, prepare
     from indexer.evaluate import evaluate
 
     t0 = time.perf_counter()
-    done = prepare(folder, qdrant=str(work / "q"), models_dir=work / "models")
-    seconds = time.perf_counter() - t0
-    report = evaluate(done["model"], str(folder), qdrant=str(work / "q"), collection=done["collection"],
-                      output=str(work / "eval"))
-    training = done["training"]
-    rec.figure(f"{name}_test_accuracy", training["test_accuracy"], "accuracy", baseline=training["chance"],
-               baseline_name="chance (the commonest label)", train_samples=training["train_samples"],
-               test_samples=training["test_samples"], epochs=training["epochs"], batch_size=training["batch_size"],
-               warning=training["warning"])
-    rec.figure(f"{name}_hamming_map_all", report["methods"]["hamming"]["map_all"], "mAP",
-               cosine_map_all=round(report["methods"]["cosine"]["map_all"], 4))
-    rec.figure(f"{name}_train_and_index_seconds", seconds, "s", train_seconds=training["train_seconds"],
-               indexed=done["index"]["indexed"])
-    rec.figure(f"{name}_skipped_files", len(training["skipped_files"]), "files",
-               training=[s["path"] for s in training["skipped_files"]],
+    done = prepare(folder, qdrant=str(work / "q"), models_dir=work / "models", image_dir=work / "images")
+    stages = [("backbone", done["model"], time.perf_counter() - t0, done["training"])]
+    if done["fine_tune"]:
+        model = fine_tune(done["fine_tune"])
+        index_folder(model, done["collection"], folder, str(work / "q"), work / "images")
+        stages.append(("fine-tuned", model, time.perf_counter() - t0, json.loads((Path(model) / "metrics.json")
+                                                                                   .read_text())))
+    for stage, model, seconds, training in stages:
+        report = evaluate(model, str(folder), qdrant=str(work / "q"), collection=done["collection"],
+                          output=str(work / f"eval-{stage}"))
+        rec.figure(f"{name}_test_accuracy[{stage}]", training["test_accuracy"] or 0.0, "accuracy",
+                   baseline=training.get("chance"), baseline_name="chance (the commonest label)",
+                   train_samples=training["train_samples"], test_samples=training["test_samples"],
+                   epochs=training.get("epochs"), batch_size=training.get("batch_size"))
+        rec.figure(f"{name}_hamming_map_all[{stage}]", report["methods"]["hamming"]["map_all"], "mAP",
+                   cosine_map_all=round(report["methods"]["cosine"]["map_all"], 4),
+                   raw_pixels_map_all=round(report["methods"]["raw_pixels"]["map_all"], 4))
+        rec.figure(f"{name}_seconds_to_searchable[{stage}]", seconds, "s", better="lower",
+                   indexed=done["index"]["indexed"])
+    rec.figure(f"{name}_skipped_files", len(done["index"]["bad_items"]), "files",
                indexing=[b["source"]["file"] for b in done["index"]["bad_items"]])
+
+
+def clipart_folder(root: Path, pictures: int = 2000, categories: int = 8) -> Path:
+    """`pictures` drawings of openclipart-png's `categories` largest categories (bench/clipart.py's 64 px RGBA PNGs,
+    evenly spread), one sub-folder each: a real third-party collection of the issue's size."""
+    import numpy as np
+
+    from bench.clipart import SIZE, folder_of, load
+
+    images, cats, _ = load(SIZE)
+    names, counts = np.unique(cats, return_counts=True)
+    keep = np.flatnonzero(np.isin(cats, names[np.argsort(-counts)[:categories]]))
+    keep = keep[np.linspace(0, len(keep) - 1, min(pictures, len(keep))).round().astype(int)]
+    return folder_of(images[keep], cats[keep], root)
+
+
+def served(rec: Recorder, name: str, folder: Path, work: Path) -> None:
+    """What a person waits for: `python -m app.collection FOLDER` started, until the page answers a search (the
+    backbone's collection), and until it answers with the folder's own fine-tuned model."""
+    from gradio_client import Client, handle_file
+
+    t0 = time.perf_counter()
+    proc, url = serve_process([sys.executable, "-m", "app.collection", str(folder), "--data-dir", str(work / "d"),
+                               "--port", "0"], cwd=work, timeout_s=1800)
+    try:
+        client = Client(url, verbose=False)
+        query = handle_file(str(sorted(folder.rglob("*.png"))[0]))
+        client.predict(query, "cosine", 10, api_name="/search")
+        rec.figure(f"{name}_seconds_to_served_page", time.perf_counter() - t0, "s", better="lower",
+                   pictures=len(list(folder.rglob("*.png"))))
+        while client.predict(api_name="/overview")["model"] != folder.name:
+            if proc.poll() is not None or time.perf_counter() - t0 > 3600:
+                raise RuntimeError("the folder's own model never answered: " + "".join(proc.lines)[-2000:])
+            time.sleep(5)
+        rec.figure(f"{name}_seconds_to_fine_tuned_answers", time.perf_counter() - t0, "s", better="lower")
+    finally:
+        proc.kill()
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--only", choices=["digits", "shapes"], default=None)
+    p.add_argument("--only", choices=["digits", "shapes", "clipart"], default=None)
     args = p.parse_args()
     rec = Recorder("folders")
     work = Path(tempfile.mkdtemp())
@@ -89,6 +137,8 @@ def main() -> None:
         measure(rec, "digits", digits_folder(work / "digits"), work)
     if args.only in (None, "shapes"):
         measure(rec, "shapes", shapes_folder(work / "shapes"), work)
+    if args.only in (None, "clipart"):
+        served(rec, "clipart2000", clipart_folder(work / "clipart2000"), work)
     print(json.dumps([f["figure"] for f in rec.lines]))
 
 

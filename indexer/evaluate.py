@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from indexer import ranking
 from indexer.embedder import Embedder
 from indexer.factory import open_store
+from indexer.floor import pixel_vectors
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 from indexer.pipeline import sources_of
 from indexer.store import StoreError
@@ -42,18 +42,6 @@ def _embed_all(embedder: Embedder, images, chunk: int = 4096):
         codes.append(e.codes)
         probs.append(e.probs)
     return np.concatenate(floats), np.concatenate(codes), np.concatenate(probs)
-
-
-def pixel_vectors(images, size: int, mode: str = "L", centred: bool = False,
-                  resample=Image.Resampling.BICUBIC) -> np.ndarray:
-    """The raw-pixel floor: each picture in `mode` ("L" or "RGB") at size×size, flattened, optionally less its mean,
-    L2-normalised (cosine is then a dot product)."""
-    out = np.stack([np.asarray(im.convert(mode).resize((size, size), resample), dtype=np.float32).ravel()
-                    for im in images])
-    if centred:
-        out -= out.mean(1, keepdims=True)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out
 
 
 def _phash(images) -> np.ndarray:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from indexer.calibration import calibrate
 from indexer.embedder import Embedder
+from indexer.floor import floor_check
 from indexer.store import Store, StoreError, point_id
 from training.config import preparation_enabled
 from training.data import label_names, load_image_dataset
@@ -133,11 +134,14 @@ def build_index(
     batch_size: int = 256,
     limit: int | None = None,
     recreate: bool = False,
+    image_dir: Path = Path("."),
 ) -> Report:
     """Index `dataset`'s splits into `store`; a second run adds nothing, an interrupted one resumes.
 
     A new collection records its image profile, measured on its first split the way training measures a training
-    set's: every image, stored and searched alike, is prepared to look like those."""
+    set's: every image, stored and searched alike, is prepared to look like those; and, after new images, how alike
+    the images are to their nearest (indexer.calibration) and the raw-pixel floor (indexer.floor; `image_dir`: where
+    stored uploads are)."""
     ds = load_image_dataset(dataset)
     meta = dict(embedder.meta, dataset=dataset)
     by_file = "path" in ds[splits[0]].column_names
@@ -163,6 +167,6 @@ def build_index(
         report.seconds["optimize"] += time.perf_counter() - t0
     if report.indexed or "calibration" not in store.meta:  # new images, or a collection from before calibration
         t0 = time.perf_counter()
-        store.update_meta({"calibration": calibrate(store)})
+        store.update_meta({"calibration": calibrate(store), "floor": floor_check(store, image_dir)})
         report.seconds["calibrate"] += time.perf_counter() - t0
     return report

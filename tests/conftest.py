@@ -64,7 +64,18 @@ def tiny_model(shapes_dir, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny-shapes"
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(out), epochs=12, bits=16, batch_size=16,
-                    learning_rate=5e-3))
+                    learning_rate=5e-3, instance_weight=0.0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(shapes_dir, tmp_path_factory) -> Path:
+    """A backbone pretrained by `python -m training pretrain`'s code on the shapes, one epoch at 32 px."""
+    from training.pretrain import PretrainArgs, pretrain
+
+    out = tmp_path_factory.mktemp("backbones") / "backbone"
+    pretrain(PretrainArgs(output=str(out), sources=str(shapes_dir), per_source=64, image_size=32, batch_size=16,
+                          epochs=1))
     return out
 
 

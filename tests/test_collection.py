@@ -19,7 +19,7 @@ def test_a_folder_goes_to_a_search_answer_and_a_rerun_indexes_only_what_is_new(t
     folder.mkdir()
     make_shapes(folder, 15, seed=11)
     (folder / "square" / "broken.jpg").write_bytes(bad_cases()["truncated_jpeg"][0])
-    kw = dict(qdrant=str(tmp_path / "q"), models_dir=tmp_path / "models", preset="tiny", epochs=4, image_size=32)
+    kw = dict(qdrant=str(tmp_path / "q"), models_dir=tmp_path / "models", start="tiny", epochs=4, image_size=32)
     first = prepare(folder, **kw)
     assert first["collection"] == "my_pictures" and first["model"] == str(tmp_path / "models" / "my_pictures")
     assert first["training"]["skipped_files"][0]["path"] == "square/broken.jpg"
@@ -58,8 +58,8 @@ def test_a_folder_without_classes_is_indexed_with_an_existing_model_and_searched
         client = Client(url, verbose=False)
         _, results, *_ = client.predict(handle_file(str(sorted(flat.iterdir())[0])), "cosine", 3, api_name="/search")
         assert {r["label"] for r in results} == {"unlabelled"} and results[0]["score"] > 0.999
-    with pytest.raises(ValueError, match="no class sub-folders.*existing model"):
-        prepare(flat, qdrant=str(tmp_path / "q2"), models_dir=tmp_path / "models", preset="tiny", epochs=1)
+    with pytest.raises(ValueError, match="no class sub-folders.*backbone alone"):  # and no backbone to start from
+        prepare(flat, qdrant=str(tmp_path / "q2"), models_dir=tmp_path / "models", start="tiny", epochs=1)
 
 
 def test_the_one_command_indexes_into_the_data_dir_it_is_given(tiny_model, shapes_dir, tmp_path, monkeypatch):

@@ -78,7 +78,8 @@ def test_fine_tuning_a_checkpoint_replaces_its_head(tiny_model):
 def test_training_resumes_from_its_last_checkpoint(shapes_dir, tmp_path):
     from training.train import TrainArgs, train
 
-    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32)
+    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32,
+                instance_weight=0.0)
     first = train(TrainArgs(epochs=1, precision="auto", **args))
     assert first["resumed_from"] is None
     # auto: bfloat16 autocast where this CPU runs it natively
@@ -206,7 +207,7 @@ def test_a_folder_with_bad_files_trains_and_reports_each_by_path(tmp_path):
     assert "not an image" in skipped["square/notes.png"]
     assert metrics["train_samples"] + metrics["test_samples"] == 36
     assert "few to train a model from scratch" in metrics["warning"]
-    assert "facebook/convnext-tiny-224" in metrics["warning"]
+    assert "pretrained backbone" in metrics["warning"] and "facebook/convnext-tiny-224" in metrics["warning"]
     assert 0 < metrics["chance"] <= 0.5 and metrics["batch_size"] == 16  # 3 classes, a stratified test split
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["skipped_files"] == metrics["skipped_files"]
 
@@ -319,7 +320,8 @@ def test_training_a_finished_run_again_starts_over(shapes_dir, tmp_path):
     """`make model` twice: the second run trains again rather than resuming a run that already reached its epochs."""
     from training.train import TrainArgs, train
 
-    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32, epochs=1)
+    args = dict(dataset=str(shapes_dir), model="tiny", output=str(tmp_path / "m"), bits=16, batch_size=32, epochs=1,
+                instance_weight=0.0)
     train(TrainArgs(**args))
     again = train(TrainArgs(**args))
     assert again["resumed_from"] is None and len(list((tmp_path / "m" / "checkpoints").glob("checkpoint-*"))) == 1

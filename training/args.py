@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from training import config
-from training.model import PRESETS
+from training.model import INSTANCE_WEIGHT, PRESETS
 
 
 @dataclass
 class TrainArgs:
     dataset: str = field(default_factory=lambda: config.default("dataset"),
                          metadata={"help": "Hub id, image folder, or fashion_mnist ($DATASET)"})
-    model: str = field(
-        default="fmnist-small",
-        metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune, "
-                  "e.g. facebook/convnext-tiny-224"},
+    model: str | None = field(
+        default=None,
+        metadata={"help": f"a preset to train from scratch ({', '.join(PRESETS)}) or a checkpoint to fine-tune: a "
+                  "model dir, or a Hub id such as facebook/convnext-tiny-224 (online); default: the pretrained "
+                  "backbone ($BACKBONE, committed) where it is, else fmnist-small"},
     )
     output: str = field(default_factory=lambda: config.default("model"),
                         metadata={"help": "model dir to write ($MODEL_DIR, which the app and the indexer read)"})
@@ -58,9 +60,10 @@ class TrainArgs:
                   "as a photo is, swapped in for half the images at each step: the class of a photo on a table is "
                   "right more often, its very image found less often (README: \"Your photos\" has the figures)"},
     )
-    instance_weight: float = field(
-        default=0.0,
-        metadata={"help": "> 0: add an instance head (training.model) and train on two augmented views of every image "
+    instance_weight: float | None = field(
+        default=None,
+        metadata={"help": f"default: {INSTANCE_WEIGHT} for a folder (with --augment robust), 0 otherwise; > 0: add an "
+                  "instance head (training.model) and train on two augmented views of every image "
                   "(rotation, scale, shift, an edge cut and re-framed, contrast, blur, noise), each view's nearest "
                   "among the batch's views to be its partner, with this weight in the loss: the float vector then "
                   "finds a changed picture's very image more often (README: \"Your photos\"); a step costs twice "
@@ -75,3 +78,21 @@ class TrainArgs:
     max_train_samples: int | None = None
     max_test_samples: int | None = None
     resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in <output>/checkpoints"})
+
+
+def starting_point(model: str | None) -> str:
+    """What a model trained without --model starts from: the pretrained backbone ($BACKBONE) where it is, else the
+    fmnist-small preset, from scratch."""
+    if model:
+        return model
+    backbone = Path(config.default("backbone"))
+    return str(backbone) if (backbone / "model.safetensors").is_file() else "fmnist-small"
+
+
+def resolve(args: TrainArgs) -> TrainArgs:
+    """The defaults that depend on the data: the starting point, and an instance head for a folder (its pictures are
+    searched for one another, not only by class)."""
+    args.model = starting_point(args.model)
+    if args.instance_weight is None:
+        args.instance_weight = INSTANCE_WEIGHT if Path(args.dataset).is_dir() and args.augment == "robust" else 0.0
+    return args

@@ -8,6 +8,8 @@ from pathlib import Path
 def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
     float_vector = ("the normalised tanh code beside an instance head's output (trained on two views of every "
                     "image)" if metrics.get("instance_dim") else "the pooled features")
+    made = (f"set from `{metrics['dataset']}` without training (the pretrained backbone as it is: "
+            "training/searcher.py)" if metrics.get("kind") else f"trained on `{metrics['dataset']}`")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -15,19 +17,11 @@ tags: [convnext, image-retrieval, deep-hashing]
 ---
 # {out.name}
 
-ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, trained on `{metrics['dataset']}`
+ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, {made}
 for image search: {float_vector} is the float vector (cosine), the signs of the hash layer the binary
 code (Hamming distance).
 
-| metric | value |
-|---|---|
-| test accuracy | {metrics['test_accuracy']:.4f} (chance: {metrics['chance']:.4f}) |
-| test accuracy, one view | {metrics['test_accuracy_single_view']:.4f} |
-| embedding views | {metrics['embed_views']} |
-| train samples | {metrics['train_samples']} |
-| epochs | {metrics['epochs']} |
-| training time (s) | {metrics['train_seconds']} |
-| parameters | {metrics['parameters']:,} |
+{_table(metrics)}
 
 Labels: {', '.join(names)}.
 
@@ -47,6 +41,20 @@ picture: `pipeline("image-feature-extraction", model=path)` on a picture as it i
 features of a centre crop, which are not these vectors.
 """
     (out / "README.md").write_text(card)
+
+
+def _table(metrics: dict) -> str:
+    """The card's figures: those this model dir has."""
+    rows = [("test accuracy", metrics.get("test_accuracy"), lambda v: f"{v:.4f} (chance: {metrics['chance']:.4f})"
+             if "chance" in metrics else f"{v:.4f}"),
+            ("test accuracy, one view", metrics.get("test_accuracy_single_view"), lambda v: f"{v:.4f}"),
+            ("embedding views", metrics.get("embed_views"), str),
+            ("train samples", metrics.get("train_samples"), str),
+            ("epochs", metrics.get("epochs"), str),
+            ("training time (s)", metrics.get("train_seconds"), str),
+            ("parameters", metrics.get("parameters"), lambda v: f"{v:,}")]
+    lines = ["| metric | value |", "|---|---|"]
+    return "\n".join(lines + [f"| {name} | {show(value)} |" for name, value, show in rows if value is not None])
 
 
 # How to get the app's vectors with transformers alone (and this project's `training` package): the model card

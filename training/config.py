@@ -11,7 +11,8 @@ import argparse
 import os
 from pathlib import Path
 
-ENV = {"model": "MODEL_DIR", "collection": "COLLECTION", "data_dir": "DATA_DIR", "dataset": "DATASET"}
+ENV = {"model": "MODEL_DIR", "collection": "COLLECTION", "data_dir": "DATA_DIR", "dataset": "DATASET",
+       "backbone": "BACKBONE"}
 DEFAULTS_FILE = Path(__file__).with_name("defaults.env")  # also read by the Makefile, compose and the Docker image
 
 

@@ -34,8 +34,8 @@ def small_set_warning(n_train: int, n_classes: int) -> str | None:
     if per_class >= FEW_PER_CLASS:
         return None
     return (f"{n_train} training images ({per_class:.0f} a class) are few to train a model from scratch well; "
-            "better: fine-tune a pretrained checkpoint, --model facebook/convnext-tiny-224 (needs the Hugging Face "
-            "Hub; a GPU advised), or fine-tune the demo model, --model models/fmnist-small")
+            "better: start from the pretrained backbone (the default where models/backbone is), or fine-tune a "
+            "published checkpoint, --model facebook/convnext-tiny-224 (needs the Hugging Face Hub; a GPU advised)")
 
 
 def parse_overrides(text: str) -> dict:

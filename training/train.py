@@ -18,12 +18,12 @@ import torch
 from transformers import Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from training.args import TrainArgs
+from training.args import TrainArgs, resolve
 from training.augment import RobustCollator
 from training.card import write_model_card
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.inputs import accuracy_of, decoded_or_lazy, predict_views
-from training.model import INSTANCE_DIM, build_model, processor_size
+from training.model import INSTANCE_DIM, PRESETS, build_model, processor_size
 from training.prepare import profile_of
 from training.schedule import (
     auto_schedule,
@@ -48,9 +48,9 @@ def _dataset(args: TrainArgs):
         ds["test"] = ds["test"].select(range(min(args.max_test_samples, len(ds["test"]))))
     names = label_names(ds)
     if names == [UNLABELLED]:
-        raise ValueError(f"{args.dataset} has no class sub-folders, so there is nothing to learn: index it with an "
-                         "existing model instead (python -m indexer build --model models/fmnist-small --dataset …), "
-                         "or sort its pictures into one sub-folder per class")
+        raise ValueError(f"{args.dataset} has no class sub-folders, so there is nothing to learn: search it with "
+                         "the pretrained backbone alone (python -m app.collection FOLDER), or sort its pictures into "
+                         "one sub-folder per class")
     return ds, names
 
 
@@ -109,10 +109,11 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     overrides = trainer_overrides(trainer_flags)  # refuse a wrong flag before loading anything
     precision = training_precision(args.precision)  # refuse a wrong name before loading anything
     set_seed(args.seed)
+    args = resolve(args)  # the starting point, and the instance head for a folder
     out = Path(args.output)
     ds, names = _dataset(args)
     args.batch_size, args.epochs = auto_schedule(len(ds["train"]), args.batch_size, args.epochs)
-    warning = small_set_warning(len(ds["train"]), len(names))
+    warning = small_set_warning(len(ds["train"]), len(names)) if args.model in PRESETS else None
     if warning:
         log.warning("%s", warning)
     log.info("training on %d images, %d classes: batch %d, %g epochs", len(ds["train"]), len(names),
