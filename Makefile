@@ -52,11 +52,12 @@ demo: index serve
 serve: install
 	$(PY) -m app --model $(MODEL) --collection $(COLLECTION)
 
-# Your own folder of pictures, one command: train its model (or use MODEL=… given here), index it, serve it.
-# Re-run after adding pictures: the model is reused and only the new pictures are indexed.
+# Your own folder of pictures, one command: index it with the pretrained backbone and serve it, while its own model
+# fine-tunes from the backbone and then answers (or use MODEL=… given here). Re-run after adding pictures: the model
+# is reused and only the new pictures are indexed. ARGS=… go to python -m app.collection (--start, --epochs, …).
 collection: install
 	@test -n "$(DATA)" || { echo "give the folder: make collection DATA=path/to/pictures" >&2; exit 2; }
-	$(PY) -m app.collection "$(DATA)" $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)")
+	$(PY) -m app.collection "$(DATA)" $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)") $(ARGS)
 
 # The folder to push to a Hugging Face Space (README: "Hugging Face Spaces").
 space: $(MODEL)/model.safetensors

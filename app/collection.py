@@ -57,7 +57,7 @@ def prepare(folder: Path, model: str | None = None, name: str | None = None, ima
             retrain: bool = False, qdrant: str | None = None, models_dir: Path = Path("models"),
             start: str | None = None, epochs: float | None = None, image_dir: Path | None = None) -> dict:
     """Choose (or train) the model that answers first and index the folder with it; returns what was done, and in
-    `fine_tune` the training still to do (`finish`), if any. `start`: what a model is trained from (default: the
+    `fine_tune` the training still to do (`fine_tune`), if any. `start`: what a model is trained from (default: the
     backbone, training.args.starting_point)."""
     from training.args import starting_point
     from training.data import UNLABELLED, label_names, load_image_dataset

@@ -111,8 +111,8 @@ class SearchService:
 
     def close(self) -> None:
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            self._store, store = None, self._store
+            store.close()
 
     # --- queries ---------------------------------------------------------------------------------
     def read_upload(self, path: str | Path) -> bytes:
@@ -216,13 +216,14 @@ class SearchService:
         """Embed the whole collection again with another model (indexer.reembed) and answer with it from then on.
         Searches go on meanwhile with the old model and vectors; writes wait until the swap is done."""
         embedder = Embedder(model_dir)
+        def answer_with_it():  # under the open lock, with the swap: no query starts in between
+            self.embedder, self.settings.model_dir, self.meta = embedder, model_dir, store.meta
+            self._queries = QueryPath(embedder, store, self.meta, self.profile, self.profile_source)
+
         with self._write_lock:
             store = self.require_store()
-            done = reembed(store, embedder, self.settings.image_dir, self.settings.location)
-            with self._open_lock:
-                self.embedder, self.settings.model_dir, self.meta = embedder, model_dir, store.meta
-                self._queries = QueryPath(embedder, store, self.meta, self.profile, self.profile_source)
-        return done
+            return reembed(store, embedder, self.settings.image_dir, self.settings.location, swapping=self._open_lock,
+                           then=answer_with_it)
 
     def overview(self) -> dict:
         store = self.require_store()

@@ -7,6 +7,7 @@ has fine-tuned, while the backbone's collection is served.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -24,10 +25,11 @@ log = logging.getLogger(__name__)
 KEPT = ("dataset", "image_profile", "sources")  # what a collection records about its pictures, not its model
 
 
-def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | None = None,
-            batch: int = 256) -> dict:
+def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | None = None, batch: int = 256,
+            swapping=None, then=None) -> dict:
     """Replace `store`'s vectors by `embedder`'s, keeping every point's id and payload. A point whose picture can no
-    longer be read (a file removed from the folder) is left out and reported by id."""
+    longer be read (a file removed from the folder) is left out and reported by id. `swapping`: a lock held while
+    the new vectors are swapped in and `then()` runs (the app: no query starts in between)."""
     start = time.perf_counter()
     meta = store.meta
     if not meta:
@@ -62,7 +64,10 @@ def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | N
                              "the collection is unchanged: run it again")
         staging.optimize()
         staging.update_meta({"calibration": calibrate(staging), "floor": floor_check(staging, image_dir)})
-        store.swap_in(staging)
+        with swapping or contextlib.nullcontext():
+            store.swap_in(staging)
+            if then is not None:
+                then()
     finally:
         staging.close()
     log.info("collection %r embedded again by %s: %d points in %.1f s", store.collection, embedder.meta["model"],
