@@ -196,8 +196,8 @@ A ConvNeXt backbone ({m['parameters']:,} parameters, {m['args']['image_size']} p
 (instance discrimination, NT-Xent at temperature {m['args']['temperature']}) on {m['pictures']:,} pictures:
 {m['sources']} (at most {m['args']['per_source']:,} a source; a tenth of openclipart held out). Views: crop and scale,
 rotation up to ±15°, flips, a new background behind transparent pictures, colour mixing, brightness and contrast,
-greyscale, inversion, line weight, blur. {m['steps']} steps of {m['args']['batch_size']} pictures; loss
-{m['first_loss']} → {m['last_loss']}.
+greyscale, inversion, line weight, blur. {m['steps']:,} steps of {m['args']['batch_size']} pictures; loss
+{m['first_loss']:.2f} → {m['last_loss']:.2f}.
 
 Reproduce: `python -m training pretrain --output {out}` (resumes when stopped). Fine-tune:
 `python -m training --dataset FOLDER --model {out}`. Load: `transformers.AutoModel.from_pretrained("{out}")`.
