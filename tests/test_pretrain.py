@@ -41,3 +41,15 @@ def test_pretraining_writes_a_transformers_backbone_that_resumes_and_fine_tunes(
     assert next(net.parameters()).dtype == torch.float32
     assert torch.equal(net.convnext.embeddings.patch_embeddings.weight, again.embeddings.patch_embeddings.weight)
     assert net.classifier.out_features == 2 and processor.size["shortest_edge"] == 32
+
+
+def test_an_outline_view_keeps_only_the_edges_of_a_filled_shape():
+    from training.pretrain import _outlines
+
+    x = torch.full((1, 3, 32, 32), 0.9)
+    x[:, :, 8:24, 8:24] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red square on near-white
+    lines = _outlines(x)[0]
+    inside, outside, edge = lines[:, 16, 16], lines[:, 2, 2], lines[:, 16, 8]
+    assert torch.equal(inside, outside)  # the fill is gone: paper inside and out
+    assert (edge - outside).abs().sum() > 0.3  # ink along the edge
+    assert torch.equal(lines[:, 0, :], outside.view(3, 1).expand(3, 32))  # and no line along the frame

@@ -4,7 +4,8 @@
 Objective: instance discrimination (SimCLR, Chen et al. 2020; NT-Xent, training.model.instance_loss): two views of
 every picture, each view's nearest among the batch's views must be the other view of the same picture. The views
 change what a second drawing or photo of the same thing changes (`views`): crop and scale, a small rotation, a
-flip, the background behind a transparent picture, colour and tint, greyscale, inverted, line weight, blur.
+flip, the background behind a transparent picture, colour and tint, greyscale, inverted, line weight, outlines only
+(a line drawing of the picture), blur.
 
 `python -m training pretrain` runs it with transformers' Trainer (a checkpoint every `save_steps`; a stopped run
 resumes from its last one) and writes a normal `save_pretrained` ConvNeXt dir (float16 weights), its image
@@ -17,6 +18,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,8 @@ class PretrainArgs:
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
     temperature: float = 0.2
+    outline_share: float = field(default=0.2, metadata={"help": "share of the views drawn as outlines only (a line "
+                                                                "drawing of the picture); the first backbone had 0"})
     save_steps: int = 200
     seed: int = 0
     resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in <output>/checkpoints"})
@@ -82,8 +86,23 @@ def _background(n: int, size: int) -> torch.Tensor:
                        torch.where(kind == 1, a + (b - a) * t, (a + 0.3 * (noise - 0.5)))).clamp(0, 1)
 
 
-def views(rgba: torch.Tensor) -> torch.Tensor:
-    """One random view of each picture of a batch [n, 4, s, s] (uint8 RGBA), as [n, 3, s, s] normalised."""
+def _outlines(x: torch.Tensor) -> torch.Tensor:
+    """[n, 3, s, s] in 0-1 → where its brightness changes sharply (Sobel), lines 1-3 px wide in one colour on a plain
+    other: a line drawing of the same picture."""
+    n = len(x)
+    grey = F.pad(x.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")  # no line along the frame
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4
+    edges = torch.hypot(F.conv2d(grey, kx), F.conv2d(grey, kx.transpose(-1, -2)))
+    strongest = edges.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    lines = (edges > strongest * torch.empty(n, 1, 1, 1).uniform_(0.15, 0.35)).float()
+    lines = torch.where(torch.rand(n, 1, 1, 1) < 0.5, F.max_pool2d(lines, 3, 1, 1), lines)
+    ink, paper = torch.rand(n, 3, 1, 1) * 0.4, 0.7 + torch.rand(n, 3, 1, 1) * 0.3
+    return ink * lines + paper * (1 - lines)
+
+
+def views(rgba: torch.Tensor, outline_share: float = 0.2) -> torch.Tensor:
+    """One random view of each picture of a batch [n, 4, s, s] (uint8 RGBA), as [n, 3, s, s] normalised;
+    `outline_share` of them drawn as outlines only."""
     n, _, s, _ = rgba.shape
     x = rgba.float() / 255
     # crop and scale (a share 0.35-1 of the area), a small rotation, a flip: one affine sampling
@@ -100,6 +119,10 @@ def views(rgba: torch.Tensor) -> torch.Tensor:
     alpha = torch.where(weight < 0.15, F.max_pool2d(alpha, 3, 1, 1),
                         torch.where(weight > 0.85, -F.max_pool2d(-alpha, 3, 1, 1), alpha))
     x = x[:, :3] * alpha + _background(n, s) * (1 - alpha)
+    # another drawing style: the picture as its outlines only, lines of one colour on a plain one
+    outline = torch.rand(n, 1, 1, 1) < outline_share
+    if outline.any():
+        x = torch.where(outline, _outlines(x), x)
     # colour: channels mixed (tint and hue), brightness and contrast; greyscale; inverted
     mix = torch.eye(3) + 0.4 * torch.randn(n, 3, 3) * (torch.rand(n, 1, 1) < 0.8)
     x = torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
@@ -126,10 +149,11 @@ class PictureSet(torch.utils.data.Dataset):
         return {"rgba": self.pictures[i]}
 
 
-def collate_pairs(features: list[dict]) -> dict:
+def collate_pairs(features: list[dict], outline_share: float = 0.2) -> dict:
     """Two views of every picture, the batch's rows [views 1; views 2], `pairs` giving each row its partner."""
     rgba = torch.stack([f["rgba"] for f in features])
-    return {"pixel_values": torch.cat([views(rgba), views(rgba)]), "pairs": partner_rows(len(rgba))}
+    pixels = torch.cat([views(rgba, outline_share), views(rgba, outline_share)])
+    return {"pixel_values": pixels, "pairs": partner_rows(len(rgba))}
 
 
 def _pictures(args: PretrainArgs, cache: Path) -> np.ndarray:
@@ -162,7 +186,8 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
         logging_steps=50, remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=False,
         report_to="none", seed=args.seed, label_names=[]), **(trainer_overrides or {})})
     processor = make_processor(args.image_size, MEAN, STD)  # saved with every checkpoint too
-    trainer = Trainer(model=model, args=targs, train_dataset=PictureSet(pictures), data_collator=collate_pairs,
+    collate = partial(collate_pairs, outline_share=args.outline_share)
+    trainer = Trainer(model=model, args=targs, train_dataset=PictureSet(pictures), data_collator=collate,
                       processing_class=processor)
     last = get_last_checkpoint(str(ckpt)) if args.resume and ckpt.is_dir() else None
     if last:
@@ -185,6 +210,7 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
 
 
 def _card(out: Path, m: dict) -> None:
+    loss = f"; loss {m['first_loss']:.2f} → {m['last_loss']:.2f}" if m["first_loss"] is not None else ""
     (out / "README.md").write_text(f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -196,8 +222,8 @@ A ConvNeXt backbone ({m['parameters']:,} parameters, {m['args']['image_size']} p
 (instance discrimination, NT-Xent at temperature {m['args']['temperature']}) on {m['pictures']:,} pictures:
 {m['sources']} (at most {m['args']['per_source']:,} a source; a tenth of openclipart held out). Views: crop and scale,
 rotation up to ±15°, flips, a new background behind transparent pictures, colour mixing, brightness and contrast,
-greyscale, inversion, line weight, blur. {m['steps']:,} steps of {m['args']['batch_size']} pictures; loss
-{m['first_loss']:.2f} → {m['last_loss']:.2f}.
+greyscale, inversion, line weight, blur, and for {m['args'].get('outline_share', 0):.0%} of them outlines only.
+{m['steps']:,} steps of {m['args']['batch_size']} pictures{loss}.
 
 Reproduce: `python -m training pretrain --output {out}` (resumes when stopped). Fine-tune:
 `python -m training --dataset FOLDER --model {out}`. Load: `transformers.AutoModel.from_pretrained("{out}")`.
