@@ -13,11 +13,12 @@ COLLECTION ?= $(DEFAULT_COLLECTION)
 DATASET ?= $(DEFAULT_DATASET)
 EPOCHS ?= 16
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+OPENCLIPART := /usr/share/openclipart/png
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install data model index demo serve space collection test test-fast eval bench lint clean
+.PHONY: install data model backbone index demo serve space collection test test-fast eval bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,12 @@ install: $(VENV)/.installed
 data: $(FMNIST)
 $(FMNIST):
 	apt-get update && apt-get install -y dataset-fashion-mnist
+$(OPENCLIPART):
+	apt-get update && apt-get install -y openclipart-png
+
+# The pretrained backbone (committed): what every model trained without --model starts from. Resumes when stopped.
+backbone: | install data $(OPENCLIPART)
+	$(PY) -m training pretrain --output $(call default,BACKBONE)
 
 # The demo model is committed (MODEL): `make demo` trains only when it is missing. `make model`
 # trains it again, from scratch on two augmented views of every image: the classes, and an instance head that tells
@@ -74,7 +81,7 @@ eval: index
 	$(PY) -m indexer evaluate --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION) \
 		--bench-json bench/results/retrieval.json
 
-bench: index
+bench: index | $(OPENCLIPART)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/embedding.py --model $(MODEL)
 	$(PY) bench/indexing.py --model $(MODEL)
@@ -83,6 +90,7 @@ bench: index
 	$(PY) bench/mixed.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/folders.py
+	$(PY) bench/clipart.py
 	$(PY) bench/report.py
 
 lint: install

@@ -69,6 +69,7 @@ def test_a_labelled_folder_is_searched_first_by_the_backbone_then_by_its_own_fin
     assert main([str(folder), "--data-dir", str(tmp_path / "d"), "--epochs", "1", "--no-serve"]) == 0
     metrics = json.loads((tmp_path / "models" / "mine" / "metrics.json").read_text())
     assert metrics["model"] == str(tiny_backbone) and metrics["instance_dim"] > 0 and metrics["epochs"] == 1
+    assert metrics["args"]["colour_views"] is True  # a folder's pictures have colours: tinted copies trained on
     first = json.loads((tmp_path / "models" / "mine-backbone" / "metrics.json").read_text())
     assert first["kind"].startswith("backbone") and first["test_accuracy"] is not None
     store = open_store("mine", str(tmp_path / "d" / "qdrant"))
@@ -170,3 +171,15 @@ def test_the_raw_pixel_floor_is_measured_at_indexing_and_the_page_says_when_the_
     assert "raw pixels group the labels better than this model" in below and "0.50 against 0.30" in below
     above = status_line(120, name, "m", {"floor": dict(floor, model_p_at_10=0.9, pixels_p_at_10=0.5)}, None, 0)
     assert "raw pixels" not in above and status_line(5, name, "m", {}, "fine-tuning", 0).endswith("· fine-tuning")
+
+
+def test_recoloured_views_mix_each_pixels_channels_or_make_it_grey():
+    from training.augment import recolour
+
+    x = torch.rand(64, 3, 8, 8) * 2 - 1
+    grey = recolour(x, p=0.0, grey=1.0)
+    assert torch.allclose(grey, x.mean(1, keepdim=True).expand_as(x))
+    mixed = recolour(x, p=1.0, grey=0.0)
+    assert not torch.allclose(mixed, x)  # tinted
+    low, high = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
+    assert ((mixed >= low - 1e-6) & (mixed <= high + 1e-6)).all()  # each channel a convex mix of the three

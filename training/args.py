@@ -69,6 +69,12 @@ class TrainArgs:
                   "finds a changed picture's very image more often (README: \"Your photos\"); a step costs twice "
                   "the compute"},
     )
+    colour_views: bool | None = field(
+        default=None,
+        metadata={"help": "with --augment robust: also train on recoloured and greyscale views (channels mixed, as "
+                  "pretraining's views; training.augment.recolour), so that a tinted or greyscale copy finds its "
+                  "original; default: on for a folder, off otherwise (the demo's garments are grey)"},
+    )
     validation: float = field(
         default=0.0,
         metadata={"help": "share of the training set held out to pick the best epoch: evaluated after each epoch "
@@ -90,9 +96,12 @@ def starting_point(model: str | None) -> str:
 
 
 def resolve(args: TrainArgs) -> TrainArgs:
-    """The defaults that depend on the data: the starting point, and an instance head for a folder (its pictures are
-    searched for one another, not only by class)."""
+    """The defaults that depend on the data: the starting point, and for a folder an instance head (its pictures are
+    searched for one another, not only by class) and recoloured views (a folder's pictures have colours)."""
     args.model = starting_point(args.model)
+    folder = Path(args.dataset).is_dir() and args.augment == "robust"
     if args.instance_weight is None:
-        args.instance_weight = INSTANCE_WEIGHT if Path(args.dataset).is_dir() and args.augment == "robust" else 0.0
+        args.instance_weight = INSTANCE_WEIGHT if folder else 0.0
+    if args.colour_views is None:
+        args.colour_views = folder
     return args

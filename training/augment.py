@@ -94,6 +94,16 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
     return x
 
 
+def recolour(x: torch.Tensor, p: float = 0.8, grey: float = 0.2) -> torch.Tensor:
+    """A batch [n, 3, s, s] (normalised alike in every channel) as another print or drawing of the same pictures may
+    differ: with probability `p` its channels mixed (a tint, another hue: each channel a convex mix of the three, as
+    pretraining's views mix them, training.pretrain.views), with probability `grey` greyscale."""
+    n = len(x)
+    mix = torch.eye(3) + 0.4 * torch.randn(n, 3, 3) * (torch.rand(n, 1, 1) < p)
+    x = torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
+    return torch.where(torch.rand(n, 1, 1, 1) < grey, x.mean(1, keepdim=True).expand_as(x), x)
+
+
 # The share of images seen on a generated surface at each step, when the training set has surface views.
 SURFACE_SHARE = 0.5
 PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
@@ -107,11 +117,14 @@ class RobustCollator:
     giving each row its partner's (the instance term, training.model.instance_loss).
 
     Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
-    object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image."""
+    object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image.
+
+    `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original."""
 
     def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False,
-                 surfaces: float = SURFACE_SHARE):
+                 surfaces: float = SURFACE_SHARE, colour: bool = False):
         self.background, self.model, self.pairs, self.surfaces = background, model, pairs, surfaces
+        self.colour = colour
 
     def __call__(self, features: list[dict]) -> dict:
         batch = default_data_collator(features)
@@ -124,9 +137,12 @@ class RobustCollator:
             swap = (torch.rand(len(x)) < self.surfaces).view(-1, 1, 1, 1)
             second = torch.where(swap, on_surface, x)
         if not self.pairs:
-            batch["pixel_values"] = robust_augment(second, self.background)
+            batch["pixel_values"] = self._coloured(robust_augment(second, self.background))
             return batch
-        batch["pixel_values"] = robust_augment(torch.cat([x, second]), self.background, **PAIR_AUGMENT)
+        batch["pixel_values"] = self._coloured(robust_augment(torch.cat([x, second]), self.background, **PAIR_AUGMENT))
         batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
         batch["pairs"] = partner_rows(len(x))
         return batch
+
+    def _coloured(self, x: torch.Tensor) -> torch.Tensor:
+        return recolour(x) if self.colour else x

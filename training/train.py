@@ -84,7 +84,7 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
         collator = RobustCollator((background - torch.tensor(mean)) / torch.tensor(std), model,
-                                  pairs=args.instance_weight > 0)
+                                  pairs=args.instance_weight > 0, colour=bool(args.colour_views))
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, data_collator=collator,
                       compute_metrics=accuracy_of if val_ds is not None else None)
     return trainer, decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
