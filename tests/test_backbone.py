@@ -6,6 +6,7 @@ import io
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,9 @@ def test_training_starts_from_the_backbone_by_default(tiny_backbone, monkeypatch
     assert starting_point(None) == str(tiny_backbone) and starting_point("tiny") == "tiny"
     monkeypatch.setenv("BACKBONE", str(tmp_path / "no-backbone"))
     assert starting_point(None) == "fmnist-small"
+    monkeypatch.delenv("BACKBONE")
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the committed backbone, beside the code
+    assert Path(starting_point(None)) == Path(__file__).resolve().parent.parent / "models" / "backbone"
 
 
 def test_a_convnext_checkpoint_in_the_hubs_format_fine_tunes_with_the_same_code(shapes_dir, tmp_path):

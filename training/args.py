@@ -87,11 +87,14 @@ class TrainArgs:
 
 
 def starting_point(model: str | None) -> str:
-    """What a model trained without --model starts from: the pretrained backbone ($BACKBONE) where it is, else the
-    fmnist-small preset, from scratch."""
+    """What a model trained without --model starts from: the pretrained backbone ($BACKBONE; a relative path not
+    found from the working directory is the project's own, beside this package) where it is, else the fmnist-small
+    preset, from scratch."""
     if model:
         return model
     backbone = Path(config.default("backbone"))
+    if not backbone.is_absolute() and not backbone.is_dir():  # run from elsewhere: the project's own
+        backbone = Path(__file__).resolve().parent.parent / backbone
     return str(backbone) if (backbone / "model.safetensors").is_file() else "fmnist-small"
 
 
