@@ -141,9 +141,9 @@ def switch_when_tuned(spec: dict):
             done = service.switch_model(fine_tune(spec))
             service.background = None
             log.info("now answering with %s: %s", spec["output"], done)
-        except (RuntimeError, ValueError, OSError) as e:
-            service.background = f"fine-tuning failed: {e}"
-            log.error("%s", e)
+        except Exception as e:  # whatever it is, the page says so and the backbone goes on answering
+            service.background = f"⚠️ fine-tuning failed ({e}); the backbone goes on answering"
+            log.exception("fine-tuning %s failed", spec["output"])
 
     return run
 
