@@ -64,7 +64,7 @@ def tiny_model(shapes_dir, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny-shapes"
     train(TrainArgs(dataset=str(shapes_dir), model="tiny", output=str(out), epochs=12, bits=16, batch_size=16,
-                    learning_rate=5e-3, instance_weight=0.0))
+                    learning_rate=5e-3, instance_weight=0.0, colour_views=False))
     return out
 
 

@@ -235,7 +235,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
 
     out = tmp_path / "inst"
     metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=1, bits=16,
-                              batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+                              batch_size=32, instance_weight=0.5, learning_rate=1e-3, colour_views=False))
     assert metrics["args"]["instance_weight"] == 0.5
     untrained, _ = build_model(str(tiny_model), n_bits=16, id2label={0: "a", 1: "b", 2: "c"},
                                overrides={"instance_dim": 64})
@@ -244,7 +244,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     model, _ = load_model(out)
     assert model.config.instance_dim == 64 and model.instance.out_features == 64
     later = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(out), epochs=6, bits=16,
-                            batch_size=32, instance_weight=0.5, learning_rate=1e-3))
+                            batch_size=32, instance_weight=0.5, learning_rate=1e-3, colour_views=False))
     assert later["resumed_from"]
     model, _ = load_model(out)
     assert pair_loss(model) < pair_loss(untrained)
