@@ -28,6 +28,8 @@ from training import config
 
 log = logging.getLogger(__name__)
 
+VALIDATION = 0.1  # the share of a folder's training pictures held out to keep the best epoch
+
 
 def input_size(folder: Path, sample: int = 200) -> int:
     """The input size of a model trained on `folder`: 28 px for small pictures (a median shorter side of at most
@@ -85,7 +87,7 @@ def prepare(folder: Path, model: str | None = None, name: str | None = None, ima
                                  "image_size": image_size}
     elif model is None:
         result = train(TrainArgs(dataset=str(folder), model=start, output=str(own), epochs=epochs, resume=False,
-                                 image_size=image_size or input_size(folder), validation=0.1))
+                                 image_size=image_size or input_size(folder), validation=VALIDATION))
         done["training"] = {k: result[k] for k in ("test_accuracy", "chance", "train_samples", "test_samples",
                                                    "epochs", "batch_size", "train_seconds", "warning",
                                                    "skipped_files", "validation", "best_checkpoint")}
@@ -122,7 +124,7 @@ def fine_tune(spec: dict) -> str:
     """Train the folder's own model from `spec` (prepare's `fine_tune`) in a process of its own (`python -m
     training`, all the machine's cores, whatever the app's threads); returns the model dir."""
     cmd = [sys.executable, "-m", "training", "--dataset", spec["dataset"], "--model", spec["model"],
-           "--output", spec["output"], "--validation", "0.1"]
+           "--output", spec["output"], "--validation", str(VALIDATION)]
     cmd += ["--epochs", str(spec["epochs"])] if spec.get("epochs") else []
     cmd += ["--image-size", str(spec["image_size"])] if spec.get("image_size") else []
     log.info("fine-tuning %s from %s: %s", spec["dataset"], spec["model"], " ".join(cmd))

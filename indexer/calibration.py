@@ -3,8 +3,11 @@ indexing, and whether a query's nearest image falls below that."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from indexer.floor import floor_check
 from indexer.store import Store
 
 CALIBRATION_SAMPLE = 500  # stored images whose nearest neighbours calibrate "unlike the collection"
@@ -24,6 +27,12 @@ def calibrate(store: Store, sample: int = CALIBRATION_SAMPLE) -> dict:
         return {}
     return {"nearest_cosine": {f"p{q:02d}": round(float(np.percentile(nearest, q)), 4)
                                for q in (UNLIKE_PERCENTILE, 5, 50)}, "sample": len(nearest)}
+
+
+def collection_figures(store: Store, image_dir: Path) -> dict:
+    """What a collection records once its vectors change (new images, another model): how alike its images are to
+    their nearest (`calibrate`) and the raw-pixel floor (indexer.floor; `image_dir`: where stored uploads are)."""
+    return {"calibration": calibrate(store), "floor": floor_check(store, image_dir)}
 
 
 def unlike_collection(nearest_cosine: float | None, meta: dict) -> dict:

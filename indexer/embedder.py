@@ -74,6 +74,10 @@ class Embedder:
             "views": self.views,
         }
 
+    def label_id(self, label: str | None) -> int:
+        """A label's index among the model's classes; -1 for one it does not have (an upload's own label)."""
+        return self.labels.index(label) if label in self.labels else -1
+
     def profile_for(self, meta: dict | None) -> tuple[ImageProfile | None, str]:
         """The profile that pictures searched in (or added to) a collection are prepared with, and where it comes
         from: the collection's own (recorded when it was indexed), "off" for a collection indexed as is or while

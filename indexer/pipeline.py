@@ -14,9 +14,8 @@ from pathlib import Path
 from datasets import Image as ImageFeature
 from tqdm.auto import tqdm
 
-from indexer.calibration import calibrate
+from indexer.calibration import collection_figures
 from indexer.embedder import Embedder
-from indexer.floor import floor_check
 from indexer.store import Store, StoreError, point_id
 from training.config import preparation_enabled
 from training.data import label_names, load_image_dataset
@@ -167,6 +166,6 @@ def build_index(
         report.seconds["optimize"] += time.perf_counter() - t0
     if report.indexed or "calibration" not in store.meta:  # new images, or a collection from before calibration
         t0 = time.perf_counter()
-        store.update_meta({"calibration": calibrate(store), "floor": floor_check(store, image_dir)})
+        store.update_meta(collection_figures(store, image_dir))
         report.seconds["calibrate"] += time.perf_counter() - t0
     return report

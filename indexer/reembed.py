@@ -12,10 +12,9 @@ import logging
 import time
 from pathlib import Path
 
-from indexer.calibration import calibrate
+from indexer.calibration import collection_figures
 from indexer.embedder import Embedder
 from indexer.factory import open_store
-from indexer.floor import floor_check
 from indexer.sources import SourceError, resolve_image
 from indexer.store import Store, StoreError
 from training.images import BadImage
@@ -43,7 +42,7 @@ def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | N
         def put() -> None:
             images = [image for _, image in points]
             emb = embedder.embed(images, profile)
-            payloads = [dict(p.payload, label_id=_label_id(embedder, p.payload)) for p, _ in points]
+            payloads = [dict(p.payload, label_id=embedder.label_id(p.payload.get("label"))) for p, _ in points]
             staging.upsert([p.id for p, _ in points], emb.floats, emb.codes, payloads)
             points.clear()
 
@@ -63,7 +62,7 @@ def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | N
             raise StoreError(f"the new vectors of {store.collection!r} number {staging.count()}, not {expected}; "
                              "the collection is unchanged: run it again")
         staging.optimize()
-        staging.update_meta({"calibration": calibrate(staging), "floor": floor_check(staging, image_dir)})
+        staging.update_meta(collection_figures(staging, image_dir))
         with swapping or contextlib.nullcontext():
             store.swap_in(staging)
             if then is not None:
@@ -75,7 +74,3 @@ def reembed(store: Store, embedder: Embedder, image_dir: Path, location: str | N
     return {"points": store.count(), "lost": lost, "model": embedder.meta["model"],
             "seconds": round(time.perf_counter() - start, 1)}
 
-
-def _label_id(embedder: Embedder, payload: dict) -> int:
-    label = payload.get("label")
-    return embedder.labels.index(label) if label in embedder.labels else -1

@@ -130,8 +130,7 @@ def add_images(
         digest = sha256(data)
         label = (label or "").strip() or UNLABELLED
         rel = store_file(data, image_dir, fmt, label)
-        label_id = embedder.labels.index(label) if label in embedder.labels else -1
-        payload = {"label": label, "label_id": label_id, "source": {"file": rel}, "sha256": digest}
+        payload = {"label": label, "label_id": embedder.label_id(label), "source": {"file": rel}, "sha256": digest}
         pid = point_id({"sha256": digest})
         images.append(image)
         ids.append(pid)

@@ -94,14 +94,23 @@ def robust_augment(x: torch.Tensor, background: torch.Tensor, p: float = 0.5, ro
     return x
 
 
-def recolour(x: torch.Tensor, p: float = 0.8, grey: float = 0.2) -> torch.Tensor:
-    """A batch [n, 3, s, s] (normalised alike in every channel) as another print or drawing of the same pictures may
-    differ: with probability `p` its channels mixed (a tint, another hue: each channel a convex mix of the three, as
-    pretraining's views mix them, training.pretrain.views), with probability `grey` greyscale."""
+def mix_channels(x: torch.Tensor, p: float = 0.8) -> torch.Tensor:
+    """A batch [n, 3, s, s] with, for a share `p` of its images, each channel a random convex mix of the three (a
+    tint, another hue); pretraining's views (training.pretrain.views) and `recolour` both draw with it."""
     n = len(x)
     mix = torch.eye(3) + 0.4 * torch.randn(n, 3, 3) * (torch.rand(n, 1, 1) < p)
-    x = torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
-    return torch.where(torch.rand(n, 1, 1, 1) < grey, x.mean(1, keepdim=True).expand_as(x), x)
+    return torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
+
+
+def to_grey(x: torch.Tensor, share: float) -> torch.Tensor:
+    """A batch [n, 3, s, s] with a share `share` of its images made grey (the mean of the channels)."""
+    return torch.where(torch.rand(len(x), 1, 1, 1) < share, x.mean(1, keepdim=True).expand_as(x), x)
+
+
+def recolour(x: torch.Tensor, p: float = 0.8, grey: float = 0.2) -> torch.Tensor:
+    """A batch [n, 3, s, s] (normalised alike in every channel) as another print or drawing of the same pictures may
+    differ: with probability `p` its channels mixed (`mix_channels`), with probability `grey` greyscale."""
+    return to_grey(mix_channels(x, p), grey)
 
 
 # The share of images seen on a generated surface at each step, when the training set has surface views.

@@ -28,6 +28,7 @@ from torch import nn
 from transformers import ConvNextConfig, ConvNextModel, ConvNextPreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from training.augment import mix_channels, to_grey
 from training.model import HashOutput, instance_loss, make_processor, partner_rows
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,9 @@ def views(rgba: torch.Tensor, outline_share: float = 0.2) -> torch.Tensor:
     if outline.any():
         x = torch.where(outline, _outlines(x), x)
     # colour: channels mixed (tint and hue), brightness and contrast; greyscale; inverted
-    mix = torch.eye(3) + 0.4 * torch.randn(n, 3, 3) * (torch.rand(n, 1, 1) < 0.8)
-    x = torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
+    x = mix_channels(x, 0.8)
     x = (x - 0.5) * torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4) + 0.5 + torch.empty(n, 1, 1, 1).uniform_(-0.2, 0.2)
-    grey = (torch.rand(n, 1, 1, 1) < 0.2)
-    x = torch.where(grey, x.mean(1, keepdim=True).expand_as(x), x)
+    x = to_grey(x, 0.2)
     x = torch.where(torch.rand(n, 1, 1, 1) < 0.1, 1 - x, x)
     blur = torch.rand(n) < 0.3
     if blur.any():
