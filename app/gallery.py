@@ -78,3 +78,28 @@ def serve_thumbnails_as_static() -> None:
         gr.set_static_paths([THUMBS])
         # First in the list: each gallery file is checked against the static paths in order (two realpaths each).
         _StaticFiles.all_paths.insert(0, _StaticFiles.all_paths.pop())
+
+
+def example_files(service: SearchService) -> list[str]:
+    """One stored image per label (up to `examples`), written once under <data_dir>/examples."""
+    out = Path(service.settings.data_dir) / "examples"
+    existing = sorted(str(p) for p in out.glob("*.png"))
+    if existing or service.store is None:
+        return existing
+    out.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, dict] = {}
+    hits, _ = service.store.scroll(limit=500)
+    for h in hits:
+        seen.setdefault(h.payload.get("label"), dict(h.payload, id=h.id))
+    files = []
+    for n, (label, payload) in enumerate(sorted(seen.items(), key=lambda kv: str(kv[0]))):
+        if n >= service.settings.examples:
+            break
+        image = service.image_of(payload)
+        if image is None:
+            continue
+        safe = "".join(c if c.isalnum() else "_" for c in str(label))
+        path = out / f"{n:02d}_{safe}.png"
+        image.save(path)
+        files.append(str(path))
+    return files

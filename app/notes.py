@@ -14,6 +14,14 @@ def query_note(query: dict) -> str:
         like = query["like"]
         return (f"More like the stored image `{like['id']}` ({like['label'] or 'no label'}): searched with its stored "
                 "vectors, and left out of its own results.")
+    if query.get("examples"):
+        ex = query["examples"]
+        def names(group):
+            return ", ".join((e.get("label") or "no label") if "id" in e else "a picture" for e in group) or "none"
+        rule = ("the average of the examples (2 × the positives' mean − the negatives')"
+                if query["strategy"] == "average_vector" else "each result's best example (best_score)")
+        return (f"More like {len(ex['positive'])} example(s) ({names(ex['positive'])}), less like "
+                f"{len(ex['negative'])} ({names(ex['negative'])}), by {rule}; the stored examples are left out.")
     if query.get("unlike"):
         return (f"⚠️ This picture is unlike the collection's images: its nearest stored image scores "
                 f"{query['nearest_cosine']:.3f}, lower than {100 - UNLIKE_PERCENTILE} % of the collection's own images "

@@ -157,6 +157,17 @@ class SearchService:
         query = self._query(metric, k, labels, threshold, offset)
         return self._page(self.queries.stored(point_id, query))
 
+    def search_examples(self, positive: list[str | bytes], negative: list[str | bytes], metric: str = "cosine",
+                        k: int = 10, labels: list[str] | None = None, threshold: float | None = None, offset: int = 0,
+                        strategy: str = "average_vector") -> tuple[list[dict], None, dict]:
+        """More like the positives, less like the negatives: stored images' ids or pictures' bytes
+        (indexer.query.QueryPath.examples). Returns the results, None, and the query (`examples`, `strategy`)."""
+        query = self._query(metric, k, labels, threshold, offset)
+        if len(positive) + len(negative) > self.settings.max_batch:
+            raise ValueError(f"{len(positive) + len(negative)} examples; the most is {self.settings.max_batch}: "
+                             "keep the ones that say most")
+        return self._page(self.queries.examples(positive, negative, query, strategy))
+
     def image_of(self, result: dict) -> Image.Image | None:
         """A stored result's picture as a person sees their own file: through the one image module (decoded,
         EXIF orientation applied, transparency on white, RGB), enlarged when tiny; None when it cannot be shown."""
@@ -231,30 +242,6 @@ class SearchService:
         return {"collection": self.settings.collection, "images": store.count(),
                 "labels": dict(sorted(store.label_counts().items())),
                 **{k: meta.get(k) for k in ("model", "model_sha256", "n_bits", "float_dim")}}
-
-    def example_files(self) -> list[str]:
-        """One stored image per label (up to `examples`), written once under <data_dir>/examples."""
-        out = Path(self.settings.data_dir) / "examples"
-        existing = sorted(str(p) for p in out.glob("*.png"))
-        if existing or self.store is None:
-            return existing
-        out.mkdir(parents=True, exist_ok=True)
-        seen: dict[str, dict] = {}
-        hits, _ = self._store.scroll(limit=500)
-        for h in hits:
-            seen.setdefault(h.payload.get("label"), dict(h.payload, id=h.id))
-        files = []
-        for n, (label, payload) in enumerate(sorted(seen.items(), key=lambda kv: str(kv[0]))):
-            if n >= self.settings.examples:
-                break
-            image = self.image_of(payload)
-            if image is None:
-                continue
-            safe = "".join(c if c.isalnum() else "_" for c in str(label))
-            path = out / f"{n:02d}_{safe}.png"
-            image.save(path)
-            files.append(str(path))
-        return files
 
 
 __all__ = ["SearchService", "Settings", "BadImage", "StoreError", "Store"]

@@ -1,20 +1,30 @@
-"""The Search tab: a picture (upload, webcam, clipboard, URL) or a stored image, its results page by page, a click on
-a result for more like it, and Back. Its layout and its handlers together."""
+"""The Search tab: a picture (upload, webcam, clipboard, URL), a stored image, or several examples (more like these,
+less like those), its results page by page, a click on a result for more like it (or to mark it), and Back. Its
+layout and its handlers together."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
 from app.components import UploadedImage
-from app.gallery import display_file, tiles
+from app.gallery import display_file, example_files, tiles
 from app.requests import charge, errors
 from app.service import SearchService
-from indexer.ranking import METRICS, REGISTRY
+from indexer.ranking import METRICS, REGISTRY, STRATEGIES
 from indexer.uploads import write_atomically
 from training.images import sha256
+
+CLICK_SEARCHES = "searches for more like it"
+CLICK_MORE, CLICK_LESS = "marks it: more like this", "marks it: less like this"
+
+
+def id_list(text) -> list[str]:
+    """Ids typed or collected in a box: separated by commas, spaces or lines; each once, in order."""
+    return list(dict.fromkeys(t for t in str(text or "").replace(",", " ").split() if t))
 
 
 def keep_upload(data: bytes) -> str:
@@ -43,9 +53,19 @@ class Handlers:
         thr = float(threshold) if threshold not in (None, "", 0, 0.0) else None
         return metric, int(k), list(label_filter or []), thr, int(offset)
 
-    def _run(self, image, like_id, metric, k, label_filter, threshold, offset):
-        """One page of the current query: a stored image (`like_id`) if there is one, else the picture."""
+    def _examples_page(self, examples: dict, args) -> tuple:
+        read = self.service.read_upload
+        positive = id_list(examples.get("positive_ids")) + [read(p) for p in examples.get("positive_pictures") or []]
+        negative = id_list(examples.get("negative_ids")) + [read(p) for p in examples.get("negative_pictures") or []]
+        return self.service.search_examples(positive, negative, *args, strategy=examples.get("strategy") or
+                                            STRATEGIES[0])
+
+    def _run(self, image, like_id, metric, k, label_filter, threshold, offset, examples=None):
+        """One page of the current query: several examples if there are, else a stored image (`like_id`) if there
+        is one, else the picture."""
         args = self._args(metric, k, label_filter, threshold, offset)
+        if examples:
+            return self._page(metric, self._examples_page(examples, args), int(offset))
         if like_id and str(like_id).strip():
             return self._page(metric, self.service.search_by_id(str(like_id), *args), int(offset))
         if image is None:
@@ -53,28 +73,48 @@ class Handlers:
         return self._page(metric, self.service.search(self.service.read_upload(image), *args), int(offset))
 
     @errors
-    def search(self, image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None,
+    def search(self, image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None, examples=None,
                request: gr.Request = None):
         """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
         the predicted class with its top-3 probabilities, the offset of this page (0), and the query: how it was
         prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`.
         With `like_id`, the stored image of that id is the query instead (as /search_by_id)."""
-        charge(self.service, request, None if like_id else image)
-        return self._run(image, like_id, metric, k, label_filter, threshold, 0)
+        charge(self.service, request, None if like_id or examples else image)
+        return self._run(image, like_id, metric, k, label_filter, threshold, 0, examples)
 
     @errors
-    def search_next(self, image, metric, k, label_filter, threshold, offset, like_id=None,
+    def search_next(self, image, metric, k, label_filter, threshold, offset, like_id=None, examples=None,
                     request: gr.Request = None):
         """The next k results of the same query (an upload's embedding is cached, a stored image's vectors are
         read back: no model run)."""
         charge(self.service, request)
-        return self._run(image, like_id, metric, k, label_filter, threshold, int(offset or 0) + int(k))
+        return self._run(image, like_id, metric, k, label_filter, threshold, int(offset or 0) + int(k), examples)
 
     @errors
-    def search_by_id(self, point_id, metric="cosine", k=10, label_filter=None, threshold=0,
+    def search_examples(self, positive_ids="", negative_ids="", positive_pictures=None, negative_pictures=None,
+                        metric="cosine", k=10, label_filter=None, threshold=0, strategy="average_vector",
+                        offset=0, request: gr.Request = None):
+        """More like these, less like those: `positive_ids` and `negative_ids` are stored images' ids (results'
+        `id`s, separated by commas or spaces), `positive_pictures` and `negative_pictures` picture files; at least
+        one positive. `strategy`: average_vector (one query, 2 × the positives' mean − the negatives' mean, for any
+        metric) or best_score (each result scored by its most similar example, cosine only). Stored examples are
+        left out of the results. `offset`: how many results to skip (paging). Returns /search's outputs (the
+        predicted class is empty; the query names the examples)."""
+        pictures = [*(positive_pictures or []), *(negative_pictures or [])]
+        charge(self.service, request, *pictures)
+        examples = {"positive_ids": positive_ids, "negative_ids": negative_ids, "strategy": strategy,
+                    "positive_pictures": list(positive_pictures or []),
+                    "negative_pictures": list(negative_pictures or [])}
+        return (*self._run(None, "", metric, k, label_filter, threshold, int(offset or 0), examples), examples)
+
+    @errors
+    def search_by_id(self, point_id, metric="cosine", k=10, label_filter=None, threshold=0, searches=True,
                      request: gr.Request = None):
         """More like this: the stored image `point_id` (a result's `id`) is the query, with its stored vectors (no
-        upload, no model run); it is left out of its own results. The predicted class is its stored label."""
+        upload, no model run); it is left out of its own results. The predicted class is its stored label.
+        (`searches`, the page's: False when the click on a result marked it as an example instead.)"""
+        if not searches:
+            return (gr.skip(),) * 6
         charge(self.service, request)
         found = self.service.search_by_id(point_id, *self._args(metric, k, label_filter, threshold, 0))
         return self._page(metric, found, 0)
@@ -90,14 +130,26 @@ class Handlers:
         path = keep_upload(data)
         return (path, *self._run(path, "", metric, k, label_filter, threshold, 0))
 
-    def pick(self, results, history, image, like_id, evt: gr.SelectData):
-        """A click on a result: it becomes the query (shown as the query image); the query before goes on the
-        history, for Back."""
+    @staticmethod
+    def remember(history, image, like_id, examples):
+        """The query on the page goes on the history, for Back."""
+        entry = {"image": image, "like_id": like_id or "", "examples": examples}
+        return [*(history or []), entry][-20:], gr.update(visible=True)
+
+    def pick(self, results, history, image, like_id, examples, click, positive_ids, negative_ids,
+             evt: gr.SelectData):
+        """A click on a result: it becomes the query (shown as the query image; the query before goes on the
+        history, for Back), or it is marked more or less like what is wanted (its id joins that box)."""
         if not results or evt.index is None or evt.index >= len(results):
             raise gr.Error("that result is no longer on the page: search again")
         chosen = results[evt.index]
-        history = [*(history or []), {"image": image, "like_id": like_id or ""}][-20:]
-        return display_file(self.service, chosen), chosen["id"], history, gr.update(visible=True)
+        if click in (CLICK_MORE, CLICK_LESS):
+            more, less = id_list(positive_ids), id_list(negative_ids)
+            more, less = ([*[i for i in more if i != chosen["id"]], *([chosen["id"]] if click == CLICK_MORE else [])],
+                          [*[i for i in less if i != chosen["id"]], *([chosen["id"]] if click == CLICK_LESS else [])])
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ", ".join(more), ", ".join(less), False)
+        history, back = self.remember(history, image, like_id, examples)
+        return display_file(self.service, chosen), chosen["id"], None, history, back, gr.skip(), gr.skip(), True
 
     @staticmethod
     def go_back(history):
@@ -105,7 +157,28 @@ class Handlers:
         if not history:
             raise gr.Error("there is no earlier query to go back to")
         last = history.pop()
-        return last["image"], last["like_id"], history, gr.update(visible=bool(history))
+        return last["image"], last["like_id"], last.get("examples"), history, gr.update(visible=bool(history))
+
+
+def examples_box() -> SimpleNamespace:
+    """The controls of a search by several examples (inside the query column)."""
+    with gr.Accordion("More like these, less like those", open=False, elem_id="examples-box"):
+        c = SimpleNamespace(click=gr.Radio([CLICK_SEARCHES, CLICK_MORE, CLICK_LESS], value=CLICK_SEARCHES,
+                                           label="A click on a result", elem_id="click-mode"))
+        c.positive_ids = gr.Textbox(label="More like these (ids)", elem_id="positive-ids",
+                                    placeholder="mark results, or paste their ids")
+        c.negative_ids = gr.Textbox(label="Less like these (ids)", elem_id="negative-ids")
+        with gr.Row():
+            c.positive_pictures = gr.File(file_count="multiple", file_types=["image"], label="…or pictures like "
+                                          "what you want", height=120, min_width=120)
+            c.negative_pictures = gr.File(file_count="multiple", file_types=["image"], label="…and pictures of "
+                                          "what you don't", height=120, min_width=120)
+        c.strategy = gr.Radio(list(STRATEGIES), value=STRATEGIES[0], label="How the examples combine",
+                              info="**average_vector**: one query, 2 × the positives' mean − the negatives' (any "
+                              "metric) · **best_score**: each result by its most similar example, below every such "
+                              "one if a negative is nearer (cosine)")
+        c.go = gr.Button("Search with these examples", elem_id="search-examples")
+    return c
 
 
 def build(service: SearchService) -> None:
@@ -129,6 +202,7 @@ def build(service: SearchService) -> None:
                 label_filter = gr.Dropdown(service.embedder.labels, multiselect=True, label="Only these labels")
                 threshold = gr.Number(value=0, label="Score threshold (0 = none): " + "; ".join(
                     f"{m.name}: {m.threshold}" for m in REGISTRY.values()))
+            ex = examples_box()
             offset = gr.Number(value=0, visible=False, precision=0)
             with gr.Row():
                 go = gr.Button("Search", variant="primary")
@@ -142,20 +216,35 @@ def build(service: SearchService) -> None:
             with gr.Accordion("Details (JSON)", open=False):
                 results = gr.JSON(label="Results")
                 query_info = gr.JSON(label="Query: how it was prepared")
-    examples = service.example_files()
+    examples = example_files(service)
     if examples:
         gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
+    wire(h, SimpleNamespace(**locals()), ex)
 
-    filters = [metric, k, label_filter, threshold]
-    outputs = [gallery, results, prediction, offset, query_info, note]
-    go.click(h.search, [image, *filters, like_id], outputs, api_name="search")
-    more.click(h.search_next, [image, *filters, offset, like_id], outputs, api_name="search_next")
-    # A new picture (file, webcam, clipboard, URL) ends the browsing of stored images.
-    image.input(lambda: "", None, like_id, api_name=False)
-    url_btn.click(lambda: "", None, like_id, api_name=False)
-    url_btn.click(h.search_url, [url, *filters], [image, *outputs], api_name="search_url")
-    url.submit(h.search_url, [url, *filters], [image, *outputs], api_name=False)
-    gallery.select(h.pick, [results, history, image, like_id], [image, like_id, history, back], api_name=False
-                   ).then(h.search_by_id, [like_id, *filters], outputs, api_name="search_by_id")
-    back.click(h.go_back, [history], [image, like_id, history, back], api_name=False
-               ).then(h.search, [image, *filters, like_id], outputs, api_name=False)
+
+def wire(h: Handlers, c: SimpleNamespace, ex: SimpleNamespace) -> None:
+    """The tab's events: `c` the tab's components (build's), `ex` the examples box's."""
+    filters = [c.metric, c.k, c.label_filter, c.threshold]
+    outputs = [c.gallery, c.results, c.prediction, c.offset, c.query_info, c.note]
+    by_examples = gr.State(None)  # the examples the page's results answer, while they do (paging, Back)
+    first_page = gr.Number(value=0, visible=False, precision=0)  # the button's offset; API clients page with theirs
+    searches = gr.State(True)  # whether the last click on a result searches (else it marked the result)
+    c.go.click(h.search, [c.image, *filters, c.like_id, by_examples], outputs, api_name="search")
+    c.more.click(h.search_next, [c.image, *filters, c.offset, c.like_id, by_examples], outputs,
+                 api_name="search_next")
+    # A new picture (file, webcam, clipboard, URL) ends the browsing of stored images and examples.
+    c.image.input(lambda: ("", None), None, [c.like_id, by_examples], api_name=False)
+    c.url_btn.click(lambda: ("", None), None, [c.like_id, by_examples], api_name=False)
+    c.url_btn.click(h.search_url, [c.url, *filters], [c.image, *outputs], api_name="search_url")
+    c.url.submit(h.search_url, [c.url, *filters], [c.image, *outputs], api_name=False)
+    c.gallery.select(h.pick, [c.results, c.history, c.image, c.like_id, by_examples, ex.click, ex.positive_ids,
+                              ex.negative_ids],
+                     [c.image, c.like_id, by_examples, c.history, c.back, ex.positive_ids, ex.negative_ids, searches],
+                     api_name=False
+                     ).then(h.search_by_id, [c.like_id, *filters, searches], outputs, api_name="search_by_id")
+    ex.go.click(h.remember, [c.history, c.image, c.like_id, by_examples], [c.history, c.back], api_name=False
+                ).then(h.search_examples, [ex.positive_ids, ex.negative_ids, ex.positive_pictures,
+                                           ex.negative_pictures, *filters, ex.strategy, first_page],
+                       [*outputs, by_examples], api_name="search_examples")
+    c.back.click(h.go_back, [c.history], [c.image, c.like_id, by_examples, c.history, c.back], api_name=False
+                 ).then(h.search, [c.image, *filters, c.like_id, by_examples], outputs, api_name=False)

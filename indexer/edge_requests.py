@@ -38,7 +38,7 @@ def params_of(request: Nearest, quantized: bool):
 
 def request_of(r: Nearest, quantized: bool):
     """The whole request, its prefetch included."""
-    from qdrant_edge import Prefetch, Query, QueryRequest
+    from qdrant_edge import Prefetch, Query, QueryRequest, RecommendQuery
 
     flt = filter_of(r.filters)
     prefetches = None
@@ -47,8 +47,13 @@ def request_of(r: Nearest, quantized: bool):
         prefetches = [Prefetch(limit=pf.limit, query=Query.Nearest(list(pf.vector), using=pf.using),
                                filter=filter_of(pf.filters), params=params_of(pf, quantized),
                                score_threshold=pf.threshold)]
+    if r.examples is not None:
+        query = Query.RecommendBestScore(RecommendQuery([list(v) for v in r.examples.positives],
+                                                        [list(v) for v in r.examples.negatives]), using=r.using)
+    else:
+        query = Query.Nearest(list(r.vector), using=r.using)
     return QueryRequest(
-        limit=r.limit, offset=r.offset, query=Query.Nearest(list(r.vector), using=r.using),
+        limit=r.limit, offset=r.offset, query=query,
         prefetches=prefetches, filter=flt, score_threshold=r.threshold, params=params_of(r, quantized),
         with_payload=r.payload, with_vector=False,
     )

@@ -50,6 +50,14 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Examples:
+    """A best_score recommendation (`indexer.ranking.best_scores`): the examples' vectors, scored against each."""
+
+    positives: tuple[tuple[float, ...], ...]
+    negatives: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Nearest:
     """One request to an engine: the `limit` points nearest `vector` in the named vector `using`."""
 
@@ -63,6 +71,7 @@ class Nearest:
     originals: bool = False  # score with the original vectors, never quantized ones (a tie's order is exact)
     prefetch: Nearest | None = None  # rank only what this request returns
     payload: bool = True
+    examples: Examples | None = None  # rank by Qdrant's best_score over these instead of nearness to `vector`
 
 
 class SearchPlans(ABC):
@@ -113,6 +122,25 @@ class SearchPlans(ABC):
         fvec = tuple(np.asarray(float_vector, dtype=np.float64).tolist())
         filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
         return plan(fvec, np.asarray(code, dtype=np.uint8), k, offset, filters, exact, threshold, oversampling)
+
+    def search_examples(self, metric: str, strategy: str, positives: list[Hit], negatives: list[Hit], k: int = 10,
+                        offset: int = 0, labels: list[str] | None = None, threshold: float | None = None,
+                        oversampling: int = ranking.OVERSAMPLING, exclude: list[str] | None = None) -> list[Hit]:
+        """More like the positives, less like the negatives (hits with their vectors), by `indexer.ranking`'s
+        strategies: average_vector is one query, searched by `metric` as a picture is; best_score (cosine only)
+        is Qdrant's recommendation query, scored inside the engine."""
+        ranking.strategy(strategy, metric)
+        pos_f, neg_f = ([h.float_vector for h in hits] for hits in (positives, negatives))
+        if strategy == "average_vector":
+            fvec, code = ranking.examples_query(pos_f, [h.code_vector for h in positives], neg_f or None,
+                                                [h.code_vector for h in negatives] or None)
+            return self.search(metric, fvec, code, k, offset, labels, threshold, oversampling, exclude=exclude)
+        if not positives:
+            raise ValueError("give at least one example of what to find (a positive)")
+        examples = Examples(*(tuple(tuple(np.asarray(v, dtype=np.float64).tolist()) for v in vs)
+                              for vs in (pos_f, neg_f)))
+        filters = Filters(tuple(labels or ()), None, tuple(exclude or ()))
+        return self._query(Nearest("float", (), k, filters, offset, threshold, examples=examples))
 
     # --- one plan per metric (ranking.REGISTRY names it): (fvec, code, k, offset, filters, exact, threshold,
     # oversampling) -> the page of hits

@@ -3,6 +3,7 @@ hits, with what was done to the picture (how it was prepared; whether it is unli
 
 bytes ──► open_image ──► Embedder (prepared like the collection: its profile) ──► Store.search ──► Answer
 id ──► Store.retrieve (its stored vectors: no model run) ──► Store.search (itself left out) ──► Answer
+examples (ids and pictures, positive and negative) ──► their vectors ──► Store.search_examples ──► Answer
 
 The app's endpoints, its batch endpoint, `python -m indexer search` and the benchmarks all search through it.
 """
@@ -108,10 +109,13 @@ class QueryPath:
         top = {self.embedder.labels[i]: float(probs[i]) for i in np.argsort(-probs)[:3]}
         return Answer(hits, int(q.offset), top, query)
 
-    def stored(self, point_id: str, q: Query) -> Answer:
-        """More like a stored image: its own stored vectors are the query (no model run), and it is left out of
-        its hits. The answer's `predicted` is its label, its query says which image (`like`)."""
-        ranking.metric(q.metric)
+    def _no_picture(self, **what) -> dict:
+        """The query of a search by stored vectors: nothing prepared, nothing to call unlike the collection."""
+        return {**what, "prepared": None, "unlike": False, "nearest_cosine": None,
+                "calibrated_floor": unlike_collection(None, self.meta)["calibrated_floor"]}
+
+    def _stored_item(self, point_id: str) -> Hit:
+        """A stored image with its vectors, or a sentence saying what to give instead."""
         given = str(point_id or "").strip()
         if not given:
             raise ValueError("give the id of a stored image (the `id` of a search result)")
@@ -123,9 +127,40 @@ class QueryPath:
         if not found or found[0].float_vector is None or found[0].code_vector is None:
             raise StoreError(f"no stored image has the id {pid!r} (it may have been deleted): "
                              "search again and pick one of the results")
-        item = found[0]
+        return found[0]
+
+    def _example(self, given: str | bytes) -> tuple[Hit, dict]:
+        """An example as vectors (a stored image's own, or a picture's) and as the answer names it."""
+        if isinstance(given, bytes):
+            emb = self.embed(given)
+            return Hit("", 0.0, {}, emb.floats[0], emb.codes[0]), {"picture": sha256(given)}
+        item = self._stored_item(given)
+        return item, {"id": item.id, "label": item.payload.get("label")}
+
+    def examples(self, positive: list[str | bytes], negative: list[str | bytes], q: Query,
+                 strategy: str = "average_vector") -> Answer:
+        """More like the positives, less like the negatives: each a stored image's id (its stored vectors) or a
+        picture (embedded like any upload), by `indexer.ranking`'s strategies; the stored examples are left out of
+        the hits. The answer's `predicted` is None; its query names the examples (`examples`) and the strategy."""
+        ranking.strategy(strategy, q.metric)
+        if not positive:
+            raise ValueError("give at least one example of what to find: a result's id or a picture marked "
+                             "'more like this'")
+        pos, neg = ([self._example(g) for g in group] for group in (positive, negative))
+        exclude = [h.id for h, _ in pos + neg if h.id]
+        hits = self.store.search_examples(q.metric, strategy, [h for h, _ in pos], [h for h, _ in neg], int(q.k),
+                                          int(q.offset), list(q.labels) or None, q.threshold, q.oversampling,
+                                          exclude)
+        query = self._no_picture(examples={"positive": [n for _, n in pos], "negative": [n for _, n in neg]},
+                                 strategy=strategy)
+        return Answer(hits, int(q.offset), None, query)
+
+    def stored(self, point_id: str, q: Query) -> Answer:
+        """More like a stored image: its own stored vectors are the query (no model run), and it is left out of
+        its hits. The answer's `predicted` is its label, its query says which image (`like`)."""
+        ranking.metric(q.metric)
+        item = self._stored_item(point_id)
         hits = self._search(q, item.float_vector, item.code_vector, exclude=[item.id])
         like = {"id": item.id, "label": item.payload.get("label"), "source": item.payload.get("source")}
-        query = {"like": like, "prepared": None, "unlike": False, "nearest_cosine": None,
-                 "calibrated_floor": unlike_collection(None, self.meta)["calibrated_floor"]}
+        query = self._no_picture(like=like)
         return Answer(hits, int(q.offset), like["label"], query)

@@ -125,6 +125,72 @@ def metric(name: str) -> Metric:
         raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}") from None
 
 
+# --- several examples as one query: Qdrant's recommendation strategies ------------------------------------------
+# average_vector: one query, 2·mean(positives) − mean(negatives) (Qdrant's formula), searched by any metric. Its
+# code is that formula over the examples' ±1 codes, as signs: each bit the positives' majority; where they split
+# evenly, against the negatives' majority (a tie left over is 0). A negative example changes a Hamming search through
+# those bits and through the cosine that orders a tie.
+# best_score: every point scored against each example (cosine): its best positive, unless a negative is nearer; then
+# below every such point, by how far it is from its nearest negative (Qdrant's rule, squashed into (−1, 1)).
+STRATEGIES = ("average_vector", "best_score")
+
+
+def strategy(name: str, metric_name: str) -> str:
+    """The strategy of that name for that metric, or ValueError saying what to choose (the one check of both)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "best_score" and metric(metric_name).name != "cosine":
+        raise ValueError("best_score compares each result with each example by cosine: use it with the cosine "
+                         "metric, or average_vector with the Hamming metrics")
+    return name
+
+
+def average_vector(positives: np.ndarray, negatives: np.ndarray | None = None) -> np.ndarray:
+    """Qdrant's average_vector query: mean(positives) when there are no negatives, else 2·mean(p) − mean(n)."""
+    pos = np.atleast_2d(np.asarray(positives, dtype=np.float64))
+    if not len(pos):
+        raise ValueError("give at least one example of what to find (a positive)")
+    neg = np.asarray(negatives if negatives is not None else [], dtype=np.float64).reshape(-1, pos.shape[1])
+    return pos.mean(0) if not len(neg) else 2 * pos.mean(0) - neg.mean(0)
+
+
+def examples_query(pos_floats, pos_codes, neg_floats=None, neg_codes=None) -> tuple[np.ndarray, np.ndarray]:
+    """average_vector's one query: the float vector (L2-normalised) and the 0/1 code."""
+    fvec = average_vector(pos_floats, neg_floats)
+    norm = np.linalg.norm(fvec)
+    if norm < 1e-9:
+        raise ValueError("the examples cancel out (the same pictures given as both positive and negative): "
+                         "take one of them out")
+    code = average_vector(signs(pos_codes), None if neg_codes is None else signs(neg_codes)) > 0
+    return (fvec / norm).astype(np.float32), code.astype(np.uint8)
+
+
+def best_scores(pos_floats, neg_floats, db_floats: np.ndarray) -> np.ndarray:
+    """best_score's score of every database point (higher first), as Qdrant computes it from cosines."""
+    def best(examples):
+        ex = np.asarray(examples if examples is not None else [], dtype=np.float64).reshape(-1, db_floats.shape[1])
+        if not len(ex):
+            return np.full(len(db_floats), -2.0)  # below every cosine: no example of that kind
+        ex = ex / np.linalg.norm(ex, axis=1, keepdims=True)
+        return (ex @ db_floats.T).max(0)
+
+    def squash(x):
+        return 0.5 * (x / (1 + np.abs(x)) + 1)
+
+    pos, neg = best(pos_floats), best(neg_floats)
+    return np.where(pos > neg, squash(pos), -squash(neg))
+
+
+def rank_examples(strategy_name: str, metric_name: str, pos_floats, pos_codes, neg_floats, neg_codes,
+                  db_floats: np.ndarray, db_codes: np.ndarray, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
+    """Database indices in ranked order for several examples as one query (the reference of /search_examples)."""
+    strategy(strategy_name, metric_name)
+    if strategy_name == "best_score":
+        return np.argsort(-best_scores(pos_floats, neg_floats, db_floats), kind="stable")
+    fvec, code = examples_query(pos_floats, pos_codes, neg_floats, neg_codes)
+    return rank(metric_name, fvec, code, db_floats, db_codes, candidates)[0]
+
+
 def sort_keys(name: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray,
               db_codes: np.ndarray, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
     """The rule as one number per (query, database point): lower ranks first; equal keys in database order.

@@ -43,8 +43,13 @@ def request_of(r: Nearest, remote: bool):
         prefetch = [models.Prefetch(query=list(pf.vector), using=pf.using, limit=pf.limit,
                                     filter=filter_of(pf.filters), params=params_of(pf, remote),
                                     score_threshold=pf.threshold)]
+    query = list(r.vector)
+    if r.examples is not None:
+        query = models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[list(v) for v in r.examples.positives], negative=[list(v) for v in r.examples.negatives],
+            strategy=models.RecommendStrategy.BEST_SCORE))
     return models.QueryRequest(
-        query=list(r.vector), using=r.using, prefetch=prefetch, filter=filter_of(r.filters), limit=r.limit,
+        query=query, using=r.using, prefetch=prefetch, filter=filter_of(r.filters), limit=r.limit,
         offset=r.offset, score_threshold=r.threshold, params=params_of(r, remote), with_payload=r.payload,
         with_vector=False,
     )

@@ -96,6 +96,24 @@ def test_search_ranks_as_the_numpy_reference(engine, points, metric):
         assert [h.id for h in hits] == [ids[i] for i in expected]
 
 
+@pytest.mark.parametrize("metric,strategy", [("cosine", "average_vector"), ("hamming", "average_vector"),
+                                             ("hamming+rerank", "average_vector"), ("cosine", "best_score")])
+def test_examples_rank_as_the_numpy_reference(engine, points, metric, strategy):
+    """Several examples as one query (positives and negatives), in every engine, as indexer.ranking ranks them."""
+    _, store, _ = engine
+    ids, floats, codes, _ = points
+    _filled(store, points)
+    for pos, neg in (([0, 10], [33]), ([4, 11, 40], [])):
+        examples = [store.retrieve([ids[i] for i in group], with_vectors=True) for group in (pos, neg)]
+        got = store.search_examples(metric, strategy, *examples, k=8, exclude=[ids[i] for i in pos + neg])
+        order = ranking.rank_examples(strategy, metric, floats[pos], codes[pos], floats[neg], codes[neg], floats,
+                                      codes, 8 * ranking.OVERSAMPLING)
+        expected = [ids[i] for i in order if i not in pos + neg][:8]
+        assert [h.id for h in got] == expected
+    with pytest.raises(ValueError, match="cosine"):
+        store.search_examples("hamming", "best_score", examples[0], [])
+
+
 def test_a_snapshot_restores_elsewhere_with_the_same_answers(engine, points, tmp_path):
     kind, store, location = engine
     ids, floats, codes, _ = points

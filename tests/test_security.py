@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.gallery import example_files
 from indexer.sources import SourceError, resolve_image
 
 
@@ -34,7 +35,7 @@ def test_symlink_out_of_the_data_folder_is_refused(tmp_path):
 
 def test_gradio_serves_examples_but_not_arbitrary_or_stored_files(served):
     client, service, data_dir = served
-    examples = service.example_files()
+    examples = example_files(service)
     assert examples
     base = client.src.rstrip("/")
     ok = httpx.get(f"{base}/gradio_api/file={examples[0]}")
