@@ -141,6 +141,56 @@ def test_browse_upload_then_click_a_result_for_more_like_it_then_back(served, tm
         assert _captions(page) == first_captions
 
 
+def _ids_in(page, box: str, n: int) -> list[str]:
+    """Wait until the examples box `box` (#positive-ids, #negative-ids) holds n ids, and return them."""
+    page.wait_for_function("([box, n]) => { const e = document.querySelector(box + ' textarea, ' + box + ' input');"
+                           " return e && e.value.split(',').filter(s => s.trim()).length === n; }", arg=[box, n],
+                           timeout=30_000)
+    return page.locator(f"{box} textarea, {box} input").first.input_value().split(", ")
+
+
+def test_mark_two_results_more_and_one_less_and_the_negatives_label_falls(served, tmp_path):
+    """More like these, less like that, by clicks: a circle and a square marked 'more like this' (each from its own
+    search), searched together; then a square marked 'less like this': squares fall in the results, the circles
+    rise, and the note says what was asked."""
+    client, _, _ = served
+    with page_at(client.src, 1400, 1400, "examples") as page:
+        page.get_by_text("More like these, less like those").click()
+        page.get_by_label("marks it: more like this").check()
+        _search_with(page, _shape(tmp_path, "circle", 21))
+        _wait_shown(page, 10)
+        page.locator("#results button.thumbnail-item").first.click()
+        _ids_in(page, "#positive-ids", 1)
+        before = _shown(page)
+        _search_with(page, _shape(tmp_path, "square", 22))
+        _wait_shown(page, 10, differs_from=before)
+        page.locator("#results button.thumbnail-item").first.click()
+        _ids_in(page, "#positive-ids", 2)
+        shown = _shown(page)
+        page.locator("#search-examples").click()
+        page.locator("#query-note").get_by_text("More like 2 example(s)").wait_for(timeout=30_000)
+        _wait_shown(page, 10, differs_from=shown)
+        both = _captions(page)
+        square = next(n for n, c in enumerate(both) if "square" in c)
+        page.get_by_label("marks it: less like this").check()
+        page.locator("#results button.thumbnail-item").nth(square).click()
+        _ids_in(page, "#negative-ids", 1)
+        page.locator("#search-examples").click()
+        page.locator("#query-note").get_by_text("less like 1").wait_for(timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('#results .caption-label').length === 10")
+        less = _captions(page)
+        assert sum("square" in c for c in less) < sum("square" in c for c in both), (both, less)
+        assert sum("circle" in c for c in less) > sum("circle" in c for c in both), (both, less)
+        first = _shown(page)
+        page.get_by_role("button", name="Next k").click()  # the next page of the same examples
+        _wait_shown(page, 10, differs_from=first)
+        assert _captions(page)[0].startswith("#11 ") and "less like 1" in page.locator("#query-note").inner_text()
+        page.locator("#back").click()  # the search before: the two positives alone
+        page.locator("#query-note").get_by_text("less like 0").wait_for(timeout=30_000)
+        page.wait_for_function("(c) => [...document.querySelectorAll('#results .caption-label')]"
+                               ".map(e => e.innerText).join('|') === c", arg="|".join(both), timeout=30_000)
+
+
 def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, tmp_path):
     """390 px wide: nothing wider than the screen, results two to a row with their captions whole, and the
     Collection tab's per-label bar chart drawn."""
