@@ -1,6 +1,7 @@
 """The Gradio app: every event has an `api_name`, so the page and `gradio_client` see the same endpoints.
 
-One file per tab, each with its layout and its handlers (app/tab_search.py, app/tab_write.py, app/tab_more.py);
+One file per tab, each with its layout and its handlers (app/tab_search.py, app/tab_write.py, app/tab_more.py,
+app/tab_collection.py);
 what they share: app/requests.py (who is calling, fair use, errors as messages) and app/gallery.py (result tiles).
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import tab_more, tab_search, tab_write
+from app import tab_collection, tab_more, tab_search, tab_write
 from app.gallery import serve_thumbnails_as_static
 from app.service import SearchService
 
@@ -23,10 +24,10 @@ Upload a picture (or click an example) and get the most similar images of the co
 
 # Captions in full (Gradio cuts them at 80 % of the tile), over the tile's bottom; two tiles a row at phone width.
 CSS = """
-#results .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: none;
+#results .caption-label, #map-neighbours .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: none;
   left: 0; right: 0; bottom: 0; border-radius: 0; line-height: 1.25; }
 @media (max-width: 640px) {
-  #results .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  #results .grid-container, #map-neighbours .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
 """
 
@@ -38,15 +39,15 @@ def build_ui(service: SearchService) -> gr.Blocks:
         gr.Markdown(INTRO)
         status = gr.Markdown(service.status())
         with gr.Tab("Search"):
-            tab_search.build(service)
+            search = tab_search.build(service)
         with gr.Tab("Add & delete"):
             tab_write.build(service, demo, status)
         with gr.Tab("Batch"):
             tab_more.build_batch(service, more)
         with gr.Tab("Duplicates"):
             tab_more.build_duplicates(service, more)
-        with gr.Tab("Collection"):
-            tab_more.build_collection(demo, more)
+        with gr.Tab("Collection") as collection:
+            tab_collection.build(demo, service, collection, search)
     return demo
 
 

@@ -39,6 +39,7 @@ class SearchService:
         self.meta: dict = {}
         self.reconciled: dict = {}  # what opening the collection found half done (indexer.uploads.reconcile)
         self.background: str | None = None  # work under way beside the serving, said on the page (app.collection)
+        self.listeners: list = []  # called after the collection changed (a write, a model switch): its map
         self._queries: QueryPath | None = None
         self.prepare_with(*self.embedder.profile_for(None))
         self._store_error: str | None = None
@@ -160,8 +161,7 @@ class SearchService:
     def search_examples(self, positive: list[str | bytes], negative: list[str | bytes], metric: str = "cosine",
                         k: int = 10, labels: list[str] | None = None, threshold: float | None = None, offset: int = 0,
                         strategy: str = "average_vector") -> tuple[list[dict], None, dict]:
-        """More like the positives, less like the negatives: stored images' ids or pictures' bytes
-        (indexer.query.QueryPath.examples). Returns the results, None, and the query (`examples`, `strategy`)."""
+        """More like the positives, less like the negatives (ids or pictures' bytes): results, None, the query."""
         query = self._query(metric, k, labels, threshold, offset)
         if len(positive) + len(negative) > self.settings.max_batch:
             raise ValueError(f"{len(positive) + len(negative)} examples; the most is {self.settings.max_batch}: "
@@ -215,13 +215,23 @@ class SearchService:
     def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:
         store = self.require_store()
         with self._write_lock:
-            return add_images(self.embedder, store, items, self.settings.image_dir, self.profile)
+            try:
+                return add_images(self.embedder, store, items, self.settings.image_dir, self.profile)
+            finally:
+                self._changed()
 
     def delete(self, ids: list[str]) -> list[str]:
         """The ids deleted: those stored (an id that is not one, or not there, is no error: nothing to delete)."""
         store = self.require_store()
         with self._write_lock:
-            return delete_images(store, self.settings.image_dir, [i for i in map(as_point_id, ids) if i])
+            try:
+                return delete_images(store, self.settings.image_dir, [i for i in map(as_point_id, ids) if i])
+            finally:
+                self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def switch_model(self, model_dir: str) -> dict:
         """Embed the whole collection again with another model (indexer.reembed) and answer with it from then on.
@@ -233,8 +243,11 @@ class SearchService:
 
         with self._write_lock:
             store = self.require_store()
-            return reembed(store, embedder, self.settings.image_dir, self.settings.location, swapping=self._open_lock,
-                           then=answer_with_it)
+            try:
+                return reembed(store, embedder, self.settings.image_dir, self.settings.location,
+                               swapping=self._open_lock, then=answer_with_it)
+            finally:
+                self._changed()
 
     def overview(self) -> dict:
         store = self.require_store()

@@ -1,10 +1,9 @@
-"""The Batch, Duplicates and Collection tabs: several pictures at once, near-duplicate groups, and what the
-collection holds. Each tab's layout and its handlers together."""
+"""The Batch and Duplicates tabs: several pictures at once, and near-duplicate groups. Each tab's layout and its
+handlers together."""
 
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from app.gallery import display_file
 from app.requests import charge, errors
@@ -35,23 +34,6 @@ class Handlers:
                  for g, grp in enumerate(groups[:12]) for m in grp[:4]]
         return shown, groups
 
-    @errors
-    def overview(self):
-        """How many images, per-label counts, and the model and bit count that built the collection."""
-        return self.service.overview()
-
-
-def collection_view(info: dict | None):
-    """The overview for a person: a sentence, and the per-label counts as a bar chart whose axis starts at 0."""
-    if not info:
-        return "", None
-    counts = info.get("labels") or {}
-    text = (f"**{info['images']:,} images** in `{info['collection']}`, {len(counts)} labels; built by "
-            f"`{info['model']}` ({info['n_bits']}-bit codes, {info['float_dim']}-d float vectors).")
-    table = pd.DataFrame({"label": [str(k) for k in counts], "images": list(counts.values())})
-    top = max(counts.values(), default=0)
-    # From 0, whatever the counts: equal counts (Fashion-MNIST's) otherwise make an axis of one value and no bars.
-    return text, gr.BarPlot(value=table, y_lim=[0, max(1, round(top * 1.1))])
 
 
 def build_batch(service: SearchService, h: Handlers) -> None:
@@ -73,15 +55,3 @@ def build_duplicates(service: SearchService, h: Handlers) -> None:
     gallery = gr.Gallery(label="Groups", columns=8, height="auto")
     out = gr.JSON(label="Groups")
     button.click(h.duplicates, [threshold, sample], [gallery, out], api_name="duplicates")
-
-
-def build_collection(demo: gr.Blocks, h: Handlers) -> None:
-    refresh = gr.Button("Refresh")
-    summary = gr.Markdown(elem_id="collection-summary")
-    bars = gr.BarPlot(x="label", y="images", label="Images per label", sort="x", y_axis_format=",d",
-                      x_label_angle=-45, elem_id="label-counts")  # slanted: labels stay apart on a phone
-    with gr.Accordion("Details (JSON)", open=False):
-        info = gr.JSON(label="Overview")
-    refresh.click(h.overview, None, info, api_name="overview").then(collection_view, info, [summary, bars],
-                                                                    api_name=False)
-    demo.load(h.overview, None, info, api_name=False).then(collection_view, info, [summary, bars], api_name=False)

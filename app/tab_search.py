@@ -181,8 +181,9 @@ def examples_box() -> SimpleNamespace:
     return c
 
 
-def build(service: SearchService) -> None:
-    """The tab's layout and its events, inside the page's gr.Blocks."""
+def build(service: SearchService) -> SimpleNamespace:
+    """The tab's layout and its events, inside the page's gr.Blocks; its components returned (other tabs mark its
+    results)."""
     h = Handlers(service)
     history = gr.State([])
     with gr.Row():
@@ -219,7 +220,9 @@ def build(service: SearchService) -> None:
     examples = example_files(service)
     if examples:
         gr.Examples(examples=examples, inputs=image, label="Examples from the collection")
-    wire(h, SimpleNamespace(**locals()), ex)
+    components = SimpleNamespace(**locals())
+    wire(h, components, ex)
+    return components
 
 
 def wire(h: Handlers, c: SimpleNamespace, ex: SimpleNamespace) -> None:

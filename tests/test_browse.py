@@ -107,7 +107,7 @@ def _vectors(service, path):
 
 def test_the_label_chart_starts_at_zero_even_when_every_label_has_as_many_images():
     """Fashion-MNIST has 7,000 images of each label: an axis fitted to the data would be one value, with no bars."""
-    from app.tab_more import collection_view
+    from app.tab_collection import collection_view
 
     info = {"images": 21_000, "collection": "c", "model": "m", "n_bits": 64, "float_dim": 128,
             "labels": {"Bag": 7000, "Coat": 7000, "Shirt": 7000}}

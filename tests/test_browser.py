@@ -191,6 +191,43 @@ def test_mark_two_results_more_and_one_less_and_the_negatives_label_falls(served
                                ".map(e => e.innerText).join('|') === c", arg="|".join(both), timeout=30_000)
 
 
+def _map_ready(client) -> dict:
+    """The served collection's map, once the app has computed it (it does so in the background at start)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while not (m := client.predict(api_name="/collection_map")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert m, "the map was not computed within 2 minutes"
+    return m
+
+
+def test_click_a_point_on_the_map_and_get_its_neighbours(served, tmp_path):
+    """The Collection tab's map: a search's results are marked on it; a click on a point (one of the triangles)
+    shows that point's neighbours below the map — triangles — and says whose they are."""
+    from app.collection_map import to_pixels
+
+    client, _, _ = served
+    m = _map_ready(client)
+    n = m["labels"].index("triangle")
+    with page_at(client.src, 1000, 1400, "map") as page:
+        _search_with(page, _shape(tmp_path, "circle", 31))
+        _wait_shown(page, 10)
+        page.get_by_role("tab", name="Collection").click()
+        page.locator("#map-note").get_by_text("the current query").wait_for(timeout=30_000)
+        img = page.locator("#collection-map img").first
+        img.wait_for(timeout=30_000)
+        box = img.bounding_box()
+        natural = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+        (px, py), = to_pixels([m["xy"][n]])
+        img.click(position={"x": px * box["width"] / natural[0], "y": py * box["height"] / natural[1]})
+        page.locator("#map-note").get_by_text(m["ids"][n]).wait_for(timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('#map-neighbours .caption-label').length === 10",
+                               timeout=30_000)
+        captions = page.locator("#map-neighbours .caption-label").all_inner_texts()
+        assert sum("triangle" in c for c in captions) >= 8, captions
+
+
 def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, tmp_path):
     """390 px wide: nothing wider than the screen, results two to a row with their captions whole, and the
     Collection tab's per-label bar chart drawn."""
