@@ -24,10 +24,11 @@ Upload a picture (or click an example) and get the most similar images of the co
 
 # Captions in full (Gradio cuts them at 80 % of the tile), over the tile's bottom; two tiles a row at phone width.
 CSS = """
-#results .caption-label, #map-neighbours .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: none;
-  left: 0; right: 0; bottom: 0; border-radius: 0; line-height: 1.25; }
+#results .caption-label, #map-neighbours .caption-label { white-space: normal; overflow: visible;
+  text-overflow: clip; max-width: none; left: 0; right: 0; bottom: 0; border-radius: 0; line-height: 1.25; }
 @media (max-width: 640px) {
-  #results .grid-container, #map-neighbours .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  #results .grid-container, #map-neighbours .grid-container {
+    grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
 """
 
