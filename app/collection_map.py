@@ -64,7 +64,7 @@ class MapKeeper:
         while True:
             try:
                 store = self.service.require_store()
-                fresh = atlas.refresh(store)
+                fresh = atlas.refresh(store, self.service.write_lock)
                 found = {h.id: h.float_vector for h in store.retrieve(fresh["ids"], with_vectors=["float"])}
                 keep = [i for i, pid in enumerate(fresh["ids"]) if pid in found]  # deleted meanwhile: left off
                 vectors = np.stack([found[fresh["ids"][i]] for i in keep]) if keep else np.zeros((0, 1))

@@ -43,7 +43,7 @@ class SearchService:
         self._queries: QueryPath | None = None
         self.prepare_with(*self.embedder.profile_for(None))
         self._store_error: str | None = None
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()  # writes, a model switch and storing the map take it in turn
         self._open_lock = threading.Lock()
         self.fetcher = Fetcher(max_bytes=int(settings.max_upload_mb * 1024 * 1024), timeout_s=settings.url_timeout_s,
                                max_redirects=settings.url_max_redirects,
@@ -84,7 +84,7 @@ class SearchService:
                         raise
                     # Uploads (queries and additions) are prepared like the collection's images.
                     self.prepare_with(*self.embedder.profile_for(self.meta))
-                    with self._write_lock:  # writes a crash left half done are finished before any other
+                    with self.write_lock:  # writes a crash left half done are finished before any other
                         self.reconciled = reconcile(self.embedder, store, self.settings.image_dir, self.profile)
                     self._queries = QueryPath(self.embedder, store, self.meta, self.profile, self.profile_source)
                     self._store, self._store_error = store, None
@@ -214,7 +214,7 @@ class SearchService:
     # --- the collection grows and shrinks ----------------------------------------------------------
     def add(self, items: list[tuple[bytes, str | None]]) -> tuple[list[dict], list[str]]:
         store = self.require_store()
-        with self._write_lock:
+        with self.write_lock:
             try:
                 return add_images(self.embedder, store, items, self.settings.image_dir, self.profile)
             finally:
@@ -223,7 +223,7 @@ class SearchService:
     def delete(self, ids: list[str]) -> list[str]:
         """The ids deleted: those stored (an id that is not one, or not there, is no error: nothing to delete)."""
         store = self.require_store()
-        with self._write_lock:
+        with self.write_lock:
             try:
                 return delete_images(store, self.settings.image_dir, [i for i in map(as_point_id, ids) if i])
             finally:
@@ -241,7 +241,7 @@ class SearchService:
             self.embedder, self.settings.model_dir, self.meta = embedder, model_dir, store.meta
             self._queries = QueryPath(embedder, store, self.meta, self.profile, self.profile_source)
 
-        with self._write_lock:
+        with self.write_lock:
             store = self.require_store()
             try:
                 return reembed(store, embedder, self.settings.image_dir, self.settings.location,

@@ -9,6 +9,7 @@ points are (`locate`: the mean place of its `NEIGHBOURS` nearest by cosine).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -81,13 +82,19 @@ def is_current(store, stored_map: dict | None) -> bool:
     return stored_map.get("version") == version_of(ids, store.meta.get("model_sha256"))
 
 
-def refresh(store) -> dict:
-    """The collection's map, computed again when the collection changed since, and stored with it."""
+def refresh(store, writes=None) -> dict:
+    """The collection's map, computed again when the collection changed since, and stored with it. `writes`: the
+    lock the collection's writers hold (the app's): the map is stored under it, and only if no write came while it
+    was computed (else computed again), so that it never stands for points it was not made of."""
     current = store.meta.get("map")
     if is_current(store, current):
         return current
-    fresh = compute(store)
-    store.update_meta({"map": fresh})
+    while True:
+        fresh = compute(store)
+        with writes or contextlib.nullcontext():
+            if is_current(store, fresh):
+                store.update_meta({"map": fresh})
+                break
     log.info("map of %s points (%s sampled) in %.1f s", fresh["points"], len(fresh["ids"]), fresh["seconds"])
     return fresh
 
