@@ -4,7 +4,7 @@ Every flag has an environment variable (for Docker and Hugging Face Spaces secre
 QDRANT_URL / QDRANT_PATH (+ QDRANT_API_KEY), DATA_DIR (the ones the indexer shares: training/config.py),
 MAX_UPLOAD_MB, URL_ALLOW_NETWORKS, URL_TIMEOUT_S, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, TORCH_THREADS; access
 and fair use: READ_ONLY, WRITE_USERS, WRITE_ORGS, OAUTH, RATE_LIMIT_PER_MIN, UPLOAD_MB_PER_MIN, MAX_K, MAX_BATCH,
-MAX_SAMPLE, TRUSTED_HOPS, APP_AUTH_FILE. Secrets come from the environment only, never a flag (flags show in `ps`):
+MAX_SAMPLE, TRUSTED_HOPS, APP_AUTH_FILE, MCP. Secrets come from the environment only, never a flag (flags show in `ps`):
 ADMIN_TOKEN, QDRANT_API_KEY.
 """
 
@@ -62,6 +62,8 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
                    help="images per /search_batch ($MAX_BATCH)")
     p.add_argument("--max-sample", type=int, default=int(env("MAX_SAMPLE", d.max_sample)),
                    help="images sampled per /duplicates ($MAX_SAMPLE)")
+    p.add_argument("--mcp", choices=["1", "0"], default=env("MCP", "1"),
+                   help="1: also serve the endpoints as MCP tools for agents, at /gradio_api/mcp/ ($MCP)")
     p.add_argument("--auth-file", default=env("APP_AUTH_FILE", ""),
                    help="put the whole app behind a login: a file of `user:password` lines ($APP_AUTH_FILE)")
     args = p.parse_args(argv)
@@ -76,7 +78,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, argparse.Na
                         write_users=args.write_users, write_orgs=args.write_orgs,
                         trusted_hops=args.trusted_hops, requests_per_min=args.requests_per_min,
                         upload_mb_per_min=args.upload_mb_per_min,
-                        max_k=args.max_k, max_batch=args.max_batch, max_sample=args.max_sample)
+                        max_k=args.max_k, max_batch=args.max_batch, max_sample=args.max_sample, mcp=args.mcp == "1")
     return settings, args
 
 

@@ -72,8 +72,9 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
 
 
 def launch_options(service: SearchService) -> dict:
-    """What every launch of the app passes to Gradio: the served folders, the page's CSS, the upload limit."""
-    return dict(allowed_paths=allowed_paths(service), css=CSS,
+    """What every launch of the app passes to Gradio: the served folders, the page's CSS, the MCP server, the upload
+    limit."""
+    return dict(allowed_paths=allowed_paths(service), css=CSS, mcp_server=service.settings.mcp,
                 max_file_size=f"{int(service.settings.max_upload_mb * 1024)}kb")
 
 

@@ -40,6 +40,7 @@ class Settings:
     max_k: int = 100  # results per page
     max_batch: int = 32  # images per /search_batch
     max_sample: int = 2000  # images sampled per /duplicates
+    mcp: bool = True  # the endpoints as MCP tools for agents, at /gradio_api/mcp/ (Gradio's MCP server)
 
     @property
     def image_dir(self) -> Path:

@@ -38,14 +38,23 @@ class Handlers:
 
     @errors
     def overview(self):
-        """How many images, per-label counts, and the model and bit count that built the collection."""
+        """What the collection holds.
+
+        Returns:
+            the collection's name, its number of images, the images per label, and the model, binary code length
+            (`n_bits`) and float vector size that built it.
+        """
         return self.service.overview()
 
     @errors
     def collection_map(self, request: gr.Request = None):
-        """The map of the collection: a sample of its images (`ids`, `labels`) placed in [0, 1]² (`xy`) by their
-        float vectors (t-SNE over 50 PCA directions), with the collection version it shows (`version`), how many
-        points the collection had (`points`) and how long it took (`seconds`); `{}` while it is being computed."""
+        """A 2-D map of the collection: a sample of its images placed so that images the model finds alike lie close.
+
+        Returns:
+            `ids` and `labels` of the sampled images, `xy` their places in [0, 1]² (t-SNE over 50 PCA directions of
+            their float vectors), `points` (the collection's size), `version`, `method`, `seconds`; `{}` while the
+            map is being computed (ask again shortly).
+        """
         charge(self.service, request)
         return self.keeper.current() or {}
 

@@ -75,10 +75,22 @@ class Handlers:
     @errors
     def search(self, image, metric="cosine", k=10, label_filter=None, threshold=0, like_id=None, examples=None,
                request: gr.Request = None):
-        """The k nearest images to `image`: gallery (image, caption), results (rank, id, score, label, source),
-        the predicted class with its top-3 probabilities, the offset of this page (0), and the query: how it was
-        prepared, whether it is unlike the collection (`unlike`, `nearest_cosine`, `calibrated_floor`), `note`.
-        With `like_id`, the stored image of that id is the query instead (as /search_by_id)."""
+        """Find the stored images most similar to a picture, best first.
+
+        Args:
+            image: the picture to search with (a file: PNG, JPEG, WebP, …; a photo is fine, it is framed like the
+                collection's images first).
+            metric: "cosine" (float features, best overall), "hamming" (binary codes, fastest) or "hamming+rerank".
+            k: how many results (1 to the server's MAX_K, 100 by default).
+            label_filter: only results with one of these labels (an empty list: every label).
+            threshold: 0 for none; else the least cosine similarity (cosine, hamming+rerank) or the most bits apart
+                (hamming).
+            like_id: instead of the picture, search with the stored image of this id (a result's `id`).
+        Returns:
+            gallery (each result's image and caption), results (rank, id, score, label, source, sha256), the
+            predicted class (top 3 with probabilities), offset 0, the query (how the picture was prepared;
+            `unlike` true when it resembles nothing in the collection), and a one-sentence note.
+        """
         charge(self.service, request, None if like_id or examples else image)
         return self._run(image, like_id, metric, k, label_filter, threshold, 0, examples)
 
@@ -91,29 +103,56 @@ class Handlers:
         return self._run(image, like_id, metric, k, label_filter, threshold, int(offset or 0) + int(k), examples)
 
     @errors
-    def search_examples(self, positive_ids="", negative_ids="", positive_pictures=None, negative_pictures=None,
+    def search_examples(self, positive_ids=None, negative_ids=None, positive_pictures=None, negative_pictures=None,
                         metric="cosine", k=10, label_filter=None, threshold=0, strategy="average_vector",
                         offset=0, request: gr.Request = None):
-        """More like these, less like those: `positive_ids` and `negative_ids` are stored images' ids (results'
-        `id`s, separated by commas or spaces), `positive_pictures` and `negative_pictures` picture files; at least
-        one positive. `strategy`: average_vector (one query, 2 × the positives' mean − the negatives' mean, for any
-        metric) or best_score (each result scored by its most similar example, cosine only). Stored examples are
-        left out of the results. `offset`: how many results to skip (paging). Returns /search's outputs (the
-        predicted class is empty; the query names the examples)."""
+        """Find images like several examples and unlike others ("more like these, less like those").
+
+        Args:
+            positive_ids: ids of stored images (results' `id`s) to find more of, separated by commas or spaces.
+            negative_ids: ids of stored images to find fewer of (may be empty).
+            positive_pictures: picture files to find more of (besides or instead of positive_ids).
+            negative_pictures: picture files to find fewer of.
+            metric: "cosine", "hamming" or "hamming+rerank" (best_score needs "cosine").
+            k: how many results.
+            label_filter: only results with one of these labels (an empty list: every label).
+            threshold: 0 for none, else as in search.
+            strategy: "average_vector" (one query: 2 × the positives' mean − the negatives' mean; any metric) or
+                "best_score" (each image scored by its most similar positive, pushed below all of them when a
+                negative is more similar; for positives that are different things; cosine only).
+            offset: how many results to skip (0 for the first page, k for the second, …).
+        Returns:
+            gallery, results (rank, id, score, label, source), no predicted class, the offset, the query (the
+            examples by id/label or picture hash, the strategy) and a note. Stored examples are left out. At least
+            one positive is needed.
+        """
         pictures = [*(positive_pictures or []), *(negative_pictures or [])]
         charge(self.service, request, *pictures)
-        examples = {"positive_ids": positive_ids, "negative_ids": negative_ids, "strategy": strategy,
-                    "positive_pictures": list(positive_pictures or []),
-                    "negative_pictures": list(negative_pictures or [])}
-        return (*self._run(None, "", metric, k, label_filter, threshold, int(offset or 0), examples), examples)
+        examples = self.examples_asked(positive_ids, negative_ids, positive_pictures, negative_pictures, strategy)
+        return self._run(None, "", metric, k, label_filter, threshold, int(offset or 0), examples)
+
+    @staticmethod
+    def examples_asked(positive_ids, negative_ids, positive_pictures, negative_pictures, strategy) -> dict:
+        """The examples of a search, as the page keeps them while its results answer them (paging, Back)."""
+        return {"positive_ids": positive_ids, "negative_ids": negative_ids, "strategy": strategy,
+                "positive_pictures": list(positive_pictures or []), "negative_pictures": list(negative_pictures or [])}
 
     @errors
     def search_by_id(self, point_id, metric="cosine", k=10, label_filter=None, threshold=0, searches=True,
                      request: gr.Request = None):
-        """More like this: the stored image `point_id` (a result's `id`) is the query, with its stored vectors (no
-        upload, no model run); it is left out of its own results. The predicted class is its stored label.
-        (`searches`, the page's: False when the click on a result marked it as an example instead.)"""
-        if not searches:
+        """Find more images like one already in the collection (no upload; it is left out of its own results).
+
+        Args:
+            point_id: the stored image's id (a result's `id`).
+            metric: "cosine", "hamming" or "hamming+rerank".
+            k: how many results.
+            label_filter: only results with one of these labels (an empty list: every label).
+            threshold: 0 for none, else as in search.
+        Returns:
+            gallery, results (rank, id, score, label, source), its stored label, offset 0, the query (`like`: its
+            id, label and source) and a note.
+        """
+        if not searches:  # the page's click on a result marked it as an example instead
             return (gr.skip(),) * 6
         charge(self.service, request)
         found = self.service.search_by_id(point_id, *self._args(metric, k, label_filter, threshold, 0))
@@ -121,9 +160,18 @@ class Handlers:
 
     @errors
     def search_url(self, url, metric="cosine", k=10, label_filter=None, threshold=0, request: gr.Request = None):
-        """A picture from an image URL (http/https; public addresses only unless URL_ALLOW_NETWORKS allows more;
-        size, time and redirects limited), decoded like an upload. Returns the fetched picture, then /search's
-        outputs."""
+        """Find the stored images most similar to a picture on the web.
+
+        Args:
+            url: the picture's http(s) address (public addresses only unless the server allows more; size, time
+                and redirects are limited).
+            metric: "cosine", "hamming" or "hamming+rerank".
+            k: how many results.
+            label_filter: only results with one of these labels (an empty list: every label).
+            threshold: 0 for none, else as in search.
+        Returns:
+            the fetched picture, then search's outputs.
+        """
         who = charge(self.service, request)
         data = self.service.read_url(url)
         self.service.limiter.charge(who.client, len(data), requests=0)
@@ -245,9 +293,10 @@ def wire(h: Handlers, c: SimpleNamespace, ex: SimpleNamespace) -> None:
                      [c.image, c.like_id, by_examples, c.history, c.back, ex.positive_ids, ex.negative_ids, searches],
                      api_name=False
                      ).then(h.search_by_id, [c.like_id, *filters, searches], outputs, api_name="search_by_id")
+    asked = [ex.positive_ids, ex.negative_ids, ex.positive_pictures, ex.negative_pictures]
     ex.go.click(h.remember, [c.history, c.image, c.like_id, by_examples], [c.history, c.back], api_name=False
-                ).then(h.search_examples, [ex.positive_ids, ex.negative_ids, ex.positive_pictures,
-                                           ex.negative_pictures, *filters, ex.strategy, first_page],
-                       [*outputs, by_examples], api_name="search_examples")
+                ).then(h.search_examples, [*asked, *filters, ex.strategy, first_page], outputs,
+                       api_name="search_examples"
+                       ).success(h.examples_asked, [*asked, ex.strategy], by_examples, api_name=False)
     c.back.click(h.go_back, [c.history], [c.image, c.like_id, by_examples, c.history, c.back], api_name=False
                  ).then(h.search, [c.image, *filters, c.like_id, by_examples], outputs, api_name=False)

@@ -52,9 +52,15 @@ def test_examples_rank_as_the_numpy_reference(served, stored, metric, strategy):
 def test_a_negative_example_pushes_its_label_down(served, stored):
     """Positives of two labels; a negative of one of them: that label ranks lower than without it."""
     client, _, _ = served
-    ids, labels, _, _ = stored
-    pos = [ids[i] for i in _pick(stored, "square", 1) + _pick(stored, "circle", 1)]
-    neg = [ids[i] for i in _pick(stored, "circle", 1, skip=1)]
+    ids, labels, floats, _ = stored
+
+    def central(label, n):  # the label's n images nearest its mean: typical of it, whatever the model
+        rows = _pick(stored, label, 10_000)
+        return [rows[i] for i in np.argsort(-(floats[rows] @ floats[rows].mean(0)))[:n]]
+
+    circle, other_circle = central("circle", 2)
+    pos = [ids[i] for i in central("square", 1) + [circle]]
+    neg = [ids[other_circle]]
 
     def circles(results):
         return sum(r["label"] == "circle" for r in results)

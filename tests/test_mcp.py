@@ -1,0 +1,78 @@
+"""Tools for agents: the app's endpoints through Gradio's MCP server (/gradio_api/mcp/), listed and called by the
+`mcp` package's own client, as an agent's MCP client calls them."""
+
+import asyncio
+import json
+import random
+
+from tests.conftest import draw_shape
+
+WANTED = {"search", "search_url", "search_by_id", "search_examples", "overview", "collection_map"}
+
+
+def _session(url: str, work):
+    """Run `work(session)` in an MCP client session with the app's MCP server."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def run():
+        async with streamablehttp_client(url.rstrip("/") + "/gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(run())
+
+
+def test_the_tools_are_listed_with_typed_parameters_and_descriptions(served):
+    client, _, _ = served
+
+    async def work(session):
+        return (await session.list_tools()).tools
+
+    tools = {t.name: t for t in _session(client.src, work)}
+    assert WANTED <= set(tools), sorted(tools)
+    examples = tools["search_examples"]
+    props = examples.inputSchema["properties"]
+    assert {"positive_ids", "negative_ids", "metric", "k", "strategy", "offset"} <= set(props)
+    assert props["k"]["type"] in ("number", "integer") and "enum" in json.dumps(props["strategy"])
+    assert "more like these" in examples.description.lower()
+    assert "stored image's id" in tools["search_by_id"].inputSchema["properties"]["point_id"]["description"]
+
+
+def test_an_agent_searches_by_id_and_by_examples_and_reads_the_overview(served):
+    client, _, _ = served
+    _, results, *_ = client.predict(_square(), "cosine", 3, api_name="/search")
+
+    async def work(session):
+        by_id = await session.call_tool("search_by_id", {"point_id": results[0]["id"], "k": 4})
+        examples = await session.call_tool("search_examples", {"positive_ids": results[0]["id"], "k": 4})
+        overview = await session.call_tool("overview", {})
+        return by_id, examples, overview
+
+    by_id, examples, overview = _session(client.src, work)
+    assert not by_id.isError and not examples.isError
+    text = " ".join(c.text for c in by_id.content if c.type == "text")
+    assert results[0]["id"] in text and "square" in text
+    assert "square" in " ".join(c.text for c in examples.content if c.type == "text")
+    assert "'images': 120" in overview.content[0].text or '"images": 120' in overview.content[0].text
+
+
+def test_an_agents_wrong_call_is_an_error_that_says_what_to_do(served):
+    client, _, _ = served
+
+    async def work(session):
+        return await session.call_tool("search_by_id", {"point_id": "not-an-id"})
+
+    answer = _session(client.src, work)
+    assert answer.isError and "not an image id" in " ".join(c.text for c in answer.content if c.type == "text")
+
+
+def _square():
+    import tempfile
+
+    from gradio_client import handle_file
+
+    path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+    draw_shape("square", random.Random(8)).save(path)
+    return handle_file(path)
