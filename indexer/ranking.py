@@ -127,8 +127,8 @@ def metric(name: str) -> Metric:
 
 # --- several examples as one query: Qdrant's recommendation strategies ------------------------------------------
 # average_vector: one query, 2·mean(positives) − mean(negatives) (Qdrant's formula), searched by any metric. Its
-# code is that formula over the examples' ±1 codes, as signs: each bit the positives' majority; where they split
-# evenly, against the negatives' majority (a tie left over is 0). A negative example changes a Hamming search through
+# code is that formula over the examples' ±1 codes, as signs (a tie is 0): a bit all positives agree on keeps their
+# value, one they disagree on may go against the negatives. A negative example changes a Hamming search through
 # those bits and through the cosine that orders a tie.
 # best_score: every point scored against each example (cosine): its best positive, unless a negative is nearer; then
 # below every such point, by how far it is from its nearest negative (Qdrant's rule, squashed into (−1, 1)).
