@@ -58,6 +58,23 @@ def test_an_agent_searches_by_id_and_by_examples_and_reads_the_overview(served):
     assert "'images': 120" in overview.content[0].text or '"images": 120' in overview.content[0].text
 
 
+def test_an_agent_searches_with_a_picture_it_sends_inline(served):
+    import base64
+    import io
+
+    client, _, _ = served
+    png = io.BytesIO()
+    draw_shape("triangle", random.Random(12)).save(png, format="PNG")
+    picture = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+
+    async def work(session):
+        return await session.call_tool("search", {"image": picture, "k": 5})
+
+    answer = _session(client.src, work)
+    text = " ".join(c.text for c in answer.content if c.type == "text")
+    assert not answer.isError and text.count("'label': 'triangle'") >= 4, text[:500]
+
+
 def test_an_agents_wrong_call_is_an_error_that_says_what_to_do(served):
     client, _, _ = served
 
