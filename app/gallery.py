@@ -11,6 +11,7 @@ from gradio.utils import get_upload_folder
 from app.service import SearchService
 from indexer.ranking import REGISTRY
 from indexer.uploads import write_atomically
+from training.images import sha256
 
 THUMBS = Path(get_upload_folder()) / "search-results"  # inside the blocks' cache: served as is
 # Part of a thumbnail's name: a change to how a stored picture is drawn (SearchService.image_of) changes it, so the
@@ -103,3 +104,14 @@ def example_files(service: SearchService) -> list[str]:
         image.save(path)
         files.append(str(path))
     return files
+
+
+def keep_upload(data: bytes) -> str:
+    """Fetched bytes as a file in Gradio's upload cache (named by content), so the page can show them and the
+    query image component can hand them back for the next page."""
+    folder = Path(get_upload_folder()) / "fetched"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / sha256(data)
+    if not path.exists():
+        write_atomically(path, data)
+    return str(path)

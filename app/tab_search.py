@@ -4,38 +4,16 @@ layout and its handlers together."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from app.components import UploadedImage
-from app.gallery import display_file, example_files, tiles
+from app.examples_box import CLICK_SEARCHES, examples_asked, examples_box, id_list, mark
+from app.gallery import display_file, example_files, keep_upload, tiles
 from app.requests import charge, errors
 from app.service import SearchService
 from indexer.ranking import METRICS, REGISTRY, STRATEGIES
-from indexer.uploads import write_atomically
-from training.images import sha256
-
-CLICK_SEARCHES = "searches for more like it"
-CLICK_MORE, CLICK_LESS = "marks it: more like this", "marks it: less like this"
-
-
-def id_list(text) -> list[str]:
-    """Ids typed or collected in a box: separated by commas, spaces or lines; each once, in order."""
-    return list(dict.fromkeys(t for t in str(text or "").replace(",", " ").split() if t))
-
-
-def keep_upload(data: bytes) -> str:
-    """Fetched bytes as a file in Gradio's upload cache (named by content), so the page can show them and the
-    query image component can hand them back for the next page."""
-    folder = Path(get_upload_folder()) / "fetched"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / sha256(data)
-    if not path.exists():
-        write_atomically(path, data)
-    return str(path)
 
 
 class Handlers:
@@ -128,14 +106,8 @@ class Handlers:
         """
         pictures = [*(positive_pictures or []), *(negative_pictures or [])]
         charge(self.service, request, *pictures)
-        examples = self.examples_asked(positive_ids, negative_ids, positive_pictures, negative_pictures, strategy)
+        examples = examples_asked(positive_ids, negative_ids, positive_pictures, negative_pictures, strategy)
         return self._run(None, "", metric, k, label_filter, threshold, int(offset or 0), examples)
-
-    @staticmethod
-    def examples_asked(positive_ids, negative_ids, positive_pictures, negative_pictures, strategy) -> dict:
-        """The examples of a search, as the page keeps them while its results answer them (paging, Back)."""
-        return {"positive_ids": positive_ids, "negative_ids": negative_ids, "strategy": strategy,
-                "positive_pictures": list(positive_pictures or []), "negative_pictures": list(negative_pictures or [])}
 
     @errors
     def search_by_id(self, point_id, metric="cosine", k=10, label_filter=None, threshold=0, searches=True,
@@ -191,11 +163,8 @@ class Handlers:
         if not results or evt.index is None or evt.index >= len(results):
             raise gr.Error("that result is no longer on the page: search again")
         chosen = results[evt.index]
-        if click in (CLICK_MORE, CLICK_LESS):
-            more, less = id_list(positive_ids), id_list(negative_ids)
-            more, less = ([*[i for i in more if i != chosen["id"]], *([chosen["id"]] if click == CLICK_MORE else [])],
-                          [*[i for i in less if i != chosen["id"]], *([chosen["id"]] if click == CLICK_LESS else [])])
-            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ", ".join(more), ", ".join(less), False)
+        if click != CLICK_SEARCHES:
+            return (*(gr.skip(),) * 5, *mark(chosen["id"], click, positive_ids, negative_ids), False)
         history, back = self.remember(history, image, like_id, examples)
         return display_file(self.service, chosen), chosen["id"], None, history, back, gr.skip(), gr.skip(), True
 
@@ -206,27 +175,6 @@ class Handlers:
             raise gr.Error("there is no earlier query to go back to")
         last = history.pop()
         return last["image"], last["like_id"], last.get("examples"), history, gr.update(visible=bool(history))
-
-
-def examples_box() -> SimpleNamespace:
-    """The controls of a search by several examples (inside the query column)."""
-    with gr.Accordion("More like these, less like those", open=False, elem_id="examples-box"):
-        c = SimpleNamespace(click=gr.Radio([CLICK_SEARCHES, CLICK_MORE, CLICK_LESS], value=CLICK_SEARCHES,
-                                           label="A click on a result", elem_id="click-mode"))
-        c.positive_ids = gr.Textbox(label="More like these (ids)", elem_id="positive-ids",
-                                    placeholder="mark results, or paste their ids")
-        c.negative_ids = gr.Textbox(label="Less like these (ids)", elem_id="negative-ids")
-        with gr.Row():
-            c.positive_pictures = gr.File(file_count="multiple", file_types=["image"], label="…or pictures like "
-                                          "what you want", height=120, min_width=120)
-            c.negative_pictures = gr.File(file_count="multiple", file_types=["image"], label="…and pictures of "
-                                          "what you don't", height=120, min_width=120)
-        c.strategy = gr.Radio(list(STRATEGIES), value=STRATEGIES[0], label="How the examples combine",
-                              info="**average_vector**: one query, 2 × the positives' mean − the negatives' (any "
-                              "metric) · **best_score**: each result by its most similar example, below every such "
-                              "one if a negative is nearer (cosine)")
-        c.go = gr.Button("Search with these examples", elem_id="search-examples")
-    return c
 
 
 def build(service: SearchService) -> SimpleNamespace:
@@ -297,6 +245,6 @@ def wire(h: Handlers, c: SimpleNamespace, ex: SimpleNamespace) -> None:
     ex.go.click(h.remember, [c.history, c.image, c.like_id, by_examples], [c.history, c.back], api_name=False
                 ).then(h.search_examples, [*asked, *filters, ex.strategy, first_page], outputs,
                        api_name="search_examples"
-                       ).success(h.examples_asked, [*asked, ex.strategy], by_examples, api_name=False)
+                       ).success(examples_asked, [*asked, ex.strategy], by_examples, api_name=False)
     c.back.click(h.go_back, [c.history], [c.image, c.like_id, by_examples, c.history, c.back], api_name=False
                  ).then(h.search, [c.image, *filters, c.like_id, by_examples], outputs, api_name=False)

@@ -230,7 +230,7 @@ def test_click_a_point_on_the_map_and_get_its_neighbours(served, tmp_path):
 
 def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, tmp_path):
     """390 px wide: nothing wider than the screen, results two to a row with their captions whole, and the
-    Collection tab's per-label bar chart drawn."""
+    Collection tab's per-label bar chart and map drawn across the screen's width."""
     client, _, _ = served
     query = _shape(tmp_path, "circle", 12)
     with page_at(client.src, 390, 844, "phone") as page:
@@ -249,6 +249,11 @@ def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, t
         chart = page.locator("#label-counts canvas, #label-counts svg").first
         chart.wait_for(timeout=30_000)
         assert chart.bounding_box()["width"] > 200
+        picture = page.locator("#collection-map img").first  # the map, with the search's results marked
+        page.locator("#map-note").get_by_text("the current query").wait_for(timeout=60_000)
+        box = picture.bounding_box()
+        assert 300 <= box["width"] and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
 def test_a_webcam_picture_is_searched(served):
