@@ -20,7 +20,7 @@ from indexer.uploads import write_atomically
 
 log = logging.getLogger(__name__)
 
-FIGURE = (720, 860)  # the picture, width × height in pixels: the map square on top, its legend below
+FIGURE = (720, 900)  # the picture, width × height in pixels: the map square on top, its legend below
 AXES = (10, 10, 700, 700)  # the map's square in it: left, top, width, height (pixels); [0, 1]² drawn with MARGIN
 MARGIN = 0.03
 MAP_VERSION = "m1"  # part of a drawn map's file name: a change to the drawing is not served from the cache
@@ -145,18 +145,19 @@ def draw(m: dict, marks: dict[str, np.ndarray] | None = None, title: str = "") -
     colours = matplotlib.colormaps["tab20" if len(names) > 10 else "tab10"]
     for n, name in enumerate(names):
         sel = np.array([lab == name for lab in labels])
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=9, color=colours(n % colours.N), label=name, linewidths=0)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=colours(n % colours.N), label=name, linewidths=0)
     for name, places in (marks or {}).items():
         places = np.asarray(places).reshape(-1, 2)
-        if name.startswith("query"):
+        if name == "query":
             ax.scatter(places[:, 0], places[:, 1], s=260, marker="*", color="black", edgecolors="white", label=name)
         else:
             ax.scatter(places[:, 0], places[:, 1], s=70, facecolors="none", edgecolors="black", linewidths=1.6,
                        label=name)
     if title:
         ax.set_title(title, fontsize=10, loc="left", y=1.0, pad=-14)
-    fig.legend(loc="lower center", ncol=min(4, len(names) + len(marks or {})), fontsize=11, frameon=False,
-               markerscale=1.6, bbox_to_anchor=(0.5, 0.0))
+    # Large: at phone width the picture is shown at under half its size.
+    fig.legend(loc="lower center", ncol=min(3, len(names) + len(marks or {})), fontsize=20, frameon=False,
+               markerscale=2.2, handletextpad=0.2, columnspacing=1.0, bbox_to_anchor=(0.5, 0.0))
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100)
     plt.close(fig)

@@ -68,10 +68,9 @@ class Handlers:
         query = query or {}
         asked = ([query["like"]["id"]] if query.get("like") else
                  [e["id"] for e in (query.get("examples") or {}).get("positive", []) if "id" in e])
-        if asked:
-            marks["query"] = self.keeper.places(asked)
-        else:
-            marks["query (placed among its nearest results)"] = np.nanmean(marks["results"][:NEIGHBOURS], axis=0)
+        # An uploaded picture has no stored vector here: it is placed among its nearest results.
+        marks["query"] = (self.keeper.places(asked) if asked else
+                          np.nanmean(marks["results"][:NEIGHBOURS], axis=0))
         return marks
 
     @errors
@@ -84,7 +83,8 @@ class Handlers:
         note = (f"{len(m['ids']):,} of {m['points']:,} images, placed by their float vectors ({m['method']}, "
                 f"{m['seconds']:.0f} s); nearby points look alike to the model. Click a point for more like it.")
         if marks:
-            note += " ★ the current query, ○ its results."
+            note += (" ★ the current query" + ("" if query and (query.get("like") or query.get("examples")) else
+                                                " (a picture: placed among its nearest results)") + ", ○ its results.")
         return draw(m, marks), note
 
     @errors
@@ -115,6 +115,7 @@ def build(demo: gr.Blocks, service: SearchService, tab: gr.Tab, search: SimpleNa
                       x_label_angle=-45, elem_id="label-counts")  # slanted: labels stay apart on a phone
     map_note = gr.Markdown(elem_id="map-note")
     picture = gr.Image(label="Map of the collection · click a point for more like it", interactive=False,
+                       show_label=False,
                        type="filepath", elem_id="collection-map", buttons=["fullscreen"])
     neighbours = gr.Gallery(label="More like the point clicked", columns=5, height="auto", object_fit="contain",
                             allow_preview=False, elem_id="map-neighbours")
