@@ -1,13 +1,17 @@
 """Beyond one picture: the map of the collection (its computation time at the demo collection's 70,000 images, and
-how well it keeps each label together, beside PCA alone) and /search_examples' latency beside /search and
-/search_by_id — in-process and through the HTTP API with gradio_client as the README recommends.
+how well it keeps each label together, beside PCA alone, and UMAP's when `umap-learn` is importable) and
+/search_examples' latency beside /search and /search_by_id — in-process and through the HTTP API with
+gradio_client as the README recommends.
 
 python bench/explore.py [--model models/fmnist-small] [--requests 40]
+UMAP too: pip install --no-deps --target /tmp/umap umap-learn pynndescent numba llvmlite, then
+PYTHONPATH=/tmp/umap python bench/explore.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import ssl
 import sys
@@ -58,6 +62,16 @@ def the_map(rec: Recorder, collection: str, qdrant: str) -> None:
                better="lower", pca_only_projection_seconds=round(pca_s, 3))
     rec.figure("map_nearest_point_same_label", neighbour_agreement(m["xy"], m["labels"]), "share",
                neighbour_agreement(pca, m["labels"]), "PCA alone (2 directions)", sampled=len(m["ids"]))
+    if importlib.util.find_spec("umap") is not None:  # the other projection the issue names, when installed
+        import umap
+
+        for run in ("first call, JIT compiling", "second call"):
+            t0 = time.perf_counter()
+            xy = umap.UMAP(n_components=2, random_state=0).fit_transform(floats)
+            rec.figure(f"umap_projection_seconds[{run}]", time.perf_counter() - t0, "s", better="lower",
+                       sampled=len(floats), note="the projection only; the map's t-SNE is inside map_seconds")
+        rec.figure("umap_nearest_point_same_label", neighbour_agreement(xy, m["labels"]), "share",
+                   neighbour_agreement(m["xy"], m["labels"]), "t-SNE (the product's map)", sampled=len(floats))
 
 
 def timed(rec: Recorder, name: str, call, n: int, baseline: float | None = None, baseline_name: str | None = None):
