@@ -10,13 +10,14 @@ from tests.conftest import draw_shape
 WANTED = {"search", "search_url", "search_by_id", "search_examples", "overview", "collection_map"}
 
 
-def _session(url: str, work):
-    """Run `work(session)` in an MCP client session with the app's MCP server."""
+def _session(url: str, work, headers: dict | None = None):
+    """Run `work(session)` in an MCP client session with the app's MCP server (sending `headers` with each
+    request)."""
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
 
     async def run():
-        async with streamablehttp_client(url.rstrip("/") + "/gradio_api/mcp/") as (read, write, _):
+        async with streamablehttp_client(url.rstrip("/") + "/gradio_api/mcp/", headers=headers) as (read, write, _):
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 return await work(session)
@@ -93,3 +94,24 @@ def _square():
     path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
     draw_shape("square", random.Random(8)).save(path)
     return handle_file(path)
+
+
+def test_an_agents_writes_need_the_same_credential_as_the_page(indexed, tiny_model, tmp_path):
+    """With ADMIN_TOKEN set, the MCP tool `delete` is refused without it, and deletes with it (the client's
+    header)."""
+    from tests.conftest import own_collection, running_app
+
+    qdrant, name = own_collection(indexed, tmp_path / "q")
+    with running_app(tiny_model, qdrant, name, tmp_path / "data", admin_token="mcp-token-1") as (url, service):
+        store = service.require_store()
+        before = store.count()
+        victim = store.scroll(limit=1)[0][0].id
+
+        async def delete(session):
+            return await session.call_tool("delete", {"ids": victim})
+
+        refused = _session(url, delete)
+        assert refused.isError and "no credential was sent" in refused.content[0].text
+        assert store.count() == before
+        deleted = _session(url, delete, headers={"Authorization": "Bearer mcp-token-1"})
+        assert not deleted.isError and "'deleted': 1" in deleted.content[0].text and store.count() == before - 1
