@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import gradio as gr
@@ -84,6 +85,9 @@ def launch(service: SearchService, host: str, port: int | None, **kwargs):
     # its monitoring dashboard, which this app does not use: a cost per search that grows with the number served
     # (profiled: 6 % of the server's GIL time after a few thousand searches). Summarise every 1,000 events instead.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    # The page's gr.State inputs (the examples being paged, whether a click searches) are hidden from the API: an
+    # API or MCP call gets their defaults, as intended; Gradio's MCP server warns about them all the same.
+    warnings.filterwarnings("ignore", message="This MCP server includes a tool that has a gr.State input")
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=4)
     log.info("serving host %s, port %s", host, port or "the first free from 7860")

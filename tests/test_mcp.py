@@ -13,14 +13,16 @@ WANTED = {"search", "search_url", "search_by_id", "search_examples", "overview",
 def _session(url: str, work, headers: dict | None = None):
     """Run `work(session)` in an MCP client session with the app's MCP server (sending `headers` with each
     request)."""
+    import httpx
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
     async def run():
-        async with streamablehttp_client(url.rstrip("/") + "/gradio_api/mcp/", headers=headers) as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await work(session)
+        async with httpx.AsyncClient(headers=headers, timeout=60) as http, \
+                streamable_http_client(url.rstrip("/") + "/gradio_api/mcp/", http_client=http) as (read, write, _), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            return await work(session)
 
     return asyncio.run(run())
 
