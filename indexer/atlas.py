@@ -23,14 +23,14 @@ NEIGHBOURS = 5  # sampled points whose mean place is a new vector's place
 PAGE = 10_000  # points read per scroll
 
 
-def read_all(store, with_vectors: bool = True):
-    """Every point of the collection (ids, labels and, when asked, float vectors), in pages."""
-    hits, offset = [], None
+def all_ids(store) -> list[str]:
+    """Every point id of the collection (no payloads, no vectors), in pages."""
+    ids, offset = [], None
     while True:
-        page, offset = store.scroll(limit=PAGE, offset=offset, with_vectors=with_vectors)
-        hits += page
+        page, offset = store.scroll(limit=PAGE, offset=offset, payload=False)
+        ids += [h.id for h in page]
         if offset is None or not page:
-            return hits
+            return ids
 
 
 def version_of(ids, model_sha256: str | None) -> str:
@@ -63,13 +63,14 @@ def compute(store, sample: int = SAMPLE, seed: int = 0) -> dict:
     """The map of the collection as it is now: its version, the sampled points (id, label, place) and the time
     it took."""
     t0 = time.perf_counter()
-    hits = read_all(store)
-    version = version_of([h.id for h in hits], store.meta.get("model_sha256"))
-    hits.sort(key=lambda h: h.id)
+    ids = sorted(all_ids(store))
     rng = np.random.default_rng(seed)
-    chosen = [hits[i] for i in sorted(rng.choice(len(hits), min(sample, len(hits)), replace=False))]
+    wanted = [ids[i] for i in sorted(rng.choice(len(ids), min(sample, len(ids)), replace=False))]
+    found = {h.id: h for h in store.retrieve(wanted, with_vectors=["float"])}  # the sample's vectors only
+    chosen = [found[i] for i in wanted if i in found]
     xy = project(np.stack([h.float_vector for h in chosen]).astype(np.float32), seed) if chosen else np.zeros((0, 2))
-    return {"version": version, "points": len(hits), "method": "t-SNE over 50 PCA directions",
+    return {"version": version_of(ids, store.meta.get("model_sha256")), "points": len(ids),
+            "method": "t-SNE over 50 PCA directions",
             "ids": [h.id for h in chosen], "labels": [h.payload.get("label") for h in chosen],
             "xy": np.round(xy, 4).tolist(), "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -78,8 +79,7 @@ def is_current(store, stored_map: dict | None) -> bool:
     """Whether the map is of the collection as it is now (the same points, embedded by the same model)."""
     if not stored_map:
         return False
-    ids = [h.id for h in read_all(store, with_vectors=False)]
-    return stored_map.get("version") == version_of(ids, store.meta.get("model_sha256"))
+    return stored_map.get("version") == version_of(all_ids(store), store.meta.get("model_sha256"))
 
 
 def refresh(store, writes=None) -> dict:

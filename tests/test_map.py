@@ -28,7 +28,7 @@ def test_the_map_keeps_each_label_together_and_places_other_vectors_among_their_
     store = open_store(name, str(qdrant))
     try:
         m = atlas.compute(store)
-        hits = atlas.read_all(store)
+        hits = store.retrieve(atlas.all_ids(store), with_vectors=True)
     finally:
         store.close()
     xy, labels = np.asarray(m["xy"]), np.asarray(m["labels"])
