@@ -186,18 +186,3 @@ def test_recoloured_views_mix_each_pixels_channels_or_make_it_grey():
     assert not torch.allclose(mixed, x)  # tinted
     low, high = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
     assert ((mixed >= low - 1e-6) & (mixed <= high + 1e-6)).all()  # each channel a convex mix of the three
-
-
-def test_a_new_background_paints_only_the_background_one_colour_per_image():
-    from training.augment import new_background
-
-    bg = torch.tensor([1.0, 1.0, 1.0])
-    x = bg.view(1, 3, 1, 1).repeat(32, 1, 8, 8)
-    x[:, :, 2:6, 2:6] = torch.rand(32, 3, 4, 4) * 1.5 - 1  # the drawing, never the background's colour
-    x[:, 0, 3, 3] = -1.0
-    out = new_background(x, bg, p=1.0)
-    assert torch.equal(out[:, :, 2:6, 2:6], x[:, :, 2:6, 2:6])  # the drawing untouched
-    border = out[:, :, 0, :]
-    assert (border == border[:, :, :1]).all() and not torch.allclose(border, x[:, :, 0, :])  # one new colour each
-    assert (out >= x.min() - 1e-6).all() and (out <= x.max() + 1e-6).all()  # within the batch's range
-    assert torch.equal(new_background(x, bg, p=0.0), x)

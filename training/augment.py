@@ -113,19 +113,6 @@ def recolour(x: torch.Tensor, p: float = 0.8, grey: float = 0.2) -> torch.Tensor
     return to_grey(mix_channels(x, p), grey)
 
 
-def new_background(x: torch.Tensor, background: torch.Tensor, p: float = 0.3, tolerance: float = 0.1) -> torch.Tensor:
-    """A batch [n, 3, s, s] with, for a share `p` of its images, the pixels of the background colour (`background`,
-    [3] normalised, within `tolerance` in every channel) painted one random colour: the same drawing on coloured
-    paper."""
-    n = len(x)
-    bg = background.view(1, 3, 1, 1).to(x)
-    plain = ((x - bg).abs() <= tolerance).all(1, keepdim=True)
-    low, high = x.amin((0, 2, 3)).view(1, 3, 1, 1), x.amax((0, 2, 3)).view(1, 3, 1, 1)
-    colour = low + torch.rand(n, 3, 1, 1) * (high - low)  # within the batch's range of each channel
-    chosen = (torch.rand(n) < p).view(n, 1, 1, 1)
-    return torch.where(plain & chosen, colour.expand_as(x), x)
-
-
 # The share of images seen on a generated surface at each step, when the training set has surface views.
 SURFACE_SHARE = 0.5
 PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
@@ -141,8 +128,7 @@ class RobustCollator:
     Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
     object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image.
 
-    `colour`: every view also recoloured (`recolour`) and some put on another background colour (`new_background`),
-    so that a tinted, greyscale or coloured-paper copy stays near its original."""
+    `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original."""
 
     def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False,
                  surfaces: float = SURFACE_SHARE, colour: bool = False):
@@ -168,4 +154,4 @@ class RobustCollator:
         return batch
 
     def _coloured(self, x: torch.Tensor) -> torch.Tensor:
-        return recolour(new_background(x, self.background)) if self.colour else x
+        return recolour(x) if self.colour else x
