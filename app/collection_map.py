@@ -39,8 +39,9 @@ class MapKeeper:
         self._again = False  # a write came while a refresh ran: run once more after it
 
     def current(self) -> dict | None:
-        """The map to show now (None while the first is computed); a refresh starts if none has yet."""
-        if self._map is None and self._thread is None:
+        """The map to show now (None while the first is computed); a refresh starts if none is under way (none has
+        run yet, or the last one failed: the collection was down, say)."""
+        if self._map is None and (self._thread is None or not self._thread.is_alive()):
             self.stale()
         return self._map
 
