@@ -8,9 +8,11 @@ coordinates exactly (`point_at`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import threading
+import time
 
 import numpy as np
 
@@ -54,15 +56,9 @@ class MapKeeper:
             self._thread = threading.Thread(target=self._refresh, name="collection-map", daemon=True)
             self._thread.start()
 
-    def wait(self, timeout: float | None = None) -> dict | None:
-        """The map once the refresh under way (if any) is done."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self._map
-
     def _refresh(self) -> None:
         while True:
+            started = time.monotonic()
             try:
                 store = self.service.require_store()
                 fresh = atlas.refresh(store, self.service.write_lock)
@@ -79,6 +75,9 @@ class MapKeeper:
                 if not self._again:
                     return
                 self._again = False
+            # Writes kept coming: wait as long as the map took before computing it again, so that a stream of
+            # writes costs the server at most half a core for its map.
+            time.sleep(time.monotonic() - started)
 
     def places(self, ids: list[str]) -> np.ndarray:
         """Places on the map of stored points: their own when sampled, else where their nearest sampled points are."""
@@ -163,8 +162,6 @@ def draw(m: dict, marks: dict[str, np.ndarray] | None = None, title: str = "") -
     fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
     data = png.getvalue()
-    import hashlib
-
     path = THUMBS / f"map-{hashlib.sha256(data).hexdigest()[:20]}.{MAP_VERSION}.png"
     if not path.exists():
         THUMBS.mkdir(parents=True, exist_ok=True)

@@ -129,14 +129,12 @@ class SearchPlans(ABC):
         """More like the positives, less like the negatives (hits with their vectors), by `indexer.ranking`'s
         strategies: average_vector is one query, searched by `metric` as a picture is; best_score (cosine only)
         is Qdrant's recommendation query, scored inside the engine."""
-        ranking.strategy(strategy, metric)
+        ranking.strategy(strategy, metric, len(positives))
         pos_f, neg_f = ([h.float_vector for h in hits] for hits in (positives, negatives))
         if strategy == "average_vector":
             fvec, code = ranking.examples_query(pos_f, [h.code_vector for h in positives], neg_f or None,
                                                 [h.code_vector for h in negatives] or None)
             return self.search(metric, fvec, code, k, offset, labels, threshold, oversampling, exclude=exclude)
-        if not positives:
-            raise ValueError("give at least one example of what to find (a positive)")
         examples = Examples(*(tuple(tuple(np.asarray(v, dtype=np.float64).tolist()) for v in vs)
                               for vs in (pos_f, neg_f)))
         filters = Filters(tuple(labels or ()), None, tuple(exclude or ()))

@@ -142,10 +142,7 @@ class QueryPath:
         """More like the positives, less like the negatives: each a stored image's id (its stored vectors) or a
         picture (embedded like any upload), by `indexer.ranking`'s strategies; the stored examples are left out of
         the hits. The answer's `predicted` is None; its query names the examples (`examples`) and the strategy."""
-        ranking.strategy(strategy, q.metric)
-        if not positive:
-            raise ValueError("give at least one example of what to find: a result's id or a picture marked "
-                             "'more like this'")
+        ranking.strategy(strategy, q.metric, len(positive))
         pos, neg = ([self._example(g) for g in group] for group in (positive, negative))
         exclude = [h.id for h, _ in pos + neg if h.id]
         hits = self.store.search_examples(q.metric, strategy, [h for h, _ in pos], [h for h, _ in neg], int(q.k),

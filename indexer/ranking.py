@@ -135,8 +135,12 @@ def metric(name: str) -> Metric:
 STRATEGIES = ("average_vector", "best_score")
 
 
-def strategy(name: str, metric_name: str) -> str:
-    """The strategy of that name for that metric, or ValueError saying what to choose (the one check of both)."""
+def strategy(name: str, metric_name: str, positives: int) -> str:
+    """The strategy of that name for that metric and that many positive examples, or ValueError saying what to do
+    (the one check of the three)."""
+    if not positives:
+        raise ValueError("give at least one example of what to find: a result's id or a picture marked "
+                         "'more like this'")
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "best_score" and metric(metric_name).name != "cosine":
@@ -148,8 +152,6 @@ def strategy(name: str, metric_name: str) -> str:
 def average_vector(positives: np.ndarray, negatives: np.ndarray | None = None) -> np.ndarray:
     """Qdrant's average_vector query: mean(positives) when there are no negatives, else 2·mean(p) − mean(n)."""
     pos = np.atleast_2d(np.asarray(positives, dtype=np.float64))
-    if not len(pos):
-        raise ValueError("give at least one example of what to find (a positive)")
     neg = np.asarray(negatives if negatives is not None else [], dtype=np.float64).reshape(-1, pos.shape[1])
     return pos.mean(0) if not len(neg) else 2 * pos.mean(0) - neg.mean(0)
 
@@ -184,7 +186,7 @@ def best_scores(pos_floats, neg_floats, db_floats: np.ndarray) -> np.ndarray:
 def rank_examples(strategy_name: str, metric_name: str, pos_floats, pos_codes, neg_floats, neg_codes,
                   db_floats: np.ndarray, db_codes: np.ndarray, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
     """Database indices in ranked order for several examples as one query (the reference of /search_examples)."""
-    strategy(strategy_name, metric_name)
+    strategy(strategy_name, metric_name, len(pos_floats))
     if strategy_name == "best_score":
         return np.argsort(-best_scores(pos_floats, neg_floats, db_floats), kind="stable")
     fvec, code = examples_query(pos_floats, pos_codes, neg_floats, neg_codes)
