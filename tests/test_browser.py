@@ -5,6 +5,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import draw_shape
@@ -209,7 +210,11 @@ def test_click_a_point_on_the_map_and_get_its_neighbours(served, tmp_path):
 
     client, _, _ = served
     m = _map_ready(client)
-    n = m["labels"].index("triangle")
+    # A triangle with no other point within 3 px of it on the drawn map: a click lands on it, not on a neighbour
+    # (the page reports a click in whole pixels).
+    drawn = to_pixels(m["xy"])
+    gap = np.sqrt(((drawn[:, None] - drawn[None]) ** 2).sum(-1)) + np.eye(len(drawn)) * 1e9
+    n = next(i for i, label in enumerate(m["labels"]) if label == "triangle" and gap[i].min() >= 3)
     with page_at(client.src, 1000, 1400, "map") as page:
         _search_with(page, _shape(tmp_path, "circle", 31))
         _wait_shown(page, 10)
@@ -219,7 +224,7 @@ def test_click_a_point_on_the_map_and_get_its_neighbours(served, tmp_path):
         img.wait_for(timeout=30_000)
         box = img.bounding_box()
         natural = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
-        (px, py), = to_pixels([m["xy"][n]])
+        px, py = drawn[n]
         img.click(position={"x": px * box["width"] / natural[0], "y": py * box["height"] / natural[1]})
         page.locator("#map-note").get_by_text(m["ids"][n]).wait_for(timeout=30_000)
         page.wait_for_function("() => document.querySelectorAll('#map-neighbours .caption-label').length === 10",
