@@ -69,24 +69,53 @@ def test_a_collection_image_passes_through_unchanged(fmnist_like_profile):
     assert np.array_equal(np.asarray(prepared), np.asarray(image))
 
 
-def test_a_light_background_collection_keeps_its_polarity_and_colour():
-    """A folder of product shots (colour, dark objects on white, 3:2 frames, object filling 60 %) gets its own
-    profile, and a dark-background query is drawn dark on white in a 3:2 frame."""
+@pytest.fixture(scope="module")
+def product_shots_profile():
+    """A folder of product shots: colour, dark objects on white, 3:2 frames, the object filling 60 %."""
     shots = []
     for i in range(5):
         shot = Image.new("RGB", (300, 200), (250, 250, 250))
         ImageDraw.Draw(shot).ellipse((90, 40 + i, 210, 160 + i), fill=(30, 60 + 20 * i, 160))
         shots.append(shot)
-    p = measure_profile(shots)
+    return measure_profile(shots)
+
+
+def test_a_light_background_collection_keeps_its_polarity_and_colour(product_shots_profile):
+    """The product shots get their own profile, and a mustard object on black is moved, in its own colour, onto the
+    collection's white in a 3:2 frame (not inverted to blue)."""
+    p = product_shots_profile
     assert p.polarity == DARK_ON_LIGHT and p.colour and p.aspect == 1.5
     assert p.fill == pytest.approx(0.6, abs=0.03) and p.background == (250.0, 250.0, 250.0)
     query = Image.new("RGB", (64, 64), (0, 0, 0))
     ImageDraw.Draw(query).ellipse((5, 5, 25, 25), fill=(200, 170, 80))
     prepared, info = prepare(query, p)
-    assert info["inverted"] and "grey" not in info
+    assert info["matted"] and not info["inverted"] and "grey" not in info
     assert prepared.width / prepared.height == pytest.approx(1.5, abs=0.05)
-    corner = np.asarray(prepared)[0, 0]
-    assert corner.min() >= 245
+    a = np.asarray(prepared)
+    assert a[0, 0].min() >= 245
+    assert np.abs(a[a.shape[0] // 2, a.shape[1] // 2].astype(int) - (200, 170, 80)).max() <= 2
+
+
+def test_a_drawing_on_a_coloured_background_keeps_its_colours_on_the_collections(product_shots_profile):
+    """A white card with a red mark and a black rim on blue, in a colour collection on white: the card stays white
+    and the mark red over the collection's background, the blue gone; white lines on black (nothing of them would
+    show on white) are inverted instead."""
+    card = Image.new("RGB", (64, 64), (70, 90, 200))
+    draw = ImageDraw.Draw(card)
+    draw.rectangle((16, 8, 47, 55), fill=(255, 255, 255), outline=(0, 0, 0), width=2)
+    draw.ellipse((26, 24, 37, 39), fill=(220, 20, 20))
+    prepared, info = prepare(card, product_shots_profile)
+    a = np.asarray(prepared).astype(int)
+    assert info["matted"] and not info["inverted"]
+    blue = (a[..., 2] - a[..., 0] > 60) & (a[..., 2] - a[..., 1] > 60)
+    assert not blue.any()
+    h, w = a.shape[:2]
+    assert (a[h // 2, w // 2] == (220, 20, 20)).all() and a[0, 0].min() >= 245
+    assert (a[h // 2 - 18, w // 2] >= 250).all()  # the card's white, above the mark
+    chalk = Image.new("RGB", (64, 64), (0, 0, 0))
+    ImageDraw.Draw(chalk).line((10, 10, 54, 54), fill=(255, 255, 255), width=3)
+    prepared, info = prepare(chalk, product_shots_profile)
+    assert info["inverted"] and "matted" not in info and np.asarray(prepared).min() < 60
 
 
 def test_without_a_profile_a_picture_is_only_made_rgb():

@@ -10,24 +10,21 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from training.images import border_colour, preprocess, to_rgb
-from training.separate import MASK_SIDE, flat_border, object_mask, surface_of
+from training.analysis import DARK_ON_LIGHT, LIGHT_ON_DARK, MIN_CONTRAST, Analysis, analyse, analysis_array, luma
+from training.images import preprocess, to_rgb
 
 log = logging.getLogger(__name__)
 
-# A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
-ANALYSIS_SIDE = 512
-MIN_CONTRAST = 24  # least difference from the background (0-255, after a 3×3 median) that counts as object
-LIGHT_ON_DARK, DARK_ON_LIGHT = "light-on-dark", "dark-on-light"
-# A picture smaller than this (its shorter side, px) is too small to tell a surface's texture from its noise: its
-# background is taken to be flat (a thumbnail, a collection's own small images).
-MIN_SURFACE_SIDE = 64
 # On a surface, the object's pixels stand out at least this much (0-1): a garment whose colour is near the surface's
 # keeps its silhouette.
 SURFACE_FLOOR = 0.25
 CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
+# Matting (a colour collection, a picture on a flat background of another colour): a pixel this far (0-255, its
+# channel most unlike the background) from the background is all object; nearer, part object, part background.
+MATTE_EDGE = 96
+MATTE_SHOWS = 0.05  # matted only if this share of the object's pixels would show on the collection's background
 
 
 @dataclass(frozen=True)
@@ -57,72 +54,6 @@ class ImageProfile:
                    samples=int(d.get("samples", 0)), contrast=float(d.get("contrast", 0.0)))
 
 
-@dataclass
-class Analysis:
-    background: np.ndarray  # RGB
-    box: tuple[int, int, int, int] | None  # left, top, right, bottom (exclusive) of the object; None: none found
-    polarity: str
-    mask: np.ndarray | None = None  # [h, w] bool: the object's pixels
-    light: np.ndarray | None = None  # [h, w] the surface's light field (relative; None: even light, a flat border)
-
-
-def _luma(a: np.ndarray) -> np.ndarray:
-    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-
-
-def analyse(a: np.ndarray) -> Analysis:
-    """Background colour, the object's box and pixels, its polarity. On a flat border (one even colour,
-    `training.separate.flat_border`) the background is the border's median colour and the object every pixel unlike
-    it; on a real surface (texture, uneven light, a shadow) `training.separate` finds the object."""
-    if min(a.shape[:2]) < MIN_SURFACE_SIDE:
-        return _analyse_flat(a)
-    small = _shrunk(a, MASK_SIDE)
-    surface = surface_of(small)
-    if flat_border(surface):
-        return _analyse_flat(a)
-    mask = object_mask(small, surface)
-    h, w = a.shape[:2]
-    light = _enlarged(surface.light, w, h)
-    bg = surface.colour.astype(np.float32)
-    if mask is None:
-        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT, light=light)
-    mask = _enlarged(mask.astype(np.float32), w, h) > 0.5
-    return _with_box(a / light[..., None], bg, mask, light)
-
-
-def _shrunk(a: np.ndarray, side: int) -> np.ndarray:
-    """`a` as float32, its longer side at most `side`."""
-    h, w = a.shape[:2]
-    if max(h, w) <= side:
-        return a.astype(np.float32)
-    scale = side / max(h, w)
-    small = Image.fromarray(a).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.float32)
-
-
-def _enlarged(m: np.ndarray, w: int, h: int) -> np.ndarray:
-    if m.shape == (h, w):
-        return m.astype(np.float32)
-    return np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
-
-
-def _with_box(a: np.ndarray, bg: np.ndarray, mask: np.ndarray, light: np.ndarray | None = None) -> Analysis:
-    if not mask.any():
-        return Analysis(bg, None, LIGHT_ON_DARK if _luma(bg) < 128 else DARK_ON_LIGHT, light=light)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    polarity = LIGHT_ON_DARK if _luma(a[mask].astype(np.float32)).mean() >= _luma(bg) else DARK_ON_LIGHT
-    return Analysis(bg, box, polarity, mask, light)
-
-
-def _analyse_flat(a: np.ndarray) -> Analysis:
-    bg = border_colour(a)
-    diff = np.abs(a.astype(np.int16) - bg.astype(np.int16)).max(-1).clip(0, 255).astype(np.uint8)
-    diff = np.asarray(Image.fromarray(diff).filter(ImageFilter.MedianFilter(3)))  # isolated noise is not object
-    mask = diff > max(MIN_CONTRAST, 0.1 * float(np.percentile(diff, 99)))
-    return _with_box(a, bg, mask)
-
-
 def _object_strength(y: np.ndarray) -> float:
     """The 95th percentile of the object's strength (`strength_over`, [h, w, 3]) over the pixels that stand out."""
     y = y.max(-1)
@@ -137,19 +68,11 @@ def strength_over(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
     return ((bg - x) / np.maximum(bg, 1)).clip(0, 1)
 
 
-def _analysis_array(image: Image.Image) -> np.ndarray:
-    image = to_rgb(image)
-    if max(image.size) > ANALYSIS_SIDE:
-        image = image.copy()
-        image.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(image)
-
-
 def measure_profile(images) -> ImageProfile:
     """The profile of a sample of a collection's images (PIL images): medians of what `analyse` finds."""
     bgs, fills, centres, chromas, aspects, polarities, strengths = [], [], [], [], [], [], []
     for image in images:
-        a = _analysis_array(image)
+        a = analysis_array(image)
         h, w = a.shape[:2]
         an = analyse(a)
         bgs.append(an.background)
@@ -199,35 +122,31 @@ def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
 
 def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
     """Make a picture look like the collection's images: find the object against its background, crop it, match
-    colour, polarity and background level, and frame it as the collection frames its objects.
+    colour, polarity and background level, and frame it as the collection frames its objects. In a colour
+    collection, an object on a flat background of another colour keeps its own colours, moved onto the collection's
+    background (`_matte`); otherwise it is redrawn by its strength in the collection's polarity (`_redrawn`).
 
     Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
     if profile is None:
         return to_rgb(image), {"prepared": False}
-    a = _analysis_array(image)
+    a = analysis_array(image)
     an = analyse(a)
     info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
     x = a.astype(np.float32) if an.light is None else a / an.light[..., None]  # light evened on a surface
     bg = an.background.astype(np.float32)
     target = np.asarray(profile.background, dtype=np.float32)
     if not profile.colour:
-        x, bg = _luma(x)[..., None].repeat(3, -1), np.full(3, _luma(bg), np.float32)
+        x, bg = luma(x)[..., None].repeat(3, -1), np.full(3, luma(bg), np.float32)
         info["grey"] = True
     if an.box is None:
         info["object"] = None  # nothing stands out from the background: the picture is framed as it is
         return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
-    # Strength of the object over its background in the picture's own polarity (0 = background, 1 = extreme),
-    # stretched when fainter than the collection's objects, then drawn in the collection's polarity over the
-    # collection's background level.
-    y = strength_over(x, bg, an.polarity)
-    if an.light is not None:  # on a surface: the object's pixels only, none of the surface's grain
-        y = np.where(an.mask[..., None], np.maximum(y, SURFACE_FLOOR), 0)
-    strength = _object_strength(y)
-    if 0 < strength < profile.contrast:
-        y = (y * (profile.contrast / strength)).clip(0, 1)
-        info["stretched"] = round(profile.contrast / strength, 2)
-    x = target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
-    info["inverted"] = an.polarity != profile.polarity
+    matte = _matte(x, bg, an.mask, target) if profile.colour and an.light is None else None
+    if matte is not None:  # the object in its own colours, moved onto the collection's background
+        x = x + (1 - matte[..., None]) * (target - bg)
+        info["inverted"], info["matted"] = False, True
+    else:
+        x = _redrawn(x, bg, an, profile, target, info)
     info["surface"] = an.light is not None  # found on a textured or unevenly lit surface (training.separate)
     left, top, right, bottom = an.box
     info["object"] = [left, top, right, bottom]
@@ -243,6 +162,34 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     frame[oy : oy + bh, ox : ox + bw] = obj
     info["frame"] = [fw, fh]
     return Image.fromarray(frame.round().clip(0, 255).astype(np.uint8)), info
+
+
+def _matte(x: np.ndarray, bg: np.ndarray, mask: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """How much of each pixel is object (0-1), for a colour picture on a flat background unlike the collection's, when
+    its object in its own colours still shows over the collection's background (a yellow drawing on blue moved onto
+    white stays yellow; a white card with red pips stays white); None when it would not (white lines on black onto
+    white) or the backgrounds are alike: then the object is redrawn by its strength (`_redrawn`)."""
+    if np.abs(bg - target).max() <= MIN_CONTRAST:
+        return None
+    if (np.abs(x[mask] - target).max(-1) > 2 * MIN_CONTRAST).mean() < MATTE_SHOWS:
+        return None
+    return (np.abs(x - bg).max(-1) / MATTE_EDGE).clip(0, 1)
+
+
+def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile, target: np.ndarray,
+             info: dict) -> np.ndarray:
+    """The object drawn by its strength over its background in the picture's own polarity (0 = background,
+    1 = extreme), stretched when fainter than the collection's objects, in the collection's polarity over the
+    collection's background level."""
+    y = strength_over(x, bg, an.polarity)
+    if an.light is not None:  # on a surface: the object's pixels only, none of the surface's grain
+        y = np.where(an.mask[..., None], np.maximum(y, SURFACE_FLOOR), 0)
+    strength = _object_strength(y)
+    if 0 < strength < profile.contrast:
+        y = (y * (profile.contrast / strength)).clip(0, 1)
+        info["stretched"] = round(profile.contrast / strength, 2)
+    info["inverted"] = an.polarity != profile.polarity
+    return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
 
 
 def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
