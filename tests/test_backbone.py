@@ -14,6 +14,7 @@ import torch
 from gradio_client import Client, handle_file
 
 from tests.conftest import draw_shape, make_shapes, running_app
+from training.augment import OUTLINE_SHARE
 
 
 def _flat_copy(shapes_dir, folder, step=6):
@@ -71,6 +72,7 @@ def test_a_labelled_folder_is_searched_first_by_the_backbone_then_by_its_own_fin
     metrics = json.loads((tmp_path / "models" / "mine" / "metrics.json").read_text())
     assert metrics["model"] == str(tiny_backbone) and metrics["instance_dim"] > 0 and metrics["epochs"] == 1
     assert metrics["args"]["colour_views"] is True  # a folder's pictures have colours: tinted copies trained on
+    assert metrics["args"]["outline_views"] == OUTLINE_SHARE  # and line drawings of them
     first = json.loads((tmp_path / "models" / "mine-backbone" / "metrics.json").read_text())
     assert first["kind"].startswith("backbone") and first["test_accuracy"] is not None
     store = open_store("mine", str(tmp_path / "d" / "qdrant"))

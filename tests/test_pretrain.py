@@ -44,12 +44,34 @@ def test_pretraining_writes_a_transformers_backbone_that_resumes_and_fine_tunes(
 
 
 def test_an_outline_view_keeps_only_the_edges_of_a_filled_shape():
-    from training.pretrain import _outlines
+    from training.augment import outlines
 
     x = torch.full((1, 3, 32, 32), 0.9)
     x[:, :, 8:24, 8:24] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)  # a red square on near-white
-    lines = _outlines(x)[0]
+    ink, paper = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1), torch.tensor([0.9, 0.8, 0.7]).view(1, 3, 1, 1)
+    lines = outlines(x, ink, paper)[0]
     inside, outside, edge = lines[:, 16, 16], lines[:, 2, 2], lines[:, 16, 8]
-    assert torch.equal(inside, outside)  # the fill is gone: paper inside and out
-    assert (edge - outside).abs().sum() > 0.3  # ink along the edge
+    assert torch.equal(inside, paper.view(3)) and torch.equal(outside, paper.view(3))  # the fill is gone
+    assert torch.equal(edge, ink.view(3))  # ink along the edge
     assert torch.equal(lines[:, 0, :], outside.view(3, 1).expand(3, 32))  # and no line along the frame
+
+
+def test_a_folders_second_views_are_drawn_as_outlines_in_the_collections_ink_on_its_background():
+    """RobustCollator with `outline`: the first view of a filled square keeps its fill, its partner (the second
+    view) is the square's outline: the centre is background again, the rim in ink."""
+    from training.augment import RobustCollator
+
+    bg, ink = torch.ones(3), -torch.ones(3)  # normalised white and black
+    x = bg.view(3, 1, 1).repeat(1, 32, 32)
+    x[:, 6:26, 6:26] = torch.tensor([0.6, -0.8, -0.8]).view(3, 1, 1)  # a red square on white
+    collator = RobustCollator(bg, pairs=True, outline=1.0, ink=ink)
+    batch = collator([{"pixel_values": x, "labels": 0} for _ in range(16)])
+    first, second = batch["pixel_values"][:16], batch["pixel_values"][16:]
+    centre = (slice(None), slice(None), slice(14, 18), slice(14, 18))
+    red = lambda v: (v[:, 0] - v[:, 1]).mean((1, 2))  # noqa: E731 (how red the centre is)
+    assert (red(first[centre]) > 0.3).all()
+    assert (second[centre].mean((1, 2, 3)) - 1).abs().amax() < 0.1  # outlines only: the fill is gone
+    assert second.amin((1, 2, 3)).amax() < 0.5  # and every one has its lines (the background is 1)
+    assert batch["pairs"].tolist() == list(range(16, 32)) + list(range(16))
+    plain = RobustCollator(bg, pairs=True)([{"pixel_values": x, "labels": 0} for _ in range(16)])
+    assert (red(plain["pixel_values"][16:][centre]) > 0.3).all()  # without `outline`, filled as the first

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import config
+from training.augment import OUTLINE_SHARE
 from training.model import INSTANCE_WEIGHT, PRESETS
 
 
@@ -75,6 +76,13 @@ class TrainArgs:
                   "pretraining's views; training.augment.recolour), so that a tinted or greyscale copy finds its "
                   "original; default: on for a folder, off otherwise (the demo's garments are grey)"},
     )
+    outline_views: float | None = field(
+        default=None,
+        metadata={"help": "with --augment robust: the share of views drawn as the picture's outlines only (lines in "
+                  "the collection's ink on its background; training.augment.outlines, as pretraining's views), so "
+                  "that a line drawing of a thing finds its filled picture; default: "
+                  f"{OUTLINE_SHARE} for a folder, 0 otherwise"},
+    )
     validation: float = field(
         default=0.0,
         metadata={"help": "share of the training set held out to pick the best epoch: evaluated after each epoch "
@@ -107,4 +115,6 @@ def resolve(args: TrainArgs) -> TrainArgs:
         args.instance_weight = INSTANCE_WEIGHT if folder else 0.0
     if args.colour_views is None:
         args.colour_views = folder
+    if args.outline_views is None:
+        args.outline_views = OUTLINE_SHARE if folder else 0.0
     return args

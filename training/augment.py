@@ -102,6 +102,20 @@ def mix_channels(x: torch.Tensor, p: float = 0.8) -> torch.Tensor:
     return torch.einsum("nij,njhw->nihw", mix.abs() / mix.abs().sum(-1, keepdim=True), x)
 
 
+def outlines(x: torch.Tensor, ink: torch.Tensor, paper: torch.Tensor) -> torch.Tensor:
+    """A batch [n, 3, s, s] (in any scale) as line drawings of the same pictures: where its brightness changes
+    sharply (Sobel over the mean of the channels), lines 1-3 px wide in `ink` on `paper` ([n or 1, 3, 1, 1], in the
+    batch's scale)."""
+    n = len(x)
+    grey = F.pad(x.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")  # no line along the frame
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4
+    edges = torch.hypot(F.conv2d(grey, kx), F.conv2d(grey, kx.transpose(-1, -2)))
+    strongest = edges.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    lines = (edges > strongest * torch.empty(n, 1, 1, 1).uniform_(0.15, 0.35)).float()
+    lines = torch.where(torch.rand(n, 1, 1, 1) < 0.5, F.max_pool2d(lines, 3, 1, 1), lines)
+    return ink * lines + paper * (1 - lines)
+
+
 def to_grey(x: torch.Tensor, share: float) -> torch.Tensor:
     """A batch [n, 3, s, s] with a share `share` of its images made grey (the mean of the channels)."""
     return torch.where(torch.rand(len(x), 1, 1, 1) < share, x.mean(1, keepdim=True).expand_as(x), x)
@@ -115,6 +129,8 @@ def recolour(x: torch.Tensor, p: float = 0.8, grey: float = 0.2) -> torch.Tensor
 
 # The share of images seen on a generated surface at each step, when the training set has surface views.
 SURFACE_SHARE = 0.5
+# The share of second views drawn as outlines only (--outline-views; a folder's default).
+OUTLINE_SHARE = 0.2
 PAIR_AUGMENT = dict(p=0.8, noise=0.2, cut=0.1)  # robust_augment for the two views of an image (--instance-weight)
 
 
@@ -128,12 +144,16 @@ class RobustCollator:
     Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
     object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image.
 
-    `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original."""
+    `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original.
+
+    `outline`: the share of second views (of images, without pairs) drawn as their outlines only (`outlines`), in
+    `ink` ([3], normalised) on the background: another drawing style of the same picture."""
 
     def __init__(self, background: torch.Tensor, model: torch.nn.Module | None = None, pairs: bool = False,
-                 surfaces: float = SURFACE_SHARE, colour: bool = False):
+                 surfaces: float = SURFACE_SHARE, colour: bool = False, outline: float = 0.0,
+                 ink: torch.Tensor | None = None):
         self.background, self.model, self.pairs, self.surfaces = background, model, pairs, surfaces
-        self.colour = colour
+        self.colour, self.outline, self.ink = colour, outline, ink
 
     def __call__(self, features: list[dict]) -> dict:
         batch = default_data_collator(features)
@@ -145,6 +165,9 @@ class RobustCollator:
         if on_surface is not None:
             swap = (torch.rand(len(x)) < self.surfaces).view(-1, 1, 1, 1)
             second = torch.where(swap, on_surface, x)
+        if self.outline > 0:
+            drawn = outlines(second, self.ink.view(1, 3, 1, 1), self.background.view(1, 3, 1, 1))
+            second = torch.where((torch.rand(len(x)) < self.outline).view(-1, 1, 1, 1), drawn, second)
         if not self.pairs:
             batch["pixel_values"] = self._coloured(robust_augment(second, self.background))
             return batch

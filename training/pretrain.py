@@ -28,7 +28,7 @@ from torch import nn
 from transformers import ConvNextConfig, ConvNextModel, ConvNextPreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from training.augment import mix_channels, to_grey
+from training.augment import mix_channels, outlines, to_grey
 from training.model import HashOutput, instance_loss, make_processor, partner_rows
 
 log = logging.getLogger(__name__)
@@ -87,20 +87,6 @@ def _background(n: int, size: int) -> torch.Tensor:
                        torch.where(kind == 1, a + (b - a) * t, (a + 0.3 * (noise - 0.5)))).clamp(0, 1)
 
 
-def _outlines(x: torch.Tensor) -> torch.Tensor:
-    """[n, 3, s, s] in 0-1 → where its brightness changes sharply (Sobel), lines 1-3 px wide in one colour on a plain
-    other: a line drawing of the same picture."""
-    n = len(x)
-    grey = F.pad(x.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")  # no line along the frame
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4
-    edges = torch.hypot(F.conv2d(grey, kx), F.conv2d(grey, kx.transpose(-1, -2)))
-    strongest = edges.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
-    lines = (edges > strongest * torch.empty(n, 1, 1, 1).uniform_(0.15, 0.35)).float()
-    lines = torch.where(torch.rand(n, 1, 1, 1) < 0.5, F.max_pool2d(lines, 3, 1, 1), lines)
-    ink, paper = torch.rand(n, 3, 1, 1) * 0.4, 0.7 + torch.rand(n, 3, 1, 1) * 0.3
-    return ink * lines + paper * (1 - lines)
-
-
 def views(rgba: torch.Tensor, outline_share: float = 0.2) -> torch.Tensor:
     """One random view of each picture of a batch [n, 4, s, s] (uint8 RGBA), as [n, 3, s, s] normalised;
     `outline_share` of them drawn as outlines only."""
@@ -123,7 +109,7 @@ def views(rgba: torch.Tensor, outline_share: float = 0.2) -> torch.Tensor:
     # another drawing style: the picture as its outlines only, lines of one colour on a plain one
     outline = torch.rand(n, 1, 1, 1) < outline_share
     if outline.any():
-        x = torch.where(outline, _outlines(x), x)
+        x = torch.where(outline, outlines(x, torch.rand(n, 3, 1, 1) * 0.4, 0.7 + torch.rand(n, 3, 1, 1) * 0.3), x)
     # colour: channels mixed (tint and hue), brightness and contrast; greyscale; inverted
     x = mix_channels(x, 0.8)
     x = (x - 0.5) * torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4) + 0.5 + torch.empty(n, 1, 1, 1).uniform_(-0.2, 0.2)

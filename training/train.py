@@ -24,7 +24,7 @@ from training.card import write_model_card
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.inputs import accuracy_of, decoded_or_lazy, predict_views
 from training.model import INSTANCE_DIM, PRESETS, build_model, processor_size
-from training.prepare import profile_of
+from training.prepare import DARK_ON_LIGHT, profile_of
 from training.schedule import (
     auto_schedule,
     parse_overrides,
@@ -83,8 +83,10 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
     collator = None
     if args.augment == "robust":
         background = torch.tensor(profile.background if profile else [0.0] * 3) / 255
-        collator = RobustCollator((background - torch.tensor(mean)) / torch.tensor(std), model,
-                                  pairs=args.instance_weight > 0, colour=bool(args.colour_views))
+        ink = torch.full((3,), 0.0 if profile and profile.polarity == DARK_ON_LIGHT else 1.0)  # the objects' extreme
+        normalised = [(v - torch.tensor(mean)) / torch.tensor(std) for v in (background, ink)]
+        collator = RobustCollator(normalised[0], model, pairs=args.instance_weight > 0, colour=bool(args.colour_views),
+                                  outline=args.outline_views or 0.0, ink=normalised[1])
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, data_collator=collator,
                       compute_metrics=accuracy_of if val_ds is not None else None)
     return trainer, decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
