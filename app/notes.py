@@ -35,6 +35,8 @@ def query_note(query: dict) -> str:
         return "No object stood out from the background; the whole picture was searched."
     done = ["object found" + (" on a textured or unevenly lit surface" if prep.get("surface") else "")
             + " and framed like the collection's images"]
+    if prep.get("matted"):
+        done.append("moved in its own colours onto the collection's background")
     if prep.get("inverted"):
         done.append("light and dark swapped to match the collection")
     if prep.get("grey"):

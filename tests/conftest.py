@@ -9,6 +9,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -41,6 +42,18 @@ def draw_shape(kind: str, rng: random.Random, size: int = 32) -> Image.Image:
     colour = tuple(min(255, max(0, c + rng.randint(-30, 30))) for c in CLASSES[kind])
     fill_shape(d, kind, cx, cy, r, colour)
     return image
+
+
+def on_paper(shape: Image.Image, size: tuple[int, int], at: tuple[int, int], scale: int = 3,
+             paper=(236, 232, 224)) -> Image.Image:
+    """A shape (draw_shape's) as a person photographs one: in its own colours on light paper, enlarged `scale`
+    times, at `at` in a frame of `size`."""
+    a = np.asarray(shape).copy()
+    a[(a == a[0, 0]).all(-1)] = paper  # its dark background is the paper now
+    big = Image.fromarray(a).resize((shape.width * scale, shape.height * scale), Image.Resampling.NEAREST)
+    photo = Image.new("RGB", size, paper)
+    photo.paste(big, at)
+    return photo
 
 
 def make_shapes(root: Path, per_class: int, seed: int) -> Path:

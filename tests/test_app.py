@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from indexer.ranking import METRICS
-from tests.conftest import draw_shape
+from tests.conftest import draw_shape, on_paper
 
 
 @pytest.fixture
@@ -176,8 +176,9 @@ def test_added_image_survives_a_restart_of_the_app(indexed, tiny_model, tmp_path
 
 
 def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, shapes_dir, square_png, tmp_path):
-    """The profile recorded at indexing prepares queries: a square on a light background (every colour inverted)
-    is turned back to the collection's dark background, and found among squares; the API says what was done."""
+    """The profile recorded at indexing prepares queries: a square photographed on light paper, in its own colours,
+    is moved onto the collection's dark background in those colours, and found among squares; the API says what
+    was done."""
     client, service, _ = served
     assert service.profile_source == "collection" and service.profile == service.embedder.profile  # same sample
     stored = sorted((shapes_dir / "square").glob("*.png"))[0]
@@ -187,15 +188,13 @@ def test_the_query_is_prepared_with_the_collection_profile_and_says_so(served, s
     assert note.startswith("Prepared: object found") and note == query["note"]
     light = tmp_path / "light.png"
     with Image.open(square_png) as im:
-        big = Image.eval(im.convert("RGB"), lambda v: 255 - v).resize((96, 96), Image.Resampling.NEAREST)
-    framed = Image.new("RGB", (200, 150), big.getpixel((0, 0)))
-    framed.paste(big, (10, 40))
-    framed.save(light)
-    _, inverted_results, prediction, _, query, note = client.predict(handle_file(str(light)), "cosine", 5,
-                                                                     api_name="/search")
-    assert query["prepared"]["inverted"] and ("light and dark swapped" in note or query["unlike"])
+        on_paper(im.convert("RGB"), (200, 150), (10, 40)).save(light)
+    _, paper_results, prediction, _, query, note = client.predict(handle_file(str(light)), "cosine", 5,
+                                                                  api_name="/search")
+    assert query["prepared"]["matted"] and not query["prepared"]["inverted"]
+    assert "in its own colours" in note or query["unlike"]
     assert query["prepared"]["object"] and query["prepared"]["size"] == [200, 150]
-    assert prediction["label"] == "square" and sum(r["label"] == "square" for r in inverted_results) >= 4
+    assert prediction["label"] == "square" and sum(r["label"] == "square" for r in paper_results) >= 4
 
 
 def test_unlike_is_decided_against_the_calibrated_floor(served, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import draw_shape
+from tests.conftest import draw_shape, on_paper
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
@@ -97,18 +97,13 @@ def test_upload_search_and_see_k_results(served, tmp_path):
 
 def test_a_photo_on_a_light_background_is_prepared_and_the_page_says_so(served, tmp_path):
     """A person's photo: the circle small and off-centre on a light background, in a wide frame. The page shows
-    circles, and the note says the picture was prepared with light and dark swapped."""
-    from PIL import Image, ImageOps
-
+    circles, and the note says the picture was moved in its own colours onto the collection's background."""
     client, _, _ = served
-    shape = ImageOps.invert(draw_shape("circle", random.Random(5))).resize((120, 120))
-    photo = Image.new("RGB", (480, 320), shape.getpixel((0, 0)))
-    photo.paste(shape, (300, 40))
     query = tmp_path / "photo.jpg"
-    photo.save(query, quality=85)
+    on_paper(draw_shape("circle", random.Random(5)), (480, 320), (300, 40), scale=4).save(query, quality=85)
     with page_at(client.src, 1400, 1000, "photo") as page:
         _search_with(page, query)
-        page.locator("#query-note").get_by_text("light and dark swapped").wait_for(timeout=10_000)
+        page.locator("#query-note").get_by_text("in its own colours").wait_for(timeout=10_000)
         captions = page.locator("#results").inner_text()
         assert captions.count("circle") >= 7, captions
 
