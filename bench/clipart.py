@@ -53,8 +53,12 @@ def _recolour(p, rng):
 
 
 def _outline(p, rng):
-    edges = on(p).convert("L").filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 40 else 0)
-    return ImageOps.invert(edges.filter(ImageFilter.MaxFilter(3))).convert("RGB")
+    """Its outlines only: black lines about 3 px wide on white (edges found with a white margin round the picture,
+    so that its frame draws no line)."""
+    grey = ImageOps.expand(on(p).convert("L"), 2, fill=255)
+    edges = grey.filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 40 else 0)
+    lines = ImageOps.invert(edges.filter(ImageFilter.MaxFilter(3))).convert("RGB")
+    return lines.crop((2, 2, lines.width - 2, lines.height - 2))
 
 
 def _half(p, rng):
