@@ -120,13 +120,15 @@ def index_folder(model: str, name: str, folder: Path, qdrant: str | None, image_
         store.close()
 
 
-def fine_tune(spec: dict) -> str:
+def fine_tune(spec: dict, flags: tuple[str, ...] = ()) -> str:
     """Train the folder's own model from `spec` (prepare's `fine_tune`) in a process of its own (`python -m
-    training`, all the machine's cores, whatever the app's threads); returns the model dir."""
+    training`, all the machine's cores, whatever the app's threads); returns the model dir. `flags`: more flags of
+    `python -m training` (a benchmark's variants)."""
     cmd = [sys.executable, "-m", "training", "--dataset", spec["dataset"], "--model", spec["model"],
            "--output", spec["output"], "--validation", str(VALIDATION)]
     cmd += ["--epochs", str(spec["epochs"])] if spec.get("epochs") else []
     cmd += ["--image-size", str(spec["image_size"])] if spec.get("image_size") else []
+    cmd += list(flags)
     log.info("fine-tuning %s from %s: %s", spec["dataset"], spec["model"], " ".join(cmd))
     if subprocess.run(cmd).returncode != 0:
         raise RuntimeError(f"fine-tuning {spec['output']} failed (its log is above); the collection goes on being "

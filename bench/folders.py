@@ -8,7 +8,8 @@ pictures against the train ones, indexer.evaluate), and the files skipped. On fo
 - clipart2000: 2,000 drawings of openclipart-png's 8 largest categories (64 px, transparent), served as a person
   starts it: the seconds until the page answers, and until it answers with the fine-tuned model.
 
-python bench/folders.py [--only digits|shapes|clipart]
+python bench/folders.py [--only digits|shapes|clipart] [--fine-tune-flags "--seed 1 --outline-views 0"]
+(with --fine-tune-flags, a variant of the digits and shapes steps: figures in bench/results/folders-seed-1.json, …)
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import shlex
 import sys
 import tempfile
 import time
@@ -59,7 +62,7 @@ def shapes_folder(root: Path, per_class: int = 60, seed: int = 0) -> Path:
     return root
 
 
-def measure(rec: Recorder, name: str, folder: Path, work: Path) -> None:
+def measure(rec: Recorder, name: str, folder: Path, work: Path, flags: tuple[str, ...] = ()) -> None:
     """`python -m app.collection FOLDER --no-serve`, step by step: the backbone's collection (what is served first),
     then the folder's own model fine-tuned and the collection embedded again; each evaluated (test pictures against
     the train ones)."""
@@ -70,7 +73,7 @@ def measure(rec: Recorder, name: str, folder: Path, work: Path) -> None:
     done = prepare(folder, qdrant=str(work / "q"), models_dir=work / "models", image_dir=work / "images")
     stages = [("backbone", done["model"], time.perf_counter() - t0, done["training"])]
     if done["fine_tune"]:
-        model = fine_tune(done["fine_tune"])
+        model = fine_tune(done["fine_tune"], flags)
         index_folder(model, done["collection"], folder, str(work / "q"), work / "images")
         stages.append(("fine-tuned", model, time.perf_counter() - t0, json.loads((Path(model) / "metrics.json")
                                                                                    .read_text())))
@@ -83,7 +86,8 @@ def measure(rec: Recorder, name: str, folder: Path, work: Path) -> None:
                    epochs=training.get("epochs"), batch_size=training.get("batch_size"))
         rec.figure(f"{name}_hamming_map_all[{stage}]", report["methods"]["hamming"]["map_all"], "mAP",
                    cosine_map_all=round(report["methods"]["cosine"]["map_all"], 4),
-                   raw_pixels_map_all=round(report["methods"]["raw_pixels"]["map_all"], 4))
+                   raw_pixels_map_all=round(report["methods"]["raw_pixels"]["map_all"], 4),
+                   **({"fine_tune_flags": " ".join(flags)} if flags else {}))
         rec.figure(f"{name}_seconds_to_searchable[{stage}]", seconds, "s", better="lower",
                    indexed=done["index"]["indexed"])
     rec.figure(f"{name}_skipped_files", len(done["index"]["bad_items"]), "files",
@@ -130,14 +134,16 @@ def served(rec: Recorder, name: str, folder: Path, work: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--only", choices=["digits", "shapes", "clipart"], default=None)
+    p.add_argument("--fine-tune-flags", default="", help="more flags of the fine-tuning (python -m training)")
     args = p.parse_args()
-    rec = Recorder("folders")
+    flags = tuple(shlex.split(args.fine_tune_flags))
+    rec = Recorder("folders" + "".join(f"-{w}" for w in re.findall(r"[a-z0-9.]+", " ".join(flags))))
     work = Path(tempfile.mkdtemp())
     if args.only in (None, "digits"):
-        measure(rec, "digits", digits_folder(work / "digits"), work)
+        measure(rec, "digits", digits_folder(work / "digits"), work, flags)
     if args.only in (None, "shapes"):
-        measure(rec, "shapes", shapes_folder(work / "shapes"), work)
-    if args.only in (None, "clipart"):
+        measure(rec, "shapes", shapes_folder(work / "shapes"), work, flags)
+    if args.only in (None, "clipart") and not flags:  # the served page fine-tunes with the defaults only
         served(rec, "clipart2000", clipart_folder(work / "clipart2000"), work)
     print(json.dumps([f["figure"] for f in rec.lines]))
 
