@@ -23,6 +23,9 @@ ICONS = Path("/usr/share/icons")
 SOURCES = ("openclipart", "icons", "digits", "fashion_mnist")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 MIN_ICON_SIDE = 32  # smaller icon renderings are left out (the same icon comes larger too)
+# The icon themes pretraining reads: those a Debian desktop carries by default. Other themes (bench/styles.py installs
+# some, to query the same icons drawn in another style) stay out of pretraining.
+PRETRAIN_THEMES = ("Adwaita", "hicolor", "locolor")
 
 
 def held_out(path: str | Path) -> bool:
@@ -35,13 +38,18 @@ def openclipart_files(root: Path = OPENCLIPART) -> list[Path]:
     return sorted(root.rglob("*.png"))
 
 
-def _icon_files(root: Path = ICONS) -> list[Path]:
+def icon_size(path: Path) -> int:
+    """The side an icon theme files a rendering under (…/48x48/…), 0 for scalable or unknown."""
+    return next((int(p.split("x")[0]) for p in path.parts if "x" in p and p.split("x")[0].isdigit()), 0)
+
+
+def _icon_files(root: Path = ICONS, themes: tuple[str, ...] = PRETRAIN_THEMES) -> list[Path]:
     """The largest PNG rendering of every icon name, at least MIN_ICON_SIDE px, per theme."""
     best: dict[tuple[str, str], tuple[int, Path]] = {}
-    for f in root.rglob("*.png"):
+    for f in (f for theme in themes for f in (root / theme).rglob("*.png")):
         if "emoji" in str(f).lower():
             continue
-        size = next((int(p.split("x")[0]) for p in f.parts if "x" in p and p.split("x")[0].isdigit()), 0)
+        size = icon_size(f)
         key = (f.relative_to(root).parts[0], f.stem)
         if size >= MIN_ICON_SIDE and size > best.get(key, (0, f))[0]:
             best[key] = (size, f)
