@@ -164,6 +164,30 @@ def scores(metric: str, q: tuple, db: tuple, originals: np.ndarray, cats: np.nda
     return top5, float(np.mean(cats[top10] == cats[originals][:, None]))
 
 
+def make_methods(rec: Recorder, names: list[str], folder: Path, backbone: str, epochs: float | None,
+                 root: Path) -> dict:
+    """name → embedding function: raw pixels, and each method's model (made or reused), its making time recorded."""
+    methods = {"pixels": pixels}
+    for method in names:
+        model_dir, metrics = model_of(method, folder, backbone, epochs, root)
+        methods[method] = embedder_of(model_dir)
+        rec.figure(f"seconds to make[{method}]", metrics.get("train_seconds", metrics.get("seconds")), "s",
+                   better="lower", test_accuracy=metrics.get("test_accuracy"), epochs=metrics.get("epochs"))
+    return methods
+
+
+def record(rec: Recorder, change: str, q: dict, db: dict, originals: np.ndarray, cats: np.ndarray,
+           what: tuple[str, str] = ("original_in_top5", "category_p_at_10"), **extra) -> None:
+    """Every method's two figures (`what`) for one kind of query, cosine and Hamming, raw-pixel cosine beside them."""
+    floor = scores("cosine", q["pixels"], db["pixels"], originals, cats)
+    for name in q.keys() - {"pixels"}:
+        for metric in ("cosine", "hamming"):
+            got = scores(metric, q[name], db[name], originals, cats)
+            for k in range(2):
+                rec.figure(f"{what[k]}[{change}, {name}, {metric}]", got[k], "share", floor[k], "raw-pixel cosine",
+                           queries=len(originals), database=len(db["pixels"][0]), categories=len(set(cats)), **extra)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="models/backbone", help="the pretrained backbone's dir")
@@ -180,24 +204,12 @@ def main() -> None:
     originals = originals[np.linspace(0, len(originals) - 1, min(args.queries, len(originals))).round().astype(int)]
     white = [on(x) for x in pictures]
     rec = Recorder("clipart")
-    methods = {"pixels": pixels}
-    for method in args.methods.split(","):
-        model_dir, metrics = model_of(method, folder, args.backbone, args.epochs, data / "clipart-models")
-        methods[method] = embedder_of(model_dir)
-        rec.figure(f"seconds to make[{method}]", metrics.get("train_seconds", metrics.get("seconds")), "s",
-                   better="lower", test_accuracy=metrics.get("test_accuracy"), epochs=metrics.get("epochs"))
+    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs, data / "clipart-models")
     db = {name: f(white) for name, f in methods.items()}
     for change, make in CHANGES.items():
         rng = np.random.default_rng(args.seed)
         queries = [make(pictures[i], rng) for i in originals]
-        q = {name: f(queries) for name, f in methods.items()}
-        floor = scores("cosine", q["pixels"], db["pixels"], originals, cats)
-        for name in methods.keys() - {"pixels"}:
-            for metric in ("cosine", "hamming"):
-                got = scores(metric, q[name], db[name], originals, cats)
-                for k, what in enumerate(("original_in_top5", "category_p_at_10")):
-                    rec.figure(f"{what}[{change}, {name}, {metric}]", got[k], "share", floor[k], "raw-pixel cosine",
-                               queries=len(originals), database=len(pictures), categories=len(set(cats)))
+        record(rec, change, {name: f(queries) for name, f in methods.items()}, db, originals, cats)
     rec.figure("seconds", time.perf_counter() - started, "s", better="lower")
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.clipart import embedder_of, folder_of, model_of, on, pixels, scores  # noqa: E402
+from bench.clipart import folder_of, make_methods, on, record  # noqa: E402
 from bench.common import Recorder  # noqa: E402
 from training.corpora import ICONS, MIN_ICON_SIDE, icon_size, rgba  # noqa: E402
 
@@ -94,27 +94,16 @@ def main() -> None:
     data = Path(__file__).resolve().parent.parent / "data"
     folder = folder_of(pictures, cats, data / "styles-folder" / args.collection)
     rec = Recorder("styles")
-    methods = {"pixels": pixels}
-    for method in args.methods.split(","):
-        model_dir, metrics = model_of(method, folder, args.backbone, args.epochs, data / "styles-models" / args.collection)
-        methods[method] = embedder_of(model_dir)
-        rec.figure(f"seconds to make[{method}]", metrics.get("train_seconds", metrics.get("seconds")), "s",
-                   better="lower", test_accuracy=metrics.get("test_accuracy"), epochs=metrics.get("epochs"))
+    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs,
+                           data / "styles-models" / args.collection)
     db = {name: f([on(x) for x in pictures]) for name, f in methods.items()}
     for theme in query_themes:
         other = {n: f for n, (_, f) in icons(theme).items() if n in index}
         query_files = {f: index[n] for n, f in other.items()}  # a picture once, its first name's original
-        originals = np.array(list(query_files.values()))
         queries = [on(x) for x in pictures_of(list(query_files))]
-        q = {name: f(queries) for name, f in methods.items()}
-        floor = scores("cosine", q["pixels"], db["pixels"], originals, cats)
-        for name in methods.keys() - {"pixels"}:
-            for metric in ("cosine", "hamming"):
-                got = scores(metric, q[name], db[name], originals, cats)
-                for k, what in enumerate(("same_icon_in_top5", "context_p_at_10")):
-                    rec.figure(f"{what}[{theme}, {name}, {metric}]", got[k], "share", floor[k], "raw-pixel cosine",
-                               queries=len(originals), database=len(pictures), contexts=len(set(cats)),
-                               collection=args.collection)
+        record(rec, theme, {name: f(queries) for name, f in methods.items()}, db,
+               np.array(list(query_files.values())), cats, ("same_icon_in_top5", "context_p_at_10"),
+               collection=args.collection)
     rec.figure("seconds", time.perf_counter() - started, "s", better="lower")
 
 

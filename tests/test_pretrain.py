@@ -75,3 +75,35 @@ def test_a_folders_second_views_are_drawn_as_outlines_in_the_collections_ink_on_
     assert batch["pairs"].tolist() == list(range(16, 32)) + list(range(16))
     plain = RobustCollator(bg, pairs=True)([{"pixel_values": x, "labels": 0} for _ in range(16)])
     assert (red(plain["pixel_values"][16:][centre]) > 0.3).all()  # without `outline`, filled as the first
+
+
+def _icon(path, colour):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", (48, 48), colour).save(path)
+
+
+def test_pretraining_reads_only_its_own_icon_themes_and_the_style_bench_counts_an_alias_once(tmp_path, monkeypatch):
+    """Themes installed later (bench/styles.py's) never enter pretraining; an icon that is another's alias (a link to
+    the same file) is one picture of the style bench's collection, found under both names."""
+    import sys
+    from pathlib import Path
+
+    from training.corpora import _icon_files
+
+    _icon(tmp_path / "Adwaita/48x48/apps/editor.png", (200, 0, 0, 255))
+    _icon(tmp_path / "gnome/48x48/apps/editor.png", (0, 200, 0, 255))
+    _icon(tmp_path / "gnome/48x48/places/folder.png", (0, 0, 200, 255))
+    _icon(tmp_path / "gnome/16x16/places/folder.png", (0, 0, 90, 255))  # too small: the 48 px one is kept
+    (tmp_path / "gnome/48x48/places/directory.png").symlink_to(tmp_path / "gnome/48x48/places/folder.png")
+    assert _icon_files(tmp_path) == [tmp_path / "Adwaita/48x48/apps/editor.png"]
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import bench.styles as styles
+
+    monkeypatch.setattr(styles, "ICONS", tmp_path)
+    files, contexts, row = styles.unique(styles.icons("gnome"))
+    assert len(files) == 2 and sorted(contexts) == ["apps", "places"]
+    assert row["directory"] == row["folder"] != row["editor"]
+    assert files[row["folder"]] == (tmp_path / "gnome/48x48/places/folder.png").resolve()
