@@ -92,6 +92,7 @@ bench: index | $(OPENCLIPART)
 	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/folders.py
 	$(PY) bench/clipart.py
+	$(PY) bench/styles.py
 	$(PY) bench/report.py
 
 lint: install
