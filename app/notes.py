@@ -32,7 +32,8 @@ def query_note(query: dict) -> str:
                "none": "neither the collection nor the model has an image profile"}.get(prep.get("profile"), "")
         return f"The picture was searched as it is ({why})." if why else "The picture was searched as it is."
     if prep.get("object") is None:
-        return "No object stood out from the background; the whole picture was searched."
+        moved = ", its background replaced by the collection's" if prep.get("matted") else ""
+        return f"No object stood out from the background; the whole picture was searched{moved}."
     done = ["object found" + (" on a textured or unevenly lit surface" if prep.get("surface") else "")
             + " and framed like the collection's images"]
     if prep.get("matted"):

@@ -118,6 +118,23 @@ def test_a_drawing_on_a_coloured_background_keeps_its_colours_on_the_collections
     assert info["inverted"] and "matted" not in info and np.asarray(prepared).min() < 60
 
 
+
+def test_a_faint_drawing_on_a_coloured_background_is_moved_onto_the_collections(product_shots_profile):
+    """A drawing too faint to stand out (a thin ring a little darker than its purple background): nothing is framed as
+    an object, and the purple is still replaced by the collection's white, the ring kept as a faint line on it (it
+    was served on purple, unlike every picture of the collection)."""
+    faint = Image.new("RGB", (64, 64), (150, 90, 170))
+    ImageDraw.Draw(faint).ellipse((12, 12, 51, 51), outline=(138, 80, 158), width=2)
+    prepared, info = prepare(faint, product_shots_profile)
+    a = np.asarray(prepared).astype(int)
+    assert info["object"] is None and info["matted"]
+    assert a[0, 0].min() >= 245 and a[32, 32].min() >= 245  # white round the ring and inside it
+    ring = a[32, 12:15].min(0)
+    assert ring.max() < 250 and (np.abs(a.max(-1) - a.min(-1)) <= 8).all()  # a faint line, no purple anywhere
+    from app.notes import query_note
+
+    assert query_note({"prepared": info}).endswith("searched, its background replaced by the collection's.")
+
 def test_without_a_profile_a_picture_is_only_made_rgb():
     image = garment().convert("LA")
     prepared, info = prepare(image, None)

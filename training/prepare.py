@@ -138,13 +138,15 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     if not profile.colour:
         x, bg = luma(x)[..., None].repeat(3, -1), np.full(3, luma(bg), np.float32)
         info["grey"] = True
-    if an.box is None:
-        info["object"] = None  # nothing stands out from the background: the picture is framed as it is
-        return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
-    matte = _matte(x, bg, an.mask, target) if profile.colour and an.light is None else None
+    matte = _matte(x, bg, an.mask if an.box else None, target) if profile.colour and an.light is None else None
     if matte is not None:  # the object in its own colours, moved onto the collection's background
         x = x + (1 - matte[..., None]) * (target - bg)
-        info["inverted"], info["matted"] = False, True
+        info["matted"] = True
+    if an.box is None:  # nothing stands out from the background: the picture is framed as it is
+        info["object"] = None
+        return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
+    if matte is not None:
+        info["inverted"] = False
     else:
         x = _redrawn(x, bg, an, profile, target, info)
     info["surface"] = an.light is not None  # found on a textured or unevenly lit surface (training.separate)
@@ -164,14 +166,15 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     return Image.fromarray(frame.round().clip(0, 255).astype(np.uint8)), info
 
 
-def _matte(x: np.ndarray, bg: np.ndarray, mask: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+def _matte(x: np.ndarray, bg: np.ndarray, mask: np.ndarray | None, target: np.ndarray) -> np.ndarray | None:
     """How much of each pixel is object (0-1), for a colour picture on a flat background unlike the collection's, when
     its object in its own colours still shows over the collection's background (a yellow drawing on blue moved onto
     white stays yellow; a white card with red pips stays white); None when it would not (white lines on black onto
-    white) or the backgrounds are alike: then the object is redrawn by its strength (`_redrawn`)."""
+    white) or the backgrounds are alike: then the object is redrawn by its strength (`_redrawn`). `mask` None:
+    nothing stood out (a faint drawing), and its background alone is moved onto the collection's."""
     if np.abs(bg - target).max() <= MIN_CONTRAST:
         return None
-    if (np.abs(x[mask] - target).max(-1) > 2 * MIN_CONTRAST).mean() < MATTE_SHOWS:
+    if mask is not None and (np.abs(x[mask] - target).max(-1) > 2 * MIN_CONTRAST).mean() < MATTE_SHOWS:
         return None
     return (np.abs(x - bg).max(-1) / MATTE_EDGE).clip(0, 1)
 
