@@ -1,5 +1,6 @@
 """How an image becomes vectors: the model's L2-normalised retrieval features (`float`: pooled features, or code and
-instance parts, training.model.retrieval_features) and the hash layer's signs (`code`)."""
+instance parts, training.model.retrieval_features) and the signs of the code logits (`code`: the hash layer's, and
+the instance part's for a model with `instance_bits`, training.model.code_logits)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 
 from training import config as settings
-from training.model import VIEWS, processor_size, resolve_precision, retrieval_dim, view_outputs
+from training.model import VIEWS, code_length, processor_size, resolve_precision, retrieval_dim, view_outputs
 from training.modeldir import load_model
 from training.prepare import ImageProfile, model_input
 
@@ -20,7 +21,7 @@ from training.prepare import ImageProfile, model_input
 @dataclass
 class Embeddings:
     floats: np.ndarray  # [n, float_dim] float32, unit length
-    codes: np.ndarray  # [n, n_bits] uint8 0/1
+    codes: np.ndarray  # [n, n_bits] uint8 0/1 (training.model.code_length)
     probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
     prepared: list[dict] | None = None  # what training.prepare.prepare did to each image
 
@@ -59,7 +60,7 @@ class Embedder:
         self.mean, self.std = processor.image_mean, processor.image_std
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
-        self.n_bits = int(config.n_bits)
+        self.n_bits = code_length(config)
         self.float_dim = retrieval_dim(config)
         # The training set's image profile: what a collection without one of its own is prepared like.
         self.profile = ImageProfile.from_dict(getattr(config, "image_profile", None))
@@ -99,9 +100,9 @@ class Embedder:
         step = self.batch_size // 2 if self.views == "image+mirror" else self.batch_size  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
-            features, hash_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
+            features, code_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
             floats.append(torch.nn.functional.normalize(features, dim=-1).cpu())
-            codes.append((hash_logits > 0).to(torch.uint8).cpu())
+            codes.append((code_logits > 0).to(torch.uint8).cpu())
             probs.append(p.cpu())
         return Embeddings(
             floats=torch.cat(floats).numpy().astype(np.float32),

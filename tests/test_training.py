@@ -216,7 +216,8 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
                                                                                        tmp_path):
     """`--instance-weight` fine-tunes a model without an instance head: it gets one, trained so that two augmented
     views of an image are each other's nearest among a batch's views (the loss falls); the float vector is then the
-    code part and the instance part, the latter holding `instance_share` of the cosine."""
+    code part and the instance part, the latter holding `instance_share` of the cosine, and the binary code both
+    parts' signs."""
     from indexer.embedder import Embedder
     from training.augment import PAIR_AUGMENT, robust_augment
     from training.images import preprocess
@@ -252,6 +253,9 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     embedder = Embedder(out)
     emb = embedder.embed(split[:4]["image"], embedder.profile)
     assert embedder.float_dim == 16 + 64 and emb.floats.shape == (4, 80)
+    # The binary code carries the instance part's signs after the hash layer's, so Hamming tells images apart too
+    assert model.config.instance_bits and embedder.n_bits == 16 + 64 and emb.codes.shape == (4, 80)
+    np.testing.assert_array_equal(emb.codes[:, 16:], emb.floats[:, 16:] > 0)
     np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
     # The loss has the instance term when the batch carries pairs

@@ -66,7 +66,7 @@ from PIL import ImageOps
 from transformers import AutoImageProcessor
 
 from training.images import border_colour, to_rgb
-from training.model import ConvNextForImageHashing, retrieval_features
+from training.model import ConvNextForImageHashing, code_logits, retrieval_features
 from training.prepare import ImageProfile, prepare
 
 model = ConvNextForImageHashing.from_pretrained(path).eval()
@@ -80,5 +80,5 @@ if model.config.embed_views == "image+mirror":
 with torch.no_grad():
     out = model(pixels)
 vector = torch.nn.functional.normalize(retrieval_features(model.config, out).mean(0), dim=0)
-code = (out.hash_logits.mean(0) > 0).to(torch.uint8)
+code = (code_logits(model.config, out).mean(0) > 0).to(torch.uint8)
 """

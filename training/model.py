@@ -12,7 +12,8 @@ With `instance_dim` set, an instance head (Linear → instance_dim) on the poole
 from another: trained on two augmented views of every image, each view's nearest among the batch's views must be its
 partner (NT-Xent, Chen et al. 2020; what copy-detection descriptors are trained with). The float vector is then both
 parts, each L2-normalised: the tanh code (which class) and the instance output (which image of it), weighted so that
-the instance part holds `instance_share` of the cosine (`retrieval_features`).
+the instance part holds `instance_share` of the cosine (`retrieval_features`); with `instance_bits`, the binary code
+likewise carries the instance output's signs after the hash layer's (`code_logits`).
 """
 
 from __future__ import annotations
@@ -152,6 +153,20 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
     return torch.cat([code, F.normalize(out.instance.float(), dim=-1) * share**0.5], dim=-1)
 
 
+def code_logits(config, out: HashOutput) -> torch.Tensor:
+    """What the binary code is the sign of: the hash logits (which class); with `instance_bits` (set for every model
+    trained with an instance head), also the normalised instance output (which image of it), so that Hamming, like
+    cosine, finds a slightly changed picture's very image among thousands of its class (README: "Your photos")."""
+    if out.instance is None or not getattr(config, "instance_bits", False):
+        return out.hash_logits.float()
+    return torch.cat([out.hash_logits.float(), F.normalize(out.instance.float(), dim=-1)], dim=-1)
+
+
+def code_length(config) -> int:
+    """The binary code's length in bits (what a collection records as `n_bits`)."""
+    return int(config.n_bits) + (int(getattr(config, "instance_dim", 0)) if getattr(config, "instance_bits", 0) else 0)
+
+
 def retrieval_dim(config) -> int:
     """The float vector's length (what a collection records as `float_dim`)."""
     if getattr(config, "instance_dim", 0):
@@ -208,12 +223,12 @@ VIEWS = ("image", "image+mirror")
 
 @torch.inference_mode()
 def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
-    """Retrieval features (`retrieval_features`), hash logits and class probabilities of every view of `pixels`,
-    float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take the mean
-    over dim 0."""
+    """Retrieval features (`retrieval_features`), code logits (`code_logits`) and class probabilities of every view of
+    `pixels`, float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take
+    the mean over dim 0."""
     n_views = 2 if views == "image+mirror" else 1
     out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
-    outputs = (retrieval_features(model.config, out), out.hash_logits.float(), out.logits.float().softmax(-1))
+    outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
     return [t.view(n_views, len(pixels), -1) for t in outputs]
 
 

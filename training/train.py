@@ -61,7 +61,9 @@ def _model(args: TrainArgs, names: list[str]):
         if args.augment != "robust":
             raise ValueError("--instance-weight trains on two augmented views of every image: "
                              "it needs --augment robust (the default)")
-        overrides = {"instance_dim": INSTANCE_DIM, **overrides, "instance_weight": args.instance_weight}
+        # instance_bits: the binary code carries the instance part's signs too (training.model.code_logits)
+        overrides = {"instance_dim": INSTANCE_DIM, "instance_bits": True, **overrides,
+                     "instance_weight": args.instance_weight}
     return build_model(args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
                        overrides=overrides)
 
