@@ -24,8 +24,9 @@ class TrainArgs:
                         metadata={"help": "model dir to write ($MODEL_DIR, which the app and the indexer read)"})
     epochs: float | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
-    bits: int = field(default=64, metadata={"help": "bits of the hash layer's code (which class); with an instance head the "
-                                                   "binary code also carries the instance part's signs"})
+    bits: int = field(default=64, metadata={
+        "help": "bits of the hash layer's code (which class); with an instance head the binary code also carries the "
+                "instance part's signs"})
     batch_size: int | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
     learning_rate: float = 2e-3

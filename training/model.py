@@ -12,9 +12,8 @@ With `instance_dim` set, an instance head (Linear → instance_dim) on the poole
 from another: trained on two augmented views of every image, each view's nearest among the batch's views must be its
 partner (NT-Xent, Chen et al. 2020; what copy-detection descriptors are trained with). The float vector is then both
 parts, each L2-normalised: the tanh code (which class) and the instance output (which image of it), weighted so that
-the instance part holds `instance_share` of the cosine (`retrieval_features`); with `instance_bits`, the binary code
-likewise carries the instance output's signs after the hash layer's (`code_logits`).
-"""
+the instance part holds `instance_share` of the cosine (`retrieval_features`); the code, with `instance_bits`, also
+the instance output's signs (`code_logits`)."""
 
 from __future__ import annotations
 
@@ -28,10 +27,9 @@ from transformers.utils import ModelOutput
 
 from training.images import RESAMPLE
 
-# Configurations trained from scratch. `fmnist-small` is sized for 28×28 inputs on 2 CPU cores: patch 2 and
-# three stages leave a 7×7 → 3×3 map for the last stage (four stages would leave 1×1). Layer scale starts at 1,
-# not ConvNeXt's 1e-6 (meant for 300-epoch schedules): in a 12-epoch run the residual branches must work at once
-# (3 epochs on 15k images: test accuracy 0.755 vs 0.733).
+# Configurations trained from scratch. `fmnist-small` is sized for 28×28 inputs on 2 CPU cores: patch 2 and three
+# stages leave a 7×7 → 3×3 map for the last stage (four stages would leave 1×1). Layer scale starts at 1, not
+# ConvNeXt's 1e-6 (meant for 300-epoch schedules): in a short run the residual branches must work at once.
 PRESETS: dict[str, dict] = {
     "fmnist-small": dict(
         patch_size=2, num_stages=3, hidden_sizes=[32, 64, 128], depths=[2, 2, 2], image_size=28, drop_path_rate=0.05,
@@ -154,9 +152,8 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
 
 
 def code_logits(config, out: HashOutput) -> torch.Tensor:
-    """What the binary code is the sign of: the hash logits (which class); with `instance_bits` (set for every model
-    trained with an instance head), also the normalised instance output (which image of it), so that Hamming, like
-    cosine, finds a slightly changed picture's very image among thousands of its class (README: "Your photos")."""
+    """What the binary code is the sign of: the hash logits (which class); with `instance_bits` (set for a model trained
+    with an instance head) also the normalised instance output (which image of it: README, "Your photos")."""
     if out.instance is None or not getattr(config, "instance_bits", False):
         return out.hash_logits.float()
     return torch.cat([out.hash_logits.float(), F.normalize(out.instance.float(), dim=-1)], dim=-1)
@@ -216,8 +213,7 @@ def build_model(
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# How an image is embedded: as it is, or as the mean over it and its left-right mirror (test-time augmentation;
-# what training records as `embed_views` for a model trained with flips).
+# How an image is embedded: as it is, or the mean over it and its mirror (what a model trained with flips records).
 VIEWS = ("image", "image+mirror")
 
 
