@@ -229,6 +229,7 @@ def main() -> None:
                        "as is, no preparation", queries=len(queries))
         rec.figure(f"predicted_class_accuracy[{name}]", prep["accuracy"], "share", raw["accuracy"],
                    "as is, no preparation", unlike_collection=prep["unlike"], queries=len(queries))
+    service.prepare_with(profile, source)  # the product's own preparation, as the app searches
     if table:
         for name, share in not_garments(service, args.queries, args.seed).items():
             rec.figure(f"flagged_unlike[not a garment: {name}]", share, "share", queries=args.queries)
@@ -237,7 +238,6 @@ def main() -> None:
                    queries=len(items), transforms=len(TRANSFORMS))
         (RESULTS / "robustness_table.json").write_text(json.dumps(table, indent=1) + "\n")
         print(markdown_table(table))
-    service.prepare_with(profile, source)
     rng = np.random.default_rng(args.seed)
     shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2),
              ("on a surface: terrazzo", 4), ("on a surface: window light", 6)]
