@@ -180,7 +180,7 @@ def build_model(
     `overrides` are config values set on top: a preset's architecture (`hidden_sizes`, `depths`, ...) or this
     model's training knobs, `head_dropout`, `centre_weight`, `quant_weight`, `proxy_weight`, `label_smoothing`,
     `instance_dim` (an instance head; fine-tuning a checkpoint without one adds it), `instance_weight`,
-    `instance_temperature`, `instance_share`."""
+    `instance_temperature`, `instance_share`, `instance_bits`."""
     label2id = {name: i for i, name in id2label.items()}
     common = dict(num_labels=len(id2label), id2label=id2label, label2id=label2id, n_bits=n_bits)
     overrides = dict(overrides or {})
