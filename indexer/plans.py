@@ -10,6 +10,7 @@ cosine, by their ids when the scan holds them all, else by a filter on the codes
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 
@@ -19,6 +20,11 @@ from indexer import ranking
 
 TIE_LIMIT = 10_000  # points tied at a Hamming cut-off that a prefetch orders exactly by cosine
 BALL_RADIUS = 2  # a tie at up to this many bits is a filter on the codes within it; beyond, a prefetch
+# A collection of up to this many points is searched exactly: a scan of its vectors takes milliseconds
+# (bench/search.py), while an HNSW graph can leave a point unreachable (an image that does not find itself).
+# Larger collections use the graph.
+EXACT_UP_TO = 200_000
+SIZE_CHECK_SECONDS = 60  # how often a store counts its points to decide that
 SPARE = 4  # extra points fetched at a cut so that equal cosines (the same image twice) are ordered by id
 
 
@@ -89,6 +95,13 @@ class SearchPlans(ABC):
     def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]:
         """The points of these ids that exist (with their vectors: True, or the names wanted)."""
 
+    def _small_enough(self) -> bool:
+        """Whether the collection holds at most EXACT_UP_TO points (counted at most every SIZE_CHECK_SECONDS)."""
+        now = time.monotonic()
+        if now - getattr(self, "_sized_at", float("-inf")) > SIZE_CHECK_SECONDS:
+            self._small, self._sized_at = self.count() <= EXACT_UP_TO, now
+        return self._small
+
     def _with_payloads(self, hits: list[Hit]) -> list[Hit]:
         """Hits found without their payloads, given them (a point deleted meanwhile is left out)."""
         found = {h.id: h.payload for h in self.retrieve([h.id for h in hits])}
@@ -119,6 +132,7 @@ class SearchPlans(ABC):
         distance in bits.
         """
         plan = getattr(self, ranking.metric(metric).plan)
+        exact = exact or self._small_enough()
         fvec = tuple(np.asarray(float_vector, dtype=np.float64).tolist())
         filters = Filters(tuple(labels or ()), split, tuple(exclude or ()))
         return plan(fvec, np.asarray(code, dtype=np.uint8), k, offset, filters, exact, threshold, oversampling)

@@ -96,6 +96,22 @@ def test_search_ranks_as_the_numpy_reference(engine, points, metric):
         assert [h.id for h in hits] == [ids[i] for i in expected]
 
 
+def test_a_small_collection_is_searched_exactly_and_a_larger_one_through_its_graph(engine, points, monkeypatch):
+    from indexer import plans
+
+    _, store, _ = engine
+    ids, floats, codes, _ = points
+    _filled(store, points)
+    sent = []
+    real = store._query
+    monkeypatch.setattr(store, "_query", lambda request: sent.append(request) or real(request))
+    monkeypatch.setattr(plans, "SIZE_CHECK_SECONDS", -1)  # counted again at every search
+    expected = [ids[i] for i in ranking.top("cosine", floats[5], codes[5], floats, codes, 5)]
+    assert [h.id for h in store.search("cosine", floats[5], codes[5], k=5)] == expected and sent[-1].exact
+    monkeypatch.setattr(plans, "EXACT_UP_TO", N - 1)
+    assert [h.id for h in store.search("cosine", floats[5], codes[5], k=5)] == expected and not sent[-1].exact
+
+
 @pytest.mark.parametrize("metric,strategy", [("cosine", "average_vector"), ("hamming", "average_vector"),
                                              ("hamming+rerank", "average_vector"), ("cosine", "best_score")])
 def test_examples_rank_as_the_numpy_reference(engine, points, metric, strategy):
