@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from indexer.edge_requests import filter_of, request_of
-from indexer.plans import Filters, Hit, Nearest, full_scan_kb
+from indexer.plans import INDEXED_FIELDS, Filters, Hit, Nearest, full_scan_kb
 from indexer.store import Store, StoreError, point_vectors, to_hit, with_code_keys
 
 
@@ -105,7 +105,7 @@ class EdgeStore(Store):
             }
         )
         self._shard = EdgeShard.create(str(self._shard_dir), config)
-        for key in ("label", "code"):
+        for key in INDEXED_FIELDS:
             self._shard.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
         self._shard.flush()
         # meta.json last, atomically: its presence is what says the collection exists.

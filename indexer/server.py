@@ -6,7 +6,7 @@ import logging
 import tarfile
 import time
 
-from indexer.plans import Filters, Hit, Nearest, full_scan_kb
+from indexer.plans import INDEXED_FIELDS, Filters, Hit, Nearest, full_scan_kb
 from indexer.server_requests import filter_of, request_of
 from indexer.store import (
     Store,
@@ -114,7 +114,7 @@ class ClientStore(Store):
             metadata=meta,
             retry=False,
         )
-        for key in ("label", "code"):
+        for key in INDEXED_FIELDS:
             self._call(self.client.create_payload_index, self.collection, key, models.PayloadSchemaType.KEYWORD)
 
     def _read_meta(self) -> dict:

@@ -96,6 +96,18 @@ def test_search_ranks_as_the_numpy_reference(engine, points, metric):
         assert [h.id for h in hits] == [ids[i] for i in expected]
 
 
+def test_a_collection_indexes_every_field_searches_filter_on(points, tmp_path):
+    """The embedded engine's payload schema (qdrant-client's local mode, behind the REST stand-in too, keeps no
+    payload indexes: it says so itself)."""
+    from indexer.plans import INDEXED_FIELDS
+
+    store = _filled(open_store("contract", str(tmp_path / "q")), points)
+    try:
+        assert set(INDEXED_FIELDS) <= set(store._shard.info().payload_schema)
+    finally:
+        store.close()
+
+
 def test_a_small_collection_is_searched_exactly_and_a_larger_one_through_its_graph(engine, points, monkeypatch):
     from indexer import plans
 
