@@ -26,7 +26,7 @@ def params_of(request: Nearest, remote: bool):
 
     if request.using == "code":  # the quantized ±1 codes score exactly: no rescoring
         quant = models.QuantizationSearchParams(rescore=False) if remote else None
-    elif request.originals:  # a tie: ranked by the original vectors
+    elif request.originals or request.exact:  # a tie, or an exact search: by the original vectors
         quant = models.QuantizationSearchParams(ignore=True) if remote else None
     else:
         quant = models.QuantizationSearchParams(rescore=True, oversampling=2.0) if remote else None

@@ -204,12 +204,16 @@ def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, sha
             s.close()
 
 
-def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest_standin):
+def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest_standin, monkeypatch):
     """The request shape a Qdrant server receives (checked at the stand-in, which records it): the same named
     vectors as the embedded schema, `float` binary-quantized in RAM with its originals on disk, `code` as ±1 with
     Dot distance, binary-quantized in RAM and scanned without a graph, the shard number and replication factor
-    asked for, the model's metadata and layout, keyword indexes on `label` and `code`; float queries ask for
-    rescoring with oversampling, code scans for the quantized scores as they are (exact for ±1)."""
+    asked for, the model's metadata and layout, keyword indexes on every field searches filter on; float queries of
+    a collection past EXACT_UP_TO ask for rescoring with oversampling, of a smaller one for the originals only; code
+    scans for the quantized scores as they are (exact for ±1)."""
+    from indexer import plans
+
+    monkeypatch.setattr(plans, "EXACT_UP_TO", 0)  # this collection is searched as a large one is
     store = open_store("cluster", rest_standin.url, api_key=rest_standin.api_key, shards=3, replicas=2)
     try:
         store.ensure({"float_dim": 8, "n_bits": 16, "model": "m", "model_sha256": "abc"})
@@ -222,7 +226,8 @@ def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest
         assert code["on_disk"] is True and code["quantization_config"]["binary"]["always_ram"] is True
         assert code["hnsw_config"]["m"] == 0
         indexed = [r for r in rest_standin.requests if r == "PUT /collections/cluster/index"]
-        assert len(indexed) == 2 and rest_standin.bodies["PUT /collections/cluster/index"]["field_name"] == "code"
+        assert len(indexed) == len(plans.INDEXED_FIELDS) == 3
+        assert rest_standin.bodies["PUT /collections/cluster/index"]["field_name"] == plans.INDEXED_FIELDS[-1]
         store.upsert(["00000000-0000-0000-0000-000000000001"], np.ones((1, 8), np.float32) / 8**0.5,
                      np.ones((1, 16), np.uint8), [{"label": "a"}])
         store.search("cosine", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
@@ -234,6 +239,11 @@ def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest
         [scan] = [q for q in rest_standin.queries if q["using"] == "code"]
         assert scan["params"]["quantization"]["rescore"] is False
         assert set(scan["query"]["nearest"]) == {-1.0}  # the code 0…0 as ±1
+        monkeypatch.setattr(plans, "EXACT_UP_TO", 10)  # a small collection: scanned, by the original vectors
+        monkeypatch.setattr(plans, "SIZE_CHECK_SECONDS", -1)
+        store.search("cosine", np.ones(8, np.float32) / 8**0.5, np.zeros(16, np.uint8), k=3)
+        [query] = rest_standin.bodies["POST /collections/cluster/points/query/batch"]["searches"]
+        assert query["params"]["exact"] is True and query["params"]["quantization"]["ignore"] is True
     finally:
         store.close()
 
