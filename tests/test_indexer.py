@@ -248,9 +248,12 @@ def test_rest_requests_ask_for_binary_codes_quantization_shards_and_indexes(rest
         store.close()
 
 
-def test_quantized_embedded_collection_finds_what_the_exact_scan_finds(embedder, shapes_dir, tmp_path):
-    """`--quantized`: binary-quantized floats, no graph; searches rescore the quantized scan's candidates and
-    return the exact top 10; the collection remembers its layout when reopened."""
+def test_quantized_embedded_collection_finds_what_the_exact_scan_finds(embedder, shapes_dir, tmp_path, monkeypatch):
+    """`--quantized`: binary-quantized floats, no graph; searches rescore the quantized scan's candidates (as for a
+    collection past EXACT_UP_TO) and return the exact top 10; the collection remembers its layout when reopened."""
+    from indexer import plans
+
+    monkeypatch.setattr(plans, "EXACT_UP_TO", 0)
     store = open_store("bq", str(tmp_path), quantized=True)
     try:
         build_index(embedder, store, str(shapes_dir))
