@@ -98,10 +98,12 @@ class SearchPlans(ABC):
     def retrieve(self, ids: list[str], with_vectors: bool | list[str] = False) -> list[Hit]:
         """The points of these ids that exist (with their vectors: True, or the names wanted)."""
 
+    _small, _sized_at = True, float("-inf")  # the last count's verdict (`_small_enough`), and when it was taken
+
     def _small_enough(self) -> bool:
         """Whether the collection holds at most EXACT_UP_TO points (counted at most every SIZE_CHECK_SECONDS)."""
         now = time.monotonic()
-        if now - getattr(self, "_sized_at", float("-inf")) > SIZE_CHECK_SECONDS:
+        if now - self._sized_at > SIZE_CHECK_SECONDS:
             self._small, self._sized_at = self.count() <= EXACT_UP_TO, now
         return self._small
 
