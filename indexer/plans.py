@@ -157,7 +157,7 @@ class SearchPlans(ABC):
         examples = Examples(*(tuple(tuple(np.asarray(v, dtype=np.float64).tolist()) for v in vs)
                               for vs in (pos_f, neg_f)))
         filters = Filters(tuple(labels or ()), None, tuple(exclude or ()))
-        return self._query(Nearest("float", (), k, filters, offset, threshold, examples=examples))
+        return self._query(Nearest("float", (), k, filters, offset, threshold, self._small_enough(), examples=examples))
 
     # --- one plan per metric (ranking.REGISTRY names it): (fvec, code, k, offset, filters, exact, threshold,
     # oversampling) -> the page of hits
