@@ -120,6 +120,8 @@ def test_a_small_collection_is_searched_exactly_and_a_larger_one_through_its_gra
     monkeypatch.setattr(plans, "SIZE_CHECK_SECONDS", -1)  # counted again at every search
     expected = [ids[i] for i in ranking.top("cosine", floats[5], codes[5], floats, codes, 5)]
     assert [h.id for h in store.search("cosine", floats[5], codes[5], k=5)] == expected and sent[-1].exact
+    store.search_examples("cosine", "best_score", store.retrieve([ids[5]], with_vectors=True), [], k=5)
+    assert sent[-1].examples is not None and sent[-1].exact  # a recommendation query too
     monkeypatch.setattr(plans, "EXACT_UP_TO", N - 1)
     assert [h.id for h in store.search("cosine", floats[5], codes[5], k=5)] == expected and not sent[-1].exact
 
