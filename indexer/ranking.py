@@ -211,8 +211,18 @@ def rank(metric: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.n
 def top(metric: str, q_float: np.ndarray, q_code: np.ndarray, db_floats: np.ndarray, db_codes: np.ndarray,
         k: int = 10, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
     """The first k database indices for one query by `metric`, without sorting the whole database."""
-    key = sort_keys(metric, q_float, q_code, db_floats, db_codes, candidates)[0]
-    if k >= len(key):
-        return np.argsort(key, kind="stable")
-    first = np.argpartition(key, k - 1)[:k]
-    return first[np.lexsort((first, key[first]))]
+    return tops(metric, q_float, q_code, db_floats, db_codes, k, candidates)[0]
+
+
+def tops(metric: str, q_floats: np.ndarray, q_codes: np.ndarray, db_floats: np.ndarray, db_codes: np.ndarray,
+         k: int = 10, candidates: int = 10 * OVERSAMPLING) -> np.ndarray:
+    """`top` for a batch of queries: one row of the first k database indices per query, as `rank` orders them
+    (a tie across the k-th place kept in database order)."""
+    keys = sort_keys(metric, q_floats, q_codes, db_floats, db_codes, candidates)
+    if k >= keys.shape[1]:
+        return np.argsort(keys, axis=1, kind="stable")
+    out = []
+    for key, part in zip(keys, np.argpartition(keys, k - 1, axis=1)[:, :k], strict=True):
+        within = np.flatnonzero(key <= key[part].max())  # every point that ties with the k-th, not some of them
+        out.append(within[np.lexsort((within, key[within]))][:k])
+    return np.stack(out)

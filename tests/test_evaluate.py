@@ -48,3 +48,20 @@ def test_evaluate_writes_report_figure_and_card(tiny_model, shapes_dir, indexed,
     q = report["qdrant"]
     assert q["cosine"]["top10_overlap_with_exact"] > 0.95  # the collection's answers are the exact ones
     assert q["hamming"]["top10_overlap_with_exact"] > 0.95
+
+
+def test_the_first_k_follow_the_whole_ranking_even_where_a_tie_crosses_the_cut():
+    """`ranking.tops` (and `top`, which the engine tests and benchmarks compare with) equal the first k of the
+    full stable ranking: points that tie across the k-th place come in database order, not as a partition
+    happens to leave them."""
+    from indexer import ranking
+
+    rng = np.random.default_rng(0)
+    floats = rng.normal(size=(40, 8)).astype(np.float32)
+    floats /= np.linalg.norm(floats, axis=1, keepdims=True)
+    codes = (rng.random((40, 16)) > 0.5).astype(np.uint8)
+    db_floats, db_codes = np.repeat(floats, 6, axis=0), np.repeat(codes, 6, axis=0)  # each point six times
+    for metric in ranking.METRICS:
+        expected = ranking.rank(metric, floats[:10], codes[:10], db_floats, db_codes)[:, :4]
+        np.testing.assert_array_equal(ranking.tops(metric, floats[:10], codes[:10], db_floats, db_codes, 4), expected)
+        assert ranking.top(metric, floats[3], codes[3], db_floats, db_codes, 4).tolist() == expected[3].tolist()
