@@ -137,6 +137,11 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
+def test_rows(n_test: int, queries: int) -> list[int]:
+    """The bench's queries: `queries` rows spread evenly over a test split of `n_test`, from row 0."""
+    return list(range(0, n_test, max(1, n_test // queries)))[:queries]
+
+
 def encode(image: Image.Image) -> bytes:
     """Bytes as an upload carries them: a JPEG stays the JPEG it is, anything else is PNG."""
     buf = io.BytesIO()
@@ -194,7 +199,7 @@ def main() -> None:
     service.require_store()
     profile, source = service.profile, service.profile_source
     test = load_image_dataset("fashion_mnist")["test"]
-    rows = list(range(0, len(test), max(1, len(test) // args.queries)))[: args.queries]
+    rows = test_rows(len(test), args.queries)
     items = [(test[i]["image"], test.features["label"].names[test[i]["label"]],
               point_id({"dataset": "fashion_mnist", "split": "test", "row": i})) for i in rows]
 

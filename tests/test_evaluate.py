@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,24 @@ def test_the_first_k_follow_the_whole_ranking_even_where_a_tie_crosses_the_cut()
         expected = ranking.rank(metric, floats[:10], codes[:10], db_floats, db_codes)[:, :4]
         np.testing.assert_array_equal(ranking.tops(metric, floats[:10], codes[:10], db_floats, db_codes, 4), expected)
         assert ranking.top(metric, floats[3], codes[3], db_floats, db_codes, 4).tolist() == expected[3].tolist()
+
+
+def test_the_model_comparison_asks_other_questions_than_the_robustness_bench_and_reads_committed_models(tmp_path):
+    """bench/compare.py's queries are never bench/robustness.py's (so a model tuned on one is checked on the other),
+    and `REV:PATH` is the model dir as that git revision holds it."""
+    import subprocess
+
+    from bench.compare import model_dir, query_rows
+    from bench.robustness import test_rows
+
+    for n in (100, 300, 1000, 1250):
+        rows = query_rows(10000, n)
+        assert len(set(rows)) == n and not set(rows) & set(test_rows(10000, 100))
+    root = Path(__file__).resolve().parent.parent
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    committed = model_dir("HEAD:models/fmnist-small", tmp_path)
+    shown = subprocess.run(["git", "show", "HEAD:models/fmnist-small/config.json"], cwd=root, capture_output=True,
+                           check=True).stdout
+    assert (committed / "config.json").read_bytes() == shown and (committed / "model.safetensors").is_file()
+    assert model_dir(str(root / "models/fmnist-small"), tmp_path) == root / "models/fmnist-small"
