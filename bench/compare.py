@@ -30,7 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Recorder  # noqa: E402
-from bench.robustness import TRANSFORMS, encode, test_rows  # noqa: E402
+from bench.robustness import TRANSFORMS, bench_rows, encode  # noqa: E402
 from indexer.ranking import METRICS, tops  # noqa: E402
 from training import config  # noqa: E402
 from training.images import open_image  # noqa: E402
@@ -56,9 +56,9 @@ def model_dir(spec: str, into: Path) -> Path:
     return out
 
 
-def query_rows(n_test: int, n: int, robustness_queries: int = 100) -> list[int]:
+def query_rows(n_test: int, n: int) -> list[int]:
     """`n` rows spread over a test split of `n_test`, none of them one of bench/robustness.py's queries."""
-    taken = set(test_rows(n_test, robustness_queries))
+    taken = set(bench_rows(n_test))
     step = max(2, n_test // n)
     return [r + 1 if r in taken else r for r in range(step // 2, n_test, step)][:n]  # half a step after its rows
 

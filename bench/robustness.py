@@ -137,7 +137,10 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
-def test_rows(n_test: int, queries: int) -> list[int]:
+QUERIES = 100  # the bench's queries by default
+
+
+def bench_rows(n_test: int, queries: int = QUERIES) -> list[int]:
     """The bench's queries: `queries` rows spread evenly over a test split of `n_test`, from row 0."""
     return list(range(0, n_test, max(1, n_test // queries)))[:queries]
 
@@ -186,7 +189,7 @@ def figure_png(service, examples: list[tuple[str, bytes]], path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     config.add_flags(p, "model", "collection", "qdrant")  # the app's defaults
-    p.add_argument("--queries", type=int, default=100, help="test images, spread evenly over the test split")
+    p.add_argument("--queries", type=int, default=QUERIES, help="test images, spread evenly over the test split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure-only", action="store_true", help="only draw bench/results/robustness.png")
     args = p.parse_args()
@@ -199,7 +202,7 @@ def main() -> None:
     service.require_store()
     profile, source = service.profile, service.profile_source
     test = load_image_dataset("fashion_mnist")["test"]
-    rows = test_rows(len(test), args.queries)
+    rows = bench_rows(len(test), args.queries)
     items = [(test[i]["image"], test.features["label"].names[test[i]["label"]],
               point_id({"dataset": "fashion_mnist", "split": "test", "row": i})) for i in rows]
 

@@ -74,11 +74,11 @@ def test_the_model_comparison_asks_other_questions_than_the_robustness_bench_and
     import subprocess
 
     from bench.compare import model_dir, query_rows
-    from bench.robustness import test_rows
+    from bench.robustness import bench_rows
 
     for n in (100, 300, 1000, 1250):
         rows = query_rows(10000, n)
-        assert len(set(rows)) == n and not set(rows) & set(test_rows(10000, 100))
+        assert len(set(rows)) == n and not set(rows) & set(bench_rows(10000))
     root = Path(__file__).resolve().parent.parent
     if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode != 0:
         pytest.skip("not a git checkout")
