@@ -106,6 +106,7 @@ def main() -> None:
     p.add_argument("--baseline", required=True, help="the model to compare with: a model dir, or REV:PATH (git)")
     p.add_argument("--queries", type=int, default=1000, help="test images, spread evenly over the test split")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="compare", help="results go to bench/results/NAME.json")
     args = p.parse_args()
 
     from training.data import load_image_dataset
@@ -121,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = outcomes(model_dir(args.baseline, Path(tmp)), database, db_labels, originals, asked)
         new = outcomes(Path(args.model), database, db_labels, originals, asked)
-    rec = Recorder("compare")
+    rec = Recorder(args.name)
     counts = {"better": 0, "worse": 0, "no difference": 0}
     lines = []
     for figure, b in base.items():

@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from training import config as settings
-from training.model import VIEWS, code_length, processor_size, resolve_precision, retrieval_dim, view_outputs
+from training.model import code_length, processor_size, resolve_precision, retrieval_dim
 from training.modeldir import load_model
 from training.prepare import ImageProfile, model_input
+from training.views import VIEWS, view_count, view_outputs
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Embedder:
             precision or settings.embed_precision(), self.device,
             "embedding precision", "set EMBED_PRECISION or leave it unset",
         )
-        # "image+mirror" (training.model.VIEWS): the default for a model trained with flips.
+        # training.views.VIEWS; unset, what training recorded (training.train.embed_views_for).
         self.views = views or settings.embed_views() or getattr(self.model.config, "embed_views", "image")
         if self.views not in VIEWS:
             raise ValueError(f"embedding views must be one of {', '.join(VIEWS)}, not {self.views!r} "
@@ -97,7 +98,7 @@ class Embedder:
 
     def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
-        step = self.batch_size // 2 if self.views == "image+mirror" else self.batch_size  # images per forward pass
+        step = max(1, self.batch_size // view_count(self.views))  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
             features, code_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))

@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 
 from training.images import preprocess
 from training.prepare import DARK_ON_LIGHT, LIGHT_ON_DARK, ImageProfile, measure_profile, prepare
+from training.views import view_count, view_stack
 
 
 def garment(size: int = 28, fg: int = 230, bg: int = 0, box=None) -> Image.Image:
@@ -196,3 +197,19 @@ def test_a_faint_object_is_stretched_to_the_collection_contrast(fmnist_like_prof
     assert info["stretched"] > 2
     assert np.asarray(prepared).max() == pytest.approx(fmnist_like_profile.contrast * 255, abs=3)
     assert "stretched" not in prepare(garment(fg=240), fmnist_like_profile)[1]
+
+
+def test_the_smoothed_views_quiet_pixel_noise_and_keep_the_picture():
+    """`image+mirror+smooth`: the image, its mirror, and both through the 3×3 binomial kernel. A flat picture comes
+    through unchanged (the border repeated, not padded with zeros), independent pixel noise keeps 36/256 of its
+    variance, and the mirror of the smoothed image is the smoothed mirror, so the mean stays mirror-invariant."""
+    x = preprocess([garment()], 28, (0.5,) * 3, (0.25,) * 3)
+    stack = view_stack(x, "image+mirror+smooth")
+    assert stack.shape == (4, 3, 28, 28) and view_count("image+mirror+smooth") == 4
+    assert torch.equal(stack[0], x[0]) and torch.equal(stack[1], x[0].flip(-1))
+    assert torch.allclose(stack[3], stack[2].flip(-1), atol=1e-6)
+    flat = torch.full((1, 3, 8, 8), -2.0)
+    assert torch.allclose(view_stack(flat, "image+mirror+smooth"), flat.expand(4, 3, 8, 8))
+    noise = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    assert abs(view_stack(noise, "image+mirror+smooth")[2].var().item() - 36 / 256) < 0.01
+    assert view_stack(x, "image").shape == (1, 3, 28, 28) and view_count("image+mirror") == 2

@@ -36,7 +36,7 @@ def test_trained_model_saves_safetensors_metrics_and_card(tiny_model):
     metrics = json.loads((tiny_model / "metrics.json").read_text())
     assert metrics["bits"] == 16
     assert metrics["test_accuracy"] >= 0.8  # three colours and shapes: easy
-    # trained with flips: embedded (and scored) as the mean over the image and its mirror
+    # trained with flips (no instance head): embedded (and scored) as the mean over the image and its mirror
     assert metrics["embed_views"] == "image+mirror" and "test_accuracy_single_view" in metrics
     assert metrics["precision"] == "float32"
     model, processor = load_model(tiny_model)
@@ -258,6 +258,14 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     np.testing.assert_array_equal(emb.codes[:, 16:], emb.floats[:, 16:] > 0)
     np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
+    # Trained robust with an instance head: its instance part is also the mean over the image and its mirror smoothed
+    # (training.views), its class outputs (probabilities, the hash layer's bits) the plain views' alone
+    assert embedder.views == "image+mirror+smooth" and later["embed_views"] == "image+mirror+smooth"
+    four, two = (Embedder(out, precision="float32", views=v).embed(split[:4]["image"], embedder.profile)
+                 for v in ("image+mirror+smooth", "image+mirror"))
+    np.testing.assert_allclose(four.probs, two.probs, atol=1e-6)
+    np.testing.assert_array_equal(four.codes[:, :16], two.codes[:, :16])
+    assert np.abs(four.floats[:, 16:] - two.floats[:, 16:]).max() > 1e-4  # float32 agrees to ~1e-7
     # The loss has the instance term when the batch carries pairs
     x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
     with torch.no_grad():
@@ -269,20 +277,23 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
                         augment="flip"))
 
 
-@pytest.mark.parametrize("size", [(40, 40), (90, 50), (31, 77)])
+@pytest.mark.parametrize("size", [(40, 40), (90, 50), (31, 77), "committed model"])
 def test_the_model_cards_recipe_gives_the_apps_vectors(tiny_model, size):
     """The card's code (training.card.RECIPE: transformers' from_pretrained and AutoImageProcessor) computes the
-    vectors the app's embedder does, to 1e-4, for square and other pictures."""
+    vectors the app's embedder does, to 1e-4, for square and other pictures, and for the committed demo model (an
+    instance head, the smoothed views)."""
     import random
+    from pathlib import Path
 
     from indexer.embedder import Embedder
     from tests.conftest import draw_shape
     from training.card import RECIPE
 
-    image = draw_shape("circle", random.Random(size[0])).resize(size)
-    scope = {"path": str(tiny_model), "image": image}
+    model_dir = Path(__file__).parent.parent / "models" / "fmnist-small" if size == "committed model" else tiny_model
+    image = draw_shape("circle", random.Random(7)).resize((60, 45) if size == "committed model" else size)
+    scope = {"path": str(model_dir), "image": image}
     exec(RECIPE, scope)  # noqa: S102 - the card's own recipe, as a reader would run it
-    embedder = Embedder(tiny_model, precision="float32")
+    embedder = Embedder(model_dir, precision="float32")
     emb = embedder.embed([image], embedder.profile)
     assert np.abs(scope["vector"].numpy() - emb.floats[0]).max() < 1e-4
     assert (scope["code"].numpy() == emb.codes[0]).all()

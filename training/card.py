@@ -10,6 +10,9 @@ def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
                     "image)" if metrics.get("instance_dim") else "the pooled features")
     made = (f"set from `{metrics['dataset']}` without training (the pretrained backbone as it is: "
             "training/searcher.py)" if metrics.get("kind") else f"trained on `{metrics['dataset']}`")
+    code = ("the hash layer and then of the instance head's output" if metrics.get("instance_dim")
+            else "the hash layer")  # training.model.code_logits: a model trained with an instance head has both
+    views = metrics.get("embed_views", "image")
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -18,8 +21,8 @@ tags: [convnext, image-retrieval, deep-hashing]
 # {out.name}
 
 ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, {made}
-for image search: {float_vector} is the float vector (cosine), the signs of the hash layer the binary
-code (Hamming distance).
+for image search: {float_vector} is the float vector (cosine), the signs of {code} the binary code (Hamming
+distance).
 
 {_table(metrics)}
 
@@ -29,7 +32,8 @@ Labels: {', '.join(names)}.
 
 The search app prepares every picture like the collection's images (the image profile in `config.json`: find
 the object, frame it as the collection frames its objects), pads it to a square with its border colour (never a
-crop), and embeds it and its mirror (`embed_views`). With `transformers` and this project's `training` package:
+crop), and embeds it as the mean over the views `embed_views` names in `config.json` (`{views}`). With
+`transformers` and this project's `training` package:
 
 ```python
 {RECIPE.strip()}
@@ -66,8 +70,9 @@ from PIL import ImageOps
 from transformers import AutoImageProcessor
 
 from training.images import border_colour, to_rgb
-from training.model import ConvNextForImageHashing, code_logits, retrieval_features
+from training.model import ConvNextForImageHashing
 from training.prepare import ImageProfile, prepare
+from training.views import view_outputs
 
 model = ConvNextForImageHashing.from_pretrained(path).eval()
 processor = AutoImageProcessor.from_pretrained(path)
@@ -75,10 +80,7 @@ picture, _ = prepare(to_rgb(image), ImageProfile.from_dict(model.config.image_pr
 side = max(picture.size)  # a square, padded with the picture's border colour
 square = ImageOps.pad(picture, (side, side), color=tuple(int(v) for v in border_colour(np.asarray(picture))))
 pixels = processor(square, return_tensors="pt")["pixel_values"]
-if model.config.embed_views == "image+mirror":
-    pixels = torch.cat([pixels, pixels.flip(-1)])
-with torch.no_grad():
-    out = model(pixels)
-vector = torch.nn.functional.normalize(retrieval_features(model.config, out).mean(0), dim=0)
-code = (code_logits(model.config, out).mean(0) > 0).to(torch.uint8)
+features, logits, probs = view_outputs(model, pixels, model.config.embed_views)  # per view: the app's views
+vector = torch.nn.functional.normalize(features.mean(0)[0], dim=0)
+code = (logits.mean(0)[0] > 0).to(torch.uint8)
 """

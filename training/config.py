@@ -49,7 +49,7 @@ def embed_precision() -> str:
 
 
 def embed_views() -> str | None:
-    """$EMBED_VIEWS: image or image+mirror; unset, the model's own (recorded at training)."""
+    """$EMBED_VIEWS: one of training.views.VIEWS; unset, the model's own (recorded at training)."""
     return os.environ.get("EMBED_VIEWS") or None
 
 

@@ -18,9 +18,10 @@ from training import prepare as prepare_module
 from training import separate as separate_module
 from training import surfaces as surfaces_module
 from training.augment import _augment, _augment_params
-from training.model import ConvNextForImageHashing, view_outputs
+from training.model import ConvNextForImageHashing
 from training.prepare import ImageProfile, model_input
 from training.surfaces import surface_view
+from training.views import view_outputs
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def decoded_or_lazy(split, size: int, mean, std, augment: str, profile: ImagePro
 
 
 def predict_views(model: ConvNextForImageHashing, dataset, views: str, batch_size: int = 256) -> torch.Tensor:
-    """Class probabilities of every view of the test images, [n_views, n, classes] (training.model.view_outputs,
+    """Class probabilities of every view of the test images, [n_views, n, classes] (training.views.view_outputs,
     what the embedder averages)."""
     model.eval()
     device = next(model.parameters()).device

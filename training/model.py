@@ -213,21 +213,6 @@ def build_model(
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# How an image is embedded: as it is, or the mean over it and its mirror (what a model trained with flips records).
-VIEWS = ("image", "image+mirror")
-
-
-@torch.inference_mode()
-def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
-    """Retrieval features (`retrieval_features`), code logits (`code_logits`) and class probabilities of every view of
-    `pixels`, float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take
-    the mean over dim 0."""
-    n_views = 2 if views == "image+mirror" else 1
-    out = model(torch.cat([pixels, pixels.flip(-1)]) if n_views == 2 else pixels)
-    outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
-    return [t.view(n_views, len(pixels), -1) for t in outputs]
-
-
 def native_bfloat16(device: torch.device) -> bool:
     """bfloat16 matmuls run natively: a GPU that has them, or a CPU with AVX-512 BF16 or AMX (via oneDNN).
 

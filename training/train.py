@@ -108,6 +108,15 @@ def _run_to_continue(ckpt_dir: Path, args: TrainArgs) -> str | None:
     return last
 
 
+def embed_views_for(augment: str, instance: bool) -> str:
+    """How a model trained with `augment` embeds an image (training.views.VIEWS): one that saw no flips, as it is;
+    one trained with flips, as the mean over the image and its mirror; one trained robust (blur and resampling among
+    its changes) with an instance head, its instance part also over both smoothed (training.views.smooth)."""
+    if augment == "none":
+        return "image"
+    return "image+mirror+smooth" if augment == "robust" and instance else "image+mirror"
+
+
 def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     """Train and write the model dir. `trainer_flags`: TrainingArguments flags set over the defaults here."""
     overrides = trainer_overrides(trainer_flags)  # refuse a wrong flag before loading anything
@@ -130,9 +139,8 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - start
 
-    # Accuracy as the product will see it: a model trained on mirrored images embeds (and classifies) an image as
-    # the mean over it and its mirror (indexer.embedder), which training records in the config.
-    model.config.embed_views = "image" if args.augment == "none" else "image+mirror"
+    # Accuracy as the product will see it: over the views the embedder will average (recorded in the config).
+    model.config.embed_views = embed_views_for(args.augment, bool(getattr(model.config, "instance_dim", 0)))
     labels = torch.tensor(ds["test"]["label"])
     probs = predict_views(model, test_ds, model.config.embed_views)
     model.save_pretrained(out)

@@ -1,0 +1,58 @@
+"""The views an image is embedded as (a model's `embed_views`, recorded by training.train.embed_views_for): every
+consumer of a model's outputs — the embedder, training's test accuracy, the model card's recipe — runs the model on
+the same views and takes the mean over them.
+
+- "image": the image as it is;
+- "image+mirror": and its left–right mirror (a model trained with flips);
+- "image+mirror+smooth": and both smoothed by a 3×3 binomial kernel (a model trained robust, with an instance head).
+  The smoothed views count for the instance part only (which image: the float vector's instance part and the
+  instance bits), where they steady what pixel noise and resampling move; the class outputs (the hash layer's
+  logits, the class probabilities) stay the mean over the plain views. (A model without an instance head, asked
+  for them through EMBED_VIEWS, averages its pooled features over all four.)"""
+
+from __future__ import annotations
+
+import torch
+
+from training.model import ConvNextForImageHashing, code_logits, retrieval_features
+
+VIEWS = ("image", "image+mirror", "image+mirror+smooth")
+
+
+def smooth(pixels: torch.Tensor) -> torch.Tensor:
+    """`pixels` [B, C, H, W] smoothed by the 3×3 binomial kernel ([1, 2, 1] ⊗ [1, 2, 1] / 16), each channel on its
+    own, the border repeated outwards (it is the background)."""
+    k = torch.tensor([1.0, 2.0, 1.0], dtype=pixels.dtype, device=pixels.device)
+    kernel = (k[:, None] * k[None, :] / 16).expand(pixels.shape[1], 1, 3, 3)
+    padded = torch.nn.functional.pad(pixels, (1, 1, 1, 1), mode="replicate")
+    return torch.nn.functional.conv2d(padded, kernel, groups=pixels.shape[1])
+
+
+def view_stack(pixels: torch.Tensor, views: str) -> torch.Tensor:
+    """Every view of `pixels` named by `views`, concatenated along the batch: the plain views (the image, its mirror)
+    first, then the same smoothed (`smooth`), in the same order."""
+    stack = [pixels, pixels.flip(-1)] if "mirror" in views.split("+") else [pixels]
+    if "smooth" in views.split("+"):
+        stack += [smooth(t) for t in stack]
+    return torch.cat(stack)
+
+
+def view_count(views: str) -> int:
+    """How many views `view_stack` makes of each image."""
+    parts = views.split("+")
+    return (2 if "mirror" in parts else 1) * (2 if "smooth" in parts else 1)
+
+
+@torch.inference_mode()
+def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: str) -> list[torch.Tensor]:
+    """Retrieval features (`retrieval_features`), code logits (`code_logits`) and class probabilities of every view of
+    `pixels`, float32, each shaped [n_views, n, dim] (the image first); one forward pass over all views. Callers take
+    the mean over dim 0. A smoothed view carries its plain view's class outputs, so that the mean of those is the
+    plain views' mean."""
+    stack = view_stack(pixels, views)
+    out = model(stack)
+    plain = len(pixels) * view_count(views.replace("+smooth", ""))
+    if len(stack) > plain:
+        out.hash_logits, out.logits = out.hash_logits[:plain].repeat(2, 1), out.logits[:plain].repeat(2, 1)
+    outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
+    return [t.view(len(stack) // len(pixels), len(pixels), -1) for t in outputs]
