@@ -3,7 +3,8 @@
 Images are decoded before timing (decoding is the indexer's "read" stage, bench/indexing.py), so both sides
 measure preprocessing + the model. The embedder runs at its default precision (the model in bfloat16 where the
 hardware has native bfloat16, README "Benchmarks") and once more in float32, to show the share of each; a model
-that embeds each image with its mirror (`image+mirror`) is measured once more on the image alone.
+that embeds each image over several views (`image+mirror+smooth`: training.views) is measured once more over each
+lighter set of views (`image`, `image+mirror`).
 
 python bench/embedding.py [--model models/fmnist-small] [--images 2000]
 """
@@ -22,6 +23,7 @@ from bench.common import Recorder  # noqa: E402
 from indexer.embedder import Embedder  # noqa: E402
 from training import config  # noqa: E402
 from training.data import load_image_dataset  # noqa: E402
+from training.views import VIEWS  # noqa: E402
 
 
 def tiny_224_model(path: Path) -> Path:
@@ -60,10 +62,10 @@ def measure(model_dir: Path, images: list, n_single: int, rec: Recorder, tag: st
     precision = embedder.precision
     rec.figure(f"embed_images_per_s[{tag}]", batched, "img/s", single, "pipeline one image at a time",
                images=len(images), single_images=n_single, precision=precision, views=embedder.views)
-    if embedder.views != "image":  # what the mirror costs: the same model on the image alone
-        one, _ = batched_rate(model_dir, images, None, views="image")
-        rec.figure(f"embed_images_per_s[{tag}, one view]", one, "img/s", single, "pipeline one image at a time",
-                   images=len(images), single_images=n_single, precision=precision, views="image")
+    for views in VIEWS[: VIEWS.index(embedder.views)]:  # what the views cost: the same model over fewer of them
+        rate, _ = batched_rate(model_dir, images, None, views=views)
+        rec.figure(f"embed_images_per_s[{tag}, {views}]", rate, "img/s", single, "pipeline one image at a time",
+                   images=len(images), single_images=n_single, precision=precision, views=views)
     if precision != "float32":
         batched32, _ = batched_rate(model_dir, images, "float32")
         rec.figure(f"embed_images_per_s[{tag}, float32]", batched32, "img/s", single, "pipeline one image at a time",

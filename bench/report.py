@@ -12,7 +12,7 @@ START, END = "<!-- bench:figures -->", "<!-- /bench:figures -->"
 
 # (benchmark, figure, what it is): the figures the README shows, in its order
 README_FIGURES = [
-    ("embedding", "embed_images_per_s[demo model, 28 px]", "embedding, batched, demo model (image + mirror)"),
+    ("embedding", "embed_images_per_s[demo model, 28 px]", "embedding, batched, demo model (over its views)"),
     ("embedding", "embed_images_per_s[convnext-tiny size, 224 px]", "embedding, a ConvNeXt-tiny-sized model at 224 px"),
     ("indexing", "index_70k_seconds", "indexing 70,000 images end to end (HNSW included)"),
     ("search", "p50_ms[70k real, embedded+hnsw, cosine]", "search at 70k, cosine (HNSW)"),
