@@ -111,4 +111,3 @@ def preprocess(images: list[Image.Image], size: int, mean, std) -> torch.Tensor:
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
-

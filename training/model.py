@@ -213,6 +213,8 @@ def build_model(
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+
+
 def native_bfloat16(device: torch.device) -> bool:
     """bfloat16 matmuls run natively: a GPU that has them, or a CPU with AVX-512 BF16 or AMX (via oneDNN).
 
