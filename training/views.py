@@ -31,8 +31,9 @@ def smooth(pixels: torch.Tensor) -> torch.Tensor:
 def view_stack(pixels: torch.Tensor, views: str) -> torch.Tensor:
     """Every view of `pixels` named by `views`, concatenated along the batch: the plain views (the image, its mirror)
     first, then the same smoothed (`smooth`), in the same order."""
-    stack = [pixels, pixels.flip(-1)] if "mirror" in views.split("+") else [pixels]
-    if "smooth" in views.split("+"):
+    parts = views.split("+")
+    stack = [pixels, pixels.flip(-1)] if "mirror" in parts else [pixels]
+    if "smooth" in parts:
         stack += [smooth(t) for t in stack]
     return torch.cat(stack)
 
@@ -51,8 +52,8 @@ def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: st
     plain views' mean."""
     stack = view_stack(pixels, views)
     out = model(stack)
-    plain = len(pixels) * view_count(views.replace("+smooth", ""))
-    if len(stack) > plain:
+    if "smooth" in views.split("+"):  # the second half of the stack: the first half smoothed
+        plain = len(stack) // 2
         out.hash_logits, out.logits = out.hash_logits[:plain].repeat(2, 1), out.logits[:plain].repeat(2, 1)
     outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
     return [t.view(len(stack) // len(pixels), len(pixels), -1) for t in outputs]
