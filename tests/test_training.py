@@ -340,3 +340,21 @@ def test_training_a_finished_run_again_starts_over(shapes_dir, tmp_path):
     train(TrainArgs(**args))
     again = train(TrainArgs(**args))
     assert again["resumed_from"] is None and len(list((tmp_path / "m" / "checkpoints").glob("checkpoint-*"))) == 1
+
+
+def test_a_model_fine_tuned_from_a_model_dir_records_both_stages_in_its_metrics_and_card(shapes_dir, tiny_model,
+                                                                                        tmp_path):
+    """A model trained in two stages (`make model`: from scratch, then a short fine-tune at a lower rate) tells the
+    whole recipe: metrics.json's `stages` and the card name where each stage started, its epochs, rate and time."""
+    from training.train import TrainArgs, train
+
+    first = json.loads((tiny_model / "metrics.json").read_text())
+    assert [s["model"] for s in first["stages"]] == ["tiny"]
+    metrics = train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_model), output=str(tmp_path / "ft"), epochs=1,
+                              bits=16, batch_size=32, learning_rate=1e-3, instance_weight=0.0, colour_views=False))
+    assert [(s["model"], s["epochs"], s["learning_rate"]) for s in metrics["stages"]] == [
+        ("tiny", 12, 5e-3), (str(tiny_model), 1, 1e-3)]
+    assert metrics["stages"][0]["train_seconds"] == first["train_seconds"]
+    card = (tmp_path / "ft" / "README.md").read_text()
+    assert card.startswith("---") and "ConvNeXt (tiny)" in card and "Trained in 2 stages" in card
+    assert f"then 1 epoch from `{tiny_model}` at learning rate 0.001" in card and "| epochs | 12 + 1 |" in card

@@ -13,6 +13,8 @@ def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
     code = ("the hash layer and then of the instance head's output" if metrics.get("instance_dim")
             else "the hash layer")  # training.model.code_logits: a model trained with an instance head has both
     views = metrics.get("embed_views", "image")
+    stages = metrics.get("stages", [])
+    start = stages[0]["model"] if stages else metrics["model"]
     card = f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -20,9 +22,9 @@ tags: [convnext, image-retrieval, deep-hashing]
 ---
 # {out.name}
 
-ConvNeXt ({metrics['model']}) with a {metrics['bits']}-bit hash layer, {made}
+ConvNeXt ({start}) with a {metrics['bits']}-bit hash layer, {made}
 for image search: {float_vector} is the float vector (cosine), the signs of {code} the binary code (Hamming
-distance).
+distance).{_stages(stages)}
 
 {_table(metrics)}
 
@@ -47,15 +49,29 @@ features of a centre crop, which are not these vectors.
     (out / "README.md").write_text(card)
 
 
+def _stages(stages: list[dict]) -> str:
+    """A model trained in stages (each fine-tuning the last one's model dir): the recipe, stage by stage."""
+    if len(stages) < 2:
+        return ""
+    steps = [f"{s['epochs']:g} epoch{'' if s['epochs'] == 1 else 's'} from `{s['model']}` at learning rate "
+             f"{s['learning_rate']:g} ({s['train_seconds']:.0f} s)" for s in stages]
+    return f" Trained in {len(stages)} stages: " + "; then ".join(steps) + "."
+
+
 def _table(metrics: dict) -> str:
-    """The card's figures: those this model dir has."""
+    """The card's figures: those this model dir has (epochs and time stage by stage for a model trained in stages)."""
+    stages = metrics.get("stages", [])
+
+    def staged(key: str):
+        return " + ".join(f"{s[key]:g}" for s in stages) if len(stages) > 1 else metrics.get(key)
+
     rows = [("test accuracy", metrics.get("test_accuracy"), lambda v: f"{v:.4f} (chance: {metrics['chance']:.4f})"
              if "chance" in metrics else f"{v:.4f}"),
             ("test accuracy, one view", metrics.get("test_accuracy_single_view"), lambda v: f"{v:.4f}"),
             ("embedding views", metrics.get("embed_views"), str),
             ("train samples", metrics.get("train_samples"), str),
-            ("epochs", metrics.get("epochs"), str),
-            ("training time (s)", metrics.get("train_seconds"), str),
+            ("epochs", staged("epochs"), str),
+            ("training time (s)", staged("train_seconds"), str),
             ("parameters", metrics.get("parameters"), lambda v: f"{v:,}")]
     lines = ["| metric | value |", "|---|---|"]
     return "\n".join(lines + [f"| {name} | {show(value)} |" for name, value, show in rows if value is not None])

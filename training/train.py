@@ -117,6 +117,23 @@ def embed_views_for(augment: str, instance: bool) -> str:
     return "image+mirror+smooth" if augment == "robust" and instance else "image+mirror"
 
 
+def stages_before(start: str) -> list[dict]:
+    """How a starting point that is a model dir of this project was trained, stage by stage (from its metrics.json):
+    a model fine-tuned from it records them before its own, so its card tells the whole recipe."""
+    path = Path(start) / "metrics.json"
+    made = json.loads(path.read_text()) if path.is_file() else {}
+    if "train_seconds" not in made:
+        return []  # a preset (from scratch), the backbone, a searcher or a Hub checkpoint: the model field names it
+    return made.get("stages") or [_stage(made)]
+
+
+def _stage(metrics: dict) -> dict:
+    """One training run, as `stages` records it: where it started, how long and how fast it learned."""
+    return {"model": metrics.get("model"), "epochs": metrics.get("epochs"),
+            "learning_rate": metrics.get("args", {}).get("learning_rate"),
+            "train_seconds": metrics.get("train_seconds")}
+
+
 def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
     """Train and write the model dir. `trainer_flags`: TrainingArguments flags set over the defaults here."""
     overrides = trainer_overrides(trainer_flags)  # refuse a wrong flag before loading anything
@@ -163,6 +180,7 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
         "args": asdict(args),
         "trainer_overrides": {k: str(getattr(v, "value", v)) for k, v in overrides.items()},  # enums by value
     }
+    metrics["stages"] = stages_before(args.model) + [_stage(metrics)]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_model_card(out, metrics, names)
     return metrics
