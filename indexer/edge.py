@@ -7,11 +7,16 @@ import json
 import os
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 from indexer.edge_requests import filter_of, request_of
 from indexer.plans import INDEXED_FIELDS, Filters, Hit, Nearest, full_scan_kb
 from indexer.store import Store, StoreError, point_vectors, to_hit, with_code_keys
+
+# Closing waits this long for a call still running in another thread (a query, the map's scroll) to end: the engine
+# refuses to close a shard in use.
+CLOSE_WAIT_S = 30.0
 
 
 class EdgeStore(Store):
@@ -50,6 +55,33 @@ class EdgeStore(Store):
     def _shard_dir(self) -> Path:
         return self.root / "shard"
 
+    @property
+    def shard(self):
+        """The open shard; a call while it is closed (the store closed, or a collection being swapped in) is refused
+        with a StoreError rather than failing on None."""
+        if self._shard is None:
+            raise StoreError(f"collection {self.collection!r} is closed or being replaced; try again")
+        return self._shard
+
+    def _close_shard(self, flush: bool = True) -> None:
+        """Close the shard once calls still running in other threads have ended: new calls are refused from now
+        (`shard`), and the engine's "Already borrowed" (a call in use) is waited out, up to CLOSE_WAIT_S."""
+        shard, self._shard = self._shard, None
+        if shard is None:
+            return
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while True:
+            try:
+                if flush:
+                    shard.flush()
+                shard.close()
+                return
+            except RuntimeError as e:
+                if "borrowed" not in str(e) or time.monotonic() > deadline:
+                    self._shard = shard  # still open: the store can be closed again
+                    raise
+                time.sleep(0.01)
+
     def _exists(self) -> bool:
         return (self.root / "meta.json").is_file()
 
@@ -61,10 +93,7 @@ class EdgeStore(Store):
     def reload(self, swap) -> None:
         """Close the shard, run `swap()` on the folder (the lock still held: no other process meanwhile), and
         open what is there then."""
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        self._close_shard()
         swap()
         if self._exists():
             self._open()
@@ -106,8 +135,8 @@ class EdgeStore(Store):
         )
         self._shard = EdgeShard.create(str(self._shard_dir), config)
         for key in INDEXED_FIELDS:
-            self._shard.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
-        self._shard.flush()
+            self.shard.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
+        self.shard.flush()
         # meta.json last, atomically: its presence is what says the collection exists.
         tmp = self.root / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
@@ -124,9 +153,7 @@ class EdgeStore(Store):
     def drop(self) -> None:
         import shutil
 
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        self._close_shard(flush=False)
         (self.root / "meta.json").unlink(missing_ok=True)
         shutil.rmtree(self._shard_dir, ignore_errors=True)
 
@@ -135,21 +162,21 @@ class EdgeStore(Store):
 
         points = [Point(id=i, vector=v, payload=p) for i, v, p in
                   zip(ids, point_vectors(floats, codes), with_code_keys(codes, payloads), strict=True)]
-        self._shard.update(UpdateOperation.upsert_points(points))
+        self.shard.update(UpdateOperation.upsert_points(points))
 
     def flush(self) -> None:
         if self._shard is not None:
-            self._shard.flush()
+            self.shard.flush()
 
     def _query(self, request: Nearest) -> list[Hit]:
-        return [to_hit(p) for p in self._shard.query(request_of(request, self.quantized))]
+        return [to_hit(p) for p in self.shard.query(request_of(request, self.quantized))]
 
     def _query_batch(self, requests: list[Nearest]) -> list[list[Hit]]:
         from qdrant_edge import QueryBatchRequest
 
         if not requests:
             return []
-        answers = self._shard.query_batch(QueryBatchRequest([request_of(r, self.quantized) for r in requests]))
+        answers = self.shard.query_batch(QueryBatchRequest([request_of(r, self.quantized) for r in requests]))
         return [[to_hit(p) for p in points] for points in answers]
 
     def count(self, labels=None) -> int:
@@ -157,43 +184,40 @@ class EdgeStore(Store):
 
         if self._shard is None:
             return 0
-        return self._shard.count(CountRequest(exact=True, filter=filter_of(Filters(tuple(labels or ())))))
+        return self.shard.count(CountRequest(exact=True, filter=filter_of(Filters(tuple(labels or ())))))
 
     def label_counts(self) -> dict[str, int]:
         from qdrant_edge import FacetRequest
 
         if self._shard is None:
             return {}
-        return {h.value: h.count for h in self._shard.facet(FacetRequest(key="label", limit=10_000, exact=True))}
+        return {h.value: h.count for h in self.shard.facet(FacetRequest(key="label", limit=10_000, exact=True))}
 
     def retrieve(self, ids, with_vectors=False) -> list[Hit]:
         if self._shard is None:
             return []
-        return [to_hit(r) for r in self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)]
+        return [to_hit(r) for r in self.shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)]
 
     def delete(self, ids) -> None:
         from qdrant_edge import UpdateOperation
 
-        self._shard.update(UpdateOperation.delete_points(list(ids)))
-        self._shard.flush()
+        self.shard.update(UpdateOperation.delete_points(list(ids)))
+        self.shard.flush()
 
     def scroll(self, limit, offset=None, with_vectors=False, files_only=False, payload=True):
         from qdrant_edge import Filter, IsEmptyCondition, ScrollRequest
 
         flt = Filter(must_not=[IsEmptyCondition("source.file")]) if files_only else None
-        records, nxt = self._shard.scroll(
+        records, nxt = self.shard.scroll(
             ScrollRequest(offset=offset, limit=limit, filter=flt, with_payload=payload, with_vector=with_vectors)
         )
         return [to_hit(r) for r in records], nxt
 
     def optimize(self) -> None:
-        self._shard.optimize()
+        self.shard.optimize()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        self._close_shard()
         if not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
