@@ -14,9 +14,7 @@ from indexer.edge_requests import filter_of, request_of
 from indexer.plans import INDEXED_FIELDS, Filters, Hit, Nearest, full_scan_kb
 from indexer.store import Store, StoreError, point_vectors, to_hit, with_code_keys
 
-# Closing waits this long for a call still running in another thread (a query, the map's scroll) to end: the engine
-# refuses to close a shard in use.
-CLOSE_WAIT_S = 30.0
+CLOSE_WAIT_S = 30.0  # closing waits this long for calls in other threads (the map's scroll) to end
 
 
 class EdgeStore(Store):
@@ -57,25 +55,21 @@ class EdgeStore(Store):
 
     @property
     def shard(self):
-        """The open shard; a call while it is closed (the store closed, or a collection being swapped in) is refused
-        with a StoreError rather than failing on None."""
+        """The open shard; refused with a StoreError while closed (after close, or while a collection is swapped in)."""
         if self._shard is None:
             raise StoreError(f"collection {self.collection!r} is closed or being replaced; try again")
         return self._shard
 
     def _close_shard(self, flush: bool = True) -> None:
-        """Close the shard once calls still running in other threads have ended: new calls are refused from now
-        (`shard`), and the engine's "Already borrowed" (a call in use) is waited out, up to CLOSE_WAIT_S."""
+        """Close the shard, refusing new calls, once calls in other threads end (the engine refuses to close a
+        shard in use: "Already borrowed")."""
         shard, self._shard = self._shard, None
-        if shard is None:
-            return
         deadline = time.monotonic() + CLOSE_WAIT_S
-        while True:
+        while shard is not None:
             try:
                 if flush:
                     shard.flush()
-                shard.close()
-                return
+                return shard.close()
             except RuntimeError as e:
                 if "borrowed" not in str(e) or time.monotonic() > deadline:
                     self._shard = shard  # still open: the store can be closed again
@@ -91,16 +85,13 @@ class EdgeStore(Store):
         self._shard = EdgeShard.load(str(self._shard_dir))
 
     def reload(self, swap) -> None:
-        """Close the shard, run `swap()` on the folder (the lock still held: no other process meanwhile), and
-        open what is there then."""
+        """Close the shard, run `swap()` on the folder (the lock held: no other process meanwhile), open the result."""
         self._close_shard()
         swap()
         if self._exists():
             self._open()
 
     def _create(self, meta: dict) -> None:
-        import shutil
-
         from qdrant_edge import (
             BinaryQuantizationConfig,
             Distance,
@@ -151,8 +142,6 @@ class EdgeStore(Store):
         os.replace(tmp, self.root / "meta.json")
 
     def drop(self) -> None:
-        import shutil
-
         self._close_shard(flush=False)
         (self.root / "meta.json").unlink(missing_ok=True)
         shutil.rmtree(self._shard_dir, ignore_errors=True)
