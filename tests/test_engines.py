@@ -203,15 +203,7 @@ def test_closing_the_embedded_store_waits_for_calls_running_in_other_threads(tmp
         store.upsert(*points)
         store.flush()
         ended: list[Exception] = []
-
-        def scroll_until_closed():
-            try:
-                while True:
-                    list(store.all_points(batch=500))
-            except Exception as e:  # noqa: BLE001 (which one ended it is what the test checks)
-                ended.append(e)
-
-        threads = [threading.Thread(target=scroll_until_closed) for _ in range(2)]
+        threads = [threading.Thread(target=_scroll_until_closed, args=(store, ended)) for _ in range(2)]
         for t in threads:
             t.start()
         time.sleep(0.1)
@@ -220,3 +212,11 @@ def test_closing_the_embedded_store_waits_for_calls_running_in_other_threads(tmp
             t.join(10)
         # a call that had the shard in hand when close began ends with the engine's own word for it
         assert len(ended) == 2 and all("closed" in str(e) or "not initialized" in str(e) for e in ended), ended
+
+
+def _scroll_until_closed(store, ended: list) -> None:
+    try:
+        while True:
+            list(store.all_points(batch=500))
+    except Exception as e:  # noqa: BLE001 (which one ended it is what the test checks)
+        ended.append(e)
