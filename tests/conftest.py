@@ -44,6 +44,25 @@ def draw_shape(kind: str, rng: random.Random, size: int = 32) -> Image.Image:
     return image
 
 
+def same_ranking(a: list, b: list, atol: float = 1e-4) -> bool:
+    """Two answers (lists of hits) give the same hits in the same order, scores equal but for float rounding between
+    engines: two hits may trade places (or one cross the cut at the last place) only when their score and cosine are
+    equal within `atol`, as the tiny model's near-duplicate shapes can be; the order of a near-tie is float rounding
+    on the machine that trained the model, not ranking."""
+    def key(h) -> tuple:
+        return h.id, h.score, h.score if h.cosine is None else h.cosine
+
+    def explained(x, y) -> bool:
+        where = {h[0]: h for h in y}
+        near = [where.get(h[0], y[-1]) for h in x]
+        return all(h[0] == g[0] or (abs(h[1] - n[1]) <= atol and abs(h[2] - n[2]) <= atol)
+                   for h, g, n in zip(x, y, near, strict=True))
+
+    x, y = [key(h) for h in a], [key(h) for h in b]
+    return len(x) == len(y) and np.allclose([h[1] for h in x], [h[1] for h in y], atol=atol) and (
+        not x or (explained(x, y) and explained(y, x)))
+
+
 def on_paper(shape: Image.Image, size: tuple[int, int], at: tuple[int, int], scale: int = 3,
              paper=(236, 232, 224)) -> Image.Image:
     """A shape (draw_shape's) as a person photographs one: in its own colours on light paper, enlarged `scale`

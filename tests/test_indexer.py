@@ -7,6 +7,7 @@ from indexer.factory import open_store
 from indexer.pipeline import build_index
 from indexer.ranking import METRICS
 from indexer.store import IncompatibleCollection, StoreError, point_id
+from tests.conftest import same_ranking
 from training.data import load_image_dataset
 
 
@@ -192,8 +193,7 @@ def test_embedded_engine_client_local_mode_and_rest_requests_agree(embedder, sha
                 for k in (10, 40):  # 40: past the points that share the query's code
                     a = edge.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
                     b = other.search(metric, emb.floats[0], emb.codes[0], k=k, exact=True)
-                    assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-                    assert [h.id for h in a] == [h.id for h in b]
+                    assert same_ranking(a, b)
             # /duplicates: the same seeded sample, the same pairs
             assert other.sample_ids(20, seed=3) == edge.sample_ids(20, seed=3) != edge.sample_ids(20, seed=4)
             pa, pb = edge.duplicate_pairs(0.9, sample=30, seed=3), other.duplicate_pairs(0.9, sample=30, seed=3)
