@@ -107,7 +107,8 @@ def test_a_flat_background_is_still_analysed_as_one_colour(profile):
 
 def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
     """DecodedImages with `surfaces`: every image also has a view of its object on a generated surface, prepared
-    (so on the collection's background, framed); RobustCollator swaps it in for the share it is given."""
+    (so on the collection's background, framed). RobustCollator adds it after a pair's rows, with its label and no
+    partner, for the share it is given; without pairs it takes the image's place."""
     from training.augment import RobustCollator
     from training.data import load_image_dataset
     from training.inputs import DecodedImages
@@ -127,8 +128,13 @@ def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
     assert (border - bg.view(3, 1)).abs().median() < 0.1
     assert not torch.equal(ds.surfaces, ds.pixels)  # another picture of the object than the collection's own
     batch = [ds[i] for i in range(8)]
-    always = RobustCollator(bg, pairs=True, surfaces=1.0)
-    assert always(batch)["pixel_values"].shape == (16, 3, 32, 32)
+    labels = torch.tensor([b["labels"] for b in batch])
+    out = RobustCollator(bg, pairs=True, surfaces=1.0)(batch)
+    assert out["pixel_values"].shape == (24, 3, 32, 32) and len(out["pairs"]) == 16
+    assert torch.equal(out["labels"], torch.cat([labels, labels, labels]))
+    assert RobustCollator(bg, pairs=True, surfaces=0.0)(batch)["pixel_values"].shape == (16, 3, 32, 32)
+    single = RobustCollator(bg, surfaces=1.0)(batch)
+    assert single["pixel_values"].shape == (8, 3, 32, 32) and torch.equal(single["labels"], labels)
     plain = DecodedImages(split, 32, mean, std, "robust", prof)
     assert plain.surfaces is None and "surface_values" not in plain[0]
 

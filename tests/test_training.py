@@ -358,3 +358,26 @@ def test_a_model_fine_tuned_from_a_model_dir_records_both_stages_in_its_metrics_
     card = (tmp_path / "ft" / "README.md").read_text()
     assert card.startswith("---") and "ConvNeXt (tiny)" in card and "Trained in 2 stages" in card
     assert f"then 1 epoch from `{tiny_model}` at learning rate 0.001" in card and "| epochs | 12 + 1 |" in card
+
+
+def test_rows_after_the_pairs_learn_the_class_terms_only():
+    """A batch [views 1; views 2; surface views]: the instance term is over the pairs' rows alone (a surface view is
+    no one's partner, nor anyone's negative), and the class terms over every row."""
+    from training.model import INSTANCE_TEMPERATURE, build_model, instance_loss, partner_rows
+
+    torch.manual_seed(0)
+    model, _ = build_model("tiny", n_bits=16, id2label={0: "a", 1: "b", 2: "c"}, image_size=32,
+                           overrides={"instance_dim": 8, "instance_weight": 0.5, "head_dropout": 0.0})
+    model.eval()
+    x, labels = torch.randn(10, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 0, 1, 2, 0, 1])
+    pairs = partner_rows(4)  # rows 0-7 are pairs, rows 8-9 surface views
+    with torch.no_grad():
+        both = model(x, labels=labels, pairs=pairs)
+        classes = model(x, labels=labels)
+    expected = classes.loss + 0.5 * instance_loss(both.instance[:8], pairs, INSTANCE_TEMPERATURE)
+    assert torch.allclose(both.loss, expected, atol=1e-5)
+    other = torch.cat([x[:8], torch.randn(2, 3, 32, 32)])
+    with torch.no_grad():  # the surface rows' pictures change the class terms, never the instance term
+        moved, classes_moved = model(other, labels=labels, pairs=pairs), model(other, labels=labels)
+    assert not torch.allclose(moved.loss, both.loss)
+    assert torch.allclose(moved.loss - classes_moved.loss, both.loss - classes.loss, atol=1e-5)

@@ -60,8 +60,8 @@ class TrainArgs:
         default=False,
         metadata={"help": "with --augment robust and --prepare: also train on a view of every image's object lying on "
                   "a generated surface (texture, light stronger on one side, a shadow; training.surfaces), prepared "
-                  "as a photo is, swapped in for half the images at each step: the class of a photo on a table is "
-                  "right more often, its very image found less often (README: \"Your photos\" has the figures)"},
+                  "as a photo is, for half the images at each step: added to the batch for the class terms (with "
+                  "--instance-weight), else in the image's place (README: \"Your photos\" has the figures)"},
     )
     instance_weight: float | None = field(
         default=None,

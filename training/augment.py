@@ -142,7 +142,9 @@ class RobustCollator:
     giving each row its partner's (the instance term, training.model.instance_loss).
 
     Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
-    object on a generated surface, prepared) is used instead: as the second view of a pair, or as the image.
+    object on a generated surface, prepared) is used instead of the image; with pairs, it is added to the batch after
+    the pairs' rows instead, for the class terms only (no partner: the instance term keeps every pair of small
+    changes it learns from, and never pulls a surface view to its image).
 
     `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original.
 
@@ -160,20 +162,19 @@ class RobustCollator:
         on_surface = batch.pop("surface_values", None)
         if self.model is not None and not self.model.training:
             return batch
-        x = batch["pixel_values"]
-        second = x
-        if on_surface is not None:
-            swap = (torch.rand(len(x)) < self.surfaces).view(-1, 1, 1, 1)
-            second = torch.where(swap, on_surface, x)
+        x, labels = batch["pixel_values"], batch["labels"]
+        seen = torch.rand(len(x)) < self.surfaces if on_surface is not None else torch.zeros(len(x), dtype=torch.bool)
+        second = x if self.pairs or on_surface is None else torch.where(seen.view(-1, 1, 1, 1), on_surface, x)
         if self.outline > 0:
             drawn = outlines(second, self.ink.view(1, 3, 1, 1), self.background.view(1, 3, 1, 1))
             second = torch.where((torch.rand(len(x)) < self.outline).view(-1, 1, 1, 1), drawn, second)
         if not self.pairs:
             batch["pixel_values"] = self._coloured(robust_augment(second, self.background))
             return batch
-        batch["pixel_values"] = self._coloured(robust_augment(torch.cat([x, second]), self.background, **PAIR_AUGMENT))
-        batch["labels"] = torch.cat([batch["labels"], batch["labels"]])
-        batch["pairs"] = partner_rows(len(x))
+        rows = torch.cat([x, second] + ([on_surface[seen]] if seen.any() else []))
+        batch["pixel_values"] = self._coloured(robust_augment(rows, self.background, **PAIR_AUGMENT))
+        batch["labels"] = torch.cat([labels, labels, labels[seen]])
+        batch["pairs"] = partner_rows(len(x))  # the first 2n rows; surface rows after them have none
         return batch
 
     def _coloured(self, x: torch.Tensor) -> torch.Tensor:

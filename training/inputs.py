@@ -85,7 +85,7 @@ class DecodedImages(torch.utils.data.Dataset):
     Decoding a PNG and converting it at every step would repeat the same work each epoch; decoded once, every
     epoch after the first skips it. With `surfaces` (and a profile), every image also has one view of its object
     lying on a generated surface (training.surfaces), prepared as a photo is: item key `surface_values`, which
-    RobustCollator swaps in for a share of the views."""
+    RobustCollator adds to the batch (or, without pairs, swaps in) for a share of the images."""
 
     def __init__(self, split, size: int, mean, std, augment: str, profile: ImageProfile | None = None,
                  chunk: int = 2048, surfaces: bool = False, seed: int = 0, cache: Path | None = None):

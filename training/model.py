@@ -91,8 +91,9 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 pairs: torch.Tensor | None = None, **kwargs) -> HashOutput:
-        """`pairs` (training with an instance head): for each row of the batch, the row of the other view of the same
-        image; the instance term is added to the loss."""
+        """`pairs` (training with an instance head): for each of the batch's first len(pairs) rows, the row of the
+        other view of the same image; the instance term over those rows is added to the loss (rows after them, such
+        as views on a generated surface, learn the class terms only)."""
         pooled = self.convnext(pixel_values).pooler_output
         h = self.hash(self.dropout(pooled))
         z = torch.tanh(h)
@@ -113,7 +114,8 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
                 loss = loss + self.config.proxy_weight * F.cross_entropy(cos / 0.05, labels)
         instance = self.instance(pooled) if hasattr(self, "instance") else None
         if pairs is not None and instance is not None:
-            term = instance_loss(instance, pairs, getattr(self.config, "instance_temperature", INSTANCE_TEMPERATURE))
+            temperature = getattr(self.config, "instance_temperature", INSTANCE_TEMPERATURE)
+            term = instance_loss(instance[: len(pairs)], pairs, temperature)
             weight = getattr(self.config, "instance_weight", INSTANCE_WEIGHT)
             loss = weight * term if loss is None else loss + weight * term
         return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h, instance=instance)
