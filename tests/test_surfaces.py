@@ -2,6 +2,8 @@
 collection's images (training.separate, through training.prepare); training sees its objects on generated surfaces
 (training.surfaces), prepared the same way."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,38 @@ def test_surface_views_are_kept_for_a_resumed_run(shapes_dir, tmp_path, caplog):
     assert "surface views from" in caplog.text and torch.equal(first.surfaces, again.surfaces)
     other = DecodedImages(split, 24, [0.5] * 3, [0.5] * 3, "robust", prof, surfaces=True, cache=tmp_path, seed=1)
     assert len(list(tmp_path.glob("surface-views-*.pt"))) == 2 and not torch.equal(other.surfaces, first.surfaces)
+
+
+def shaded(size: int, dark: float) -> np.ndarray:
+    """A pullover's shading: 0 at its left edge rising to 1 at its right, [size, size], inside its silhouette (a
+    `garment` of this size) the strength `dark + (1 - dark) * shading`, 0 outside."""
+    shading = np.broadcast_to(np.linspace(0, 1, size, dtype=np.float32), (size, size))
+    return (np.asarray(garment(size=size, fg=255, bg=0)) > 128) * (dark + (1 - dark) * shading)
+
+
+def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
+    """A collection whose pullovers are shaded from faint at the left to bright at the right; a photo of one in its
+    own colour on a surface, darker where the collection's picture is brighter (the collection's images are photos
+    with light and dark swapped), and only a little, as a mid-coloured garment on a light table is. Prepared, the
+    pullover keeps its shading's direction and takes the collection's spread of strength, where drawing it by its
+    distance from the table alone leaves it a narrow band."""
+    collection = measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
+    assert collection.levels[0] < 0.4 and collection.levels[-1] > 0.9
+    mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
+    mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
+    a = window_wall(3)
+    a[mask] = np.array([120, 90, 80], np.float32) * (1 - 0.3 * light[mask[50:200, 60:210]])[:, None]
+    photo = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+    spreads = {}
+    for name, profile in (("shaded", collection), ("by distance", replace(collection, levels=()))):
+        prepared, info = prepare(photo, profile)
+        assert info["surface"] and info.get("shaded", False) == (name == "shaded")
+        p = np.asarray(prepared.convert("L"), dtype=np.float32) / 255
+        obj = p > 0.05
+        cols = np.nonzero(obj.any(0))[0]
+        half = (cols.min() + cols.max()) // 2
+        spreads[name + ", right - left"] = p[:, half:][obj[:, half:]].mean() - p[:, :half][obj[:, :half]].mean()
+        spreads[name] = np.percentile(p[obj], 90) - np.percentile(p[obj], 10)
+    assert spreads["shaded"] == pytest.approx(collection.levels[-2] - collection.levels[1], abs=0.1)
+    assert spreads["shaded, right - left"] > 0.2  # brighter at the right, as the collection's pullovers are
+    assert spreads["by distance"] < 0.6 * spreads["shaded"]

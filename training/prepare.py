@@ -18,8 +18,11 @@ from training.images import preprocess, to_rgb
 log = logging.getLogger(__name__)
 
 # On a surface, the object's pixels stand out at least this much (0-1): a garment whose colour is near the surface's
-# keeps its silhouette.
+# keeps its silhouette (a collection profiled without `levels`).
 SURFACE_FLOOR = 0.25
+# The percentiles of an object's strength that a profile's `levels` records, and that an object found on a surface
+# is matched to (`_shaded`).
+LEVEL_PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
 CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
 # Matting (a colour collection, a picture on a flat background of another colour): a pixel this far (0-255, its
 # channel most unlike the background) from the background is all object; nearer, part object, part background.
@@ -41,6 +44,9 @@ class ImageProfile:
     # The object's strength over its background (its 95th percentile, 0-1) that all but CONTRAST_PERCENTILE % of
     # the collection's images reach: a fainter picture (a pale garment on white) is stretched up to it.
     contrast: float = 0.0
+    # The object's strength (0-1) at LEVEL_PERCENTILES of its pixels, the median over the collection's images: how
+    # its objects are shaded. An object found on a surface is shaded to match (empty: measured before it was).
+    levels: tuple[float, ...] = ()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +57,8 @@ class ImageProfile:
             return None
         return cls(background=tuple(d["background"]), polarity=d["polarity"], fill=float(d["fill"]),
                    centre=tuple(d["centre"]), colour=bool(d["colour"]), aspect=float(d["aspect"]),
-                   samples=int(d.get("samples", 0)), contrast=float(d.get("contrast", 0.0)))
+                   samples=int(d.get("samples", 0)), contrast=float(d.get("contrast", 0.0)),
+                   levels=tuple(float(v) for v in d.get("levels", ())))
 
 
 def _object_strength(y: np.ndarray) -> float:
@@ -70,7 +77,7 @@ def strength_over(x: np.ndarray, bg: np.ndarray, polarity: str) -> np.ndarray:
 
 def measure_profile(images) -> ImageProfile:
     """The profile of a sample of a collection's images (PIL images): medians of what `analyse` finds."""
-    bgs, fills, centres, chromas, aspects, polarities, strengths = [], [], [], [], [], [], []
+    bgs, fills, centres, chromas, aspects, polarities, strengths, levels = [], [], [], [], [], [], [], []
     for image in images:
         a = analysis_array(image)
         h, w = a.shape[:2]
@@ -85,7 +92,9 @@ def measure_profile(images) -> ImageProfile:
         obj = a[an.mask].astype(np.float32)
         chromas.append(float((obj.max(-1) - obj.min(-1)).mean()))  # spread between the RGB channels
         polarities.append(an.polarity)
-        strengths.append(_object_strength(strength_over(a.astype(np.float32), an.background, an.polarity)))
+        y = strength_over(a.astype(np.float32), an.background, an.polarity)
+        strengths.append(_object_strength(y))
+        levels.append(np.percentile(y.max(-1)[an.mask], LEVEL_PERCENTILES))
     if not bgs:
         raise ValueError("cannot measure an image profile from no images")
     return ImageProfile(
@@ -97,6 +106,7 @@ def measure_profile(images) -> ImageProfile:
         aspect=round(float(np.median(aspects)), 3),
         samples=len(bgs),
         contrast=round(float(np.percentile(strengths, CONTRAST_PERCENTILE)), 3) if strengths else 0.0,
+        levels=tuple(round(float(v), 3) for v in np.maximum.accumulate(np.median(levels, axis=0))) if levels else (),
     )
 
 
@@ -185,7 +195,11 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
     1 = extreme), stretched when fainter than the collection's objects, in the collection's polarity over the
     collection's background level."""
     y = strength_over(x, bg, an.polarity)
-    if an.light is not None:  # on a surface: the object's pixels only, none of the surface's grain
+    if an.light is not None and profile.levels:  # on a surface: the object's pixels only, shaded as the collection's
+        own = y.max(-1)  # in a colour collection its channels keep their proportions: its hues
+        y = y * (_shaded(own, an.mask, profile.levels) / np.maximum(own, 1e-6))[..., None]
+        info["shaded"] = True
+    elif an.light is not None:  # none of the surface's grain
         y = np.where(an.mask[..., None], np.maximum(y, SURFACE_FLOOR), 0)
     strength = _object_strength(y)
     if 0 < strength < profile.contrast:
@@ -193,6 +207,15 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
         info["stretched"] = round(profile.contrast / strength, 2)
     info["inverted"] = an.polarity != profile.polarity
     return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
+
+
+def _shaded(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """An object found on a surface (`mask`) with its strength `y` [h, w] matched to the collection's `levels`: its
+    pixels keep their order (a fold stays darker than the cloth around it) and take the collection's spread of
+    strength, where its own may be a narrow band (a mid-grey garment on a light table: all about equally far from the
+    table) or cut off by the floor of what stands out. Outside the mask: 0, the background."""
+    own = np.percentile(y[mask], LEVEL_PERCENTILES) + np.arange(len(LEVEL_PERCENTILES)) * 1e-6  # rising
+    return np.where(mask, np.interp(y, own, levels), 0.0)
 
 
 def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
