@@ -134,6 +134,7 @@ TRANSFORMS: dict[str, Transform] = {
     "phone-size upscale": _phone,
     "product photo": product_photo,
     **{f"on a surface: {name}": on_surface(name) for name in SURFACES},
+    **{f"on a surface, shaded as a photo: {name}": on_surface(name, photo_shaded=True) for name in SURFACES},
 }
 
 

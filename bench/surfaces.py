@@ -4,7 +4,9 @@ have not seen.
 
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
 of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below, with light stronger on one side, a
-soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks.
+soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
+shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`) darker there, as a photo of it is:
+Fashion-MNIST's pictures are product photos with light and dark swapped.
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ def _window_light(rng, h, w):
 SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light}
 
 
-def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,
+             photo_shaded: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The garment in a colour of its own (half the time with stripes or checks), `side` px, turned `angle`°:
     its RGB and its alpha (the silhouette, 0-1)."""
     v = np.asarray(im.convert("L").resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     colour = rng.uniform(20, 235, 3)
-    shade = 0.55 + 0.45 * v[..., None]  # Fashion-MNIST's intensity is the garment's own shading
+    # Fashion-MNIST's intensity is the garment's own shading: its colour dimmed to 55 % where the intensity is least
+    # (or, shaded as a photo, where it is most)
+    shade = (1 - 0.45 * v[..., None]) if photo_shaded else (0.55 + 0.45 * v[..., None])
     rgb = colour * shade + (1 - shade) * 255 * 0.15
     if rng.random() < 0.5:
         yy, xx = np.mgrid[0:side, 0:side]
@@ -81,11 +86,12 @@ def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float)
     return turned[..., :3], turned[..., 3] / 255
 
 
-def scene(im: Image.Image, rng: np.random.Generator, surface: str) -> tuple[Image.Image, np.ndarray]:
+def scene(im: Image.Image, rng: np.random.Generator, surface: str,
+          photo_shaded: bool = False) -> tuple[Image.Image, np.ndarray]:
     """The garment on `surface` (a name of SURFACES): the JPEG'd picture and the garment's true mask [H, W] bool."""
     a = SURFACES[surface](rng, H, W).astype(np.float32)
     side = int(H * rng.uniform(0.4, 0.6))
-    rgb, alpha = _garment(im, rng, side, float(rng.uniform(-8, 8)))
+    rgb, alpha = _garment(im, rng, side, float(rng.uniform(-8, 8)), photo_shaded)
     gh, gw = alpha.shape
     top, left = int(rng.integers(10, H - gh - 10 + 1)), int(rng.integers(10, W - gw - 10 + 1))
     # A soft shadow: the silhouette, shifted and blurred, darkens the surface under the garment's edge.
@@ -110,9 +116,9 @@ def scene(im: Image.Image, rng: np.random.Generator, surface: str) -> tuple[Imag
     return Image.open(io.BytesIO(buf.getvalue())), full > 0.5
 
 
-def on_surface(surface: str | None):
+def on_surface(surface: str | None, photo_shaded: bool = False):
     """bench/robustness.py's transform: the picture on `surface` (None: one of SURFACES drawn at random)."""
     def transform(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         name = surface or list(SURFACES)[int(rng.integers(len(SURFACES)))]
-        return scene(im, rng, name)[0]
+        return scene(im, rng, name, photo_shaded)[0]
     return transform
