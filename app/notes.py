@@ -42,6 +42,8 @@ def query_note(query: dict) -> str:
         done.append("light and dark swapped to match the collection")
     if prep.get("grey"):
         done.append("converted to grey")
+    if prep.get("shaded"):
+        done.append("shaded as the collection's objects are")
     if prep.get("stretched"):
         done.append(f"its contrast stretched {prep['stretched']}×")
     return "Prepared: " + ", ".join(done) + f" (profile: the {prep['profile']}'s)."

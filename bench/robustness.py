@@ -1,7 +1,8 @@
 """How the product answers a person's own pictures: test images of the demo collection under the transforms a
 photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
 noisy, JPEG'd, upscaled, and all at once as a product photo; and lying on a real surface, bench/surfaces.py: linen,
-terrazzo, marble, a wall by a window, each garment in a colour of its own, turned, in uneven light, with a shadow),
+terrazzo, marble, a wall by a window, each garment in a colour of its own, shaded either way round or as a photo
+is, turned, in uneven light, with a shadow),
 searched as the app searches them.
 
 For each transform and metric: how often the original comes back in the top 5, label precision@10, and the

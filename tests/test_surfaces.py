@@ -182,6 +182,8 @@ def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
     for name, profile in (("shaded", collection), ("by distance", replace(collection, levels=()))):
         prepared, info = prepare(photo, profile)
         assert info["surface"] and info.get("shaded", False) == (name == "shaded")
+        note = query_note({"prepared": {**info, "profile": "collection"}})
+        assert ("shaded as the collection's objects are" in note) == (name == "shaded")
         p = np.asarray(prepared.convert("L"), dtype=np.float32) / 255
         obj = p > 0.05
         cols = np.nonzero(obj.any(0))[0]
