@@ -192,8 +192,9 @@ def _matte(x: np.ndarray, bg: np.ndarray, mask: np.ndarray | None, target: np.nd
 def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile, target: np.ndarray,
              info: dict) -> np.ndarray:
     """The object drawn by its strength over its background in the picture's own polarity (0 = background,
-    1 = extreme), stretched when fainter than the collection's objects, in the collection's polarity over the
-    collection's background level."""
+    1 = extreme), on a surface shaded as the collection's objects are (`_shaded`, with the profile's `levels`),
+    stretched when fainter than the collection's objects, in the collection's polarity over the collection's
+    background level."""
     y = strength_over(x, bg, an.polarity)
     if an.light is not None and profile.levels:  # on a surface: the object's pixels only, shaded as the collection's
         own = y.max(-1)  # in a colour collection its channels keep their proportions: its hues
