@@ -103,7 +103,7 @@ def test_a_photo_on_a_light_background_is_prepared_and_the_page_says_so(served, 
     on_paper(draw_shape("circle", random.Random(5)), (480, 320), (300, 40), scale=4).save(query, quality=85)
     with page_at(client.src, 1400, 1000, "photo") as page:
         _search_with(page, query)
-        page.locator("#query-note").get_by_text("in its own colours").wait_for(timeout=10_000)
+        page.locator("#query-note").get_by_text("in its own colours").wait_for(timeout=30_000)
         captions = page.locator("#results").inner_text()
         assert captions.count("circle") >= 7, captions
 
@@ -283,7 +283,7 @@ def test_an_image_url_is_fetched_shown_and_searched(served):
             page.locator("#query-url textarea, #query-url input").first.fill(images.url + "/square.png")
             page.get_by_role("button", name="Fetch & search").click()
             page.locator("#results button.thumbnail-item").first.wait_for(timeout=30_000)
-            page.locator("[data-testid=image] .image-frame img").wait_for(timeout=10_000)  # the fetched picture
+            page.locator("[data-testid=image] .image-frame img").wait_for(timeout=30_000)  # the fetched picture
             _wait_shown(page, 10)
             assert sum("square" in c for c in _captions(page)) >= 8
     finally:
@@ -306,9 +306,9 @@ def test_a_locked_collection_says_so_and_the_token_box_lets_the_admin_add(indexe
         before = service.require_store().count()
         with page_at(url, 1200, 900, "locked") as page:
             page.get_by_role("tab", name="Add & delete").click()
-            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=10_000)
+            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=30_000)
             page.locator("#add-files input[type=file]").set_input_files(str(picture))
-            page.locator("#add-files").get_by_text(picture.name).wait_for(timeout=10_000)  # uploaded
+            page.locator("#add-files").get_by_text(picture.name).wait_for(timeout=30_000)  # uploaded
             page.get_by_role("button", name="Add to collection").click()
             page.get_by_text("no credential was sent").first.wait_for(timeout=30_000)
             assert service.require_store().count() == before
@@ -331,7 +331,7 @@ def test_signing_in_with_hugging_face_shows_who_may_write(indexed, tiny_model, t
     with running_app(tiny_model, tmp_path / "q", name, tmp_path / "data", oauth=True, write_users="alice") as (url, _):
         with page_at(url, 1200, 900, "signed-in") as page:
             page.get_by_role("tab", name="Add & delete").click()
-            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=10_000)
+            page.locator("#access-note").get_by_text("read-only").wait_for(timeout=30_000)
             page.get_by_role("button", name="Sign in with Hugging Face").click()
             page.wait_for_load_state("load")  # back from the login routes, with the session cookie
             page.get_by_role("button", name="Search", exact=True).wait_for(timeout=30_000)
