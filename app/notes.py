@@ -36,6 +36,8 @@ def query_note(query: dict) -> str:
         return f"No object stood out from the background; the whole picture was searched{moved}."
     done = ["object found" + (" on a textured or unevenly lit surface" if prep.get("surface") else "")
             + " and framed like the collection's images"]
+    if prep.get("smoothed"):
+        done.append("its noise smoothed away")
     if prep.get("matted"):
         done.append("moved in its own colours onto the collection's background")
     if prep.get("inverted"):

@@ -12,7 +12,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.analysis import DARK_ON_LIGHT, LIGHT_ON_DARK, MIN_CONTRAST, Analysis, analyse, analysis_array, luma
+from training.analysis import (
+    DARK_ON_LIGHT,
+    LIGHT_ON_DARK,
+    MIN_CONTRAST,
+    Analysis,
+    analyse,
+    analysis_array,
+    luma,
+    quietened,
+)
 from training.images import preprocess, to_rgb
 
 log = logging.getLogger(__name__)
@@ -131,17 +140,20 @@ def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
 
 
 def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
-    """Make a picture look like the collection's images: find the object against its background, crop it, match
-    colour, polarity and background level, and frame it as the collection frames its objects. In a colour
-    collection, an object on a flat background of another colour keeps its own colours, moved onto the collection's
-    background (`_matte`); otherwise it is redrawn by its strength in the collection's polarity (`_redrawn`).
+    """Make a picture look like the collection's images: smooth it if it is noisy (`quietened`), find the object
+    against its background, crop it, match colour, polarity and background level, and frame it as the collection
+    frames its objects. In a colour collection, an object on a flat background of another colour keeps its own
+    colours, moved onto the collection's background (`_matte`); otherwise it is redrawn by its strength in the
+    collection's polarity (`_redrawn`).
 
     Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
     if profile is None:
         return to_rgb(image), {"prepared": False}
-    a = analysis_array(image)
+    a, noise = quietened(analysis_array(image))
     an = analyse(a)
     info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
+    if noise:
+        info["smoothed"] = round(noise, 1)  # its noise (rms, 0-255), smoothed away first
     x = a.astype(np.float32) if an.light is None else a / an.light[..., None]  # light evened on a surface
     bg = an.background.astype(np.float32)
     target = np.asarray(profile.background, dtype=np.float32)
