@@ -239,3 +239,7 @@ def test_a_noisy_picture_is_smoothed_before_its_object_is_found(fmnist_like_prof
     assert all(abs(u - v) <= 1 for u, v in zip(info["object"], clean_info["object"]))
     assert noisy_info["object"] != clean_info["object"]
     assert off(smoothed, reference) < 0.5 * off(left_noisy, reference)
+    from app.notes import query_note
+
+    assert "its noise smoothed away" in query_note({"prepared": {**info, "profile": "collection"}})
+    assert "noise" not in query_note({"prepared": {**clean_info, "profile": "collection"}})
