@@ -149,11 +149,13 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
     if profile is None:
         return to_rgb(image), {"prepared": False}
-    a, noise = quietened(analysis_array(image))
+    a = analysis_array(image)
     an = analyse(a)
     info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
-    if noise:
-        info["smoothed"] = round(noise, 1)  # its noise (rms, 0-255), smoothed away first
+    if an.light is None:  # on a flat background noise is told from texture: smoothed away if there is any
+        a, noise = quietened(a)
+        if noise:
+            an, info["smoothed"] = analyse(a), round(noise, 1)
     x = a.astype(np.float32) if an.light is None else a / an.light[..., None]  # light evened on a surface
     bg = an.background.astype(np.float32)
     target = np.asarray(profile.background, dtype=np.float32)
