@@ -1,8 +1,8 @@
 """How the product answers a person's own pictures: test images of the demo collection under the transforms a
 photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
-noisy, JPEG'd, upscaled, and all at once as a product photo; and lying on a real surface, bench/surfaces.py: linen,
-terrazzo, marble, a wall by a window, each garment in a colour of its own, shaded either way round or as a photo
-is, turned, in uneven light, with a shadow),
+noisy, JPEG'd, upscaled, and all at once as a product photo, also with a dim room's grain; and lying on a real
+surface, bench/surfaces.py: linen, terrazzo, marble, a wall by a window, each garment in a colour of its own, shaded
+either way round or as a photo is, turned, in uneven light, with a shadow),
 searched as the app searches them.
 
 For each transform and metric: how often the original comes back in the top 5, label precision@10, and the
@@ -112,6 +112,13 @@ def product_photo(im, rng):
     return _jpeg(80, frame)
 
 
+def _grainy_photo(im, rng):
+    """The product photo as a dim room's camera takes it: sensor grain (σ 12, luminance), JPEG quality 90."""
+    photo = np.asarray(product_photo(im, rng).convert("RGB"), dtype=np.float32)
+    grain = rng.normal(0, 12, photo.shape[:2])[..., None]
+    return _jpeg(90, Image.fromarray((photo + grain).clip(0, 255).astype(np.uint8)))
+
+
 TRANSFORMS: dict[str, Transform] = {
     "clean": lambda im, rng: im,
     "shift 1 px": _shift(1),
@@ -134,6 +141,7 @@ TRANSFORMS: dict[str, Transform] = {
     "JPEG q30": lambda im, rng: _jpeg(30, im),
     "phone-size upscale": _phone,
     "product photo": product_photo,
+    "product photo, grainy (σ 12)": _grainy_photo,
     **{f"on a surface: {name}": on_surface(name) for name in SURFACES},
     **{f"on a surface, shaded as a photo: {name}": on_surface(name, photo_shaded=True) for name in SURFACES},
 }
