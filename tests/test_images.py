@@ -239,7 +239,7 @@ def test_a_noisy_picture_is_smoothed_before_its_object_is_found(fmnist_like_prof
     def off(a, b):  # mean difference at the model's input size, 0-1
         return (preprocess([a], 28, [0.0] * 3, [1.0] * 3) - preprocess([b], 28, [0.0] * 3, [1.0] * 3)).abs().mean()
 
-    assert all(abs(u - v) <= 1 for u, v in zip(info["object"], clean_info["object"]))
+    assert all(abs(u - v) <= 1 for u, v in zip(info["object"], clean_info["object"], strict=True))
     assert noisy_info["object"] != clean_info["object"]
     assert off(smoothed, reference) < 0.5 * off(left_noisy, reference)
     from app.notes import query_note
