@@ -251,6 +251,8 @@ def test_the_page_at_phone_width_shows_full_captions_and_a_label_chart(served, t
         assert chart.bounding_box()["width"] > 200
         picture = page.locator("#collection-map img").first  # the map, with the search's results marked
         page.locator("#map-note").get_by_text("the current query").wait_for(timeout=60_000)
+        page.wait_for_function("() => { const i = document.querySelector('#collection-map img');"
+                               " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)  # drawn, laid out
         box = picture.bounding_box()
         assert 300 <= box["width"] and box["x"] >= 0 and box["x"] + box["width"] <= 390
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
