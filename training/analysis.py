@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from training.images import border_colour, to_rgb
 from training.separate import MASK_SIDE, flat_border, object_mask, surface_of
@@ -88,26 +88,28 @@ def _with_box(a: np.ndarray, bg: np.ndarray, mask: np.ndarray, light: np.ndarray
 
 def _analyse_flat(a: np.ndarray) -> Analysis:
     bg = border_colour(a)
-    diff = _difference(a, bg)
-    diff = np.asarray(Image.fromarray(diff).filter(ImageFilter.MedianFilter(3)))  # isolated noise is not object
+    _, diff = _standing_out(a, bg)
     mask = diff > max(MIN_CONTRAST, 0.1 * float(np.percentile(diff, 99)))
     return _with_box(a, bg, mask)
 
 
-def _difference(a: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Each pixel's difference from the background colour: its channel most unlike it, 0-255 (uint8)."""
-    return np.abs(a.astype(np.int16) - bg.astype(np.int16)).max(-1).clip(0, 255).astype(np.uint8)
+def _standing_out(a: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's difference from the background colour `bg` (its channel most unlike it, 0-255, uint8): as it is,
+    and after a 3×3 median (the border repeated), which takes isolated noise away: that is not object."""
+    import cv2
+
+    diff = np.abs(a.astype(np.int16) - bg.astype(np.int16)).max(-1).clip(0, 255).astype(np.uint8)
+    return diff, cv2.medianBlur(diff, 3)
 
 
-def noise_level(a: np.ndarray) -> float:
+def noise_level(a: np.ndarray, bg: np.ndarray) -> float:
     """A flat-background picture's pixel noise (0-255): the 75th percentile of its difference from the background
-    colour less that difference's 3×3 median (what is left is noise: not a smooth fringe, nor, that far up, the few
+    colour `bg` less that difference's 3×3 median (what is left is noise: not a smooth fringe, nor, that far up, the few
     pixels of a thin strap the median erased), where the picture is plainly background (see NOISE_CLEARANCE); 0 when
     too little of it is."""
     import cv2
 
-    diff = _difference(a, border_colour(a))
-    smooth = cv2.medianBlur(diff, 3)
+    diff, smooth = _standing_out(a, bg)
     near = 2 * NOISE_CLEARANCE - 1  # within NOISE_CLEARANCE − 1 px of a pixel that stands out
     clear = cv2.dilate((smooth >= MIN_CONTRAST).astype(np.uint8), np.ones((near, near), np.uint8)) == 0
     if clear.mean() < NOISE_AREA:
@@ -115,10 +117,10 @@ def noise_level(a: np.ndarray) -> float:
     return float(np.percentile(np.abs(diff[clear].astype(np.float32) - smooth[clear]), 75))
 
 
-def quietened(a: np.ndarray) -> tuple[np.ndarray, float]:
-    """A noisy picture (`noise_level` above NOISE_FLOOR) smoothed with its edges kept, and the noise measured; any
-    other picture as it is, and 0."""
-    noise = noise_level(a)
+def quietened(a: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, float]:
+    """A noisy picture on the flat background `bg` (`noise_level` above NOISE_FLOOR) smoothed with its edges kept,
+    and the noise measured; any other picture as it is, and 0."""
+    noise = noise_level(a, bg)
     if noise <= NOISE_FLOOR:
         return a, 0.0
     import cv2

@@ -153,7 +153,7 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     an = analyse(a)
     info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
     if an.light is None:  # on a flat background noise is told from texture: smoothed away if there is any
-        a, noise = quietened(a)
+        a, noise = quietened(a, an.background)
         if noise:
             an, info["smoothed"] = analyse(a), round(noise, 1)
     x = a.astype(np.float32) if an.light is None else a / an.light[..., None]  # light evened on a surface
