@@ -6,7 +6,8 @@
   evaluate  retrieval quality on the standard protocol (test queries against the train database)
   snapshot  back a collection up with its stored images, into one file
   restore   put a snapshot back (a new collection, or --force to replace one)
-  upgrade   convert a collection built before the ±1 code layout, from its stored vectors (no model run)
+  upgrade   convert an older collection (the ±1 code layout; --model: its model's code length) from its stored
+            vectors (no model run)
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     u = sub.add_parser("upgrade", help="convert an older collection's codes to the current layout")
     _store_args(u)
+    u.add_argument("--model", default=None, help="the model dir that built it: derive its codes again for this "
+                   "version's code length (training.codes) from the stored vectors")
 
     args = parser.parse_args(argv)
     args.qdrant = config.resolve_location(args.qdrant, args.data_dir)  # the one rule, with this command's data dir
@@ -90,7 +93,7 @@ def _run(args) -> int:
     if args.command == "upgrade":
         from indexer.upgrade import upgrade
 
-        print(json.dumps(upgrade(args.collection, args.qdrant)))
+        print(json.dumps(upgrade(args.collection, args.qdrant, args.model)))
         return 0
     if args.command in ("snapshot", "restore"):
         from indexer.backup import restore, snapshot

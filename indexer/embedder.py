@@ -1,6 +1,6 @@
 """How an image becomes vectors: the model's L2-normalised retrieval features (`float`: pooled features, or code and
 instance parts, training.model.retrieval_features) and the signs of the code logits (`code`: the hash layer's, and
-the instance part's for a model with `instance_bits`, training.model.code_logits)."""
+the instance part's bits for a model with `instance_bits`, training.codes.code_logits)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from training import config as settings
-from training.model import code_length, processor_size, resolve_precision, retrieval_dim
+from training.codes import code_length
+from training.model import processor_size, resolve_precision, retrieval_dim
 from training.modeldir import load_model
 from training.prepare import ImageProfile, model_input
 from training.views import VIEWS, view_count, view_outputs
@@ -22,7 +23,7 @@ from training.views import VIEWS, view_count, view_outputs
 @dataclass
 class Embeddings:
     floats: np.ndarray  # [n, float_dim] float32, unit length
-    codes: np.ndarray  # [n, n_bits] uint8 0/1 (training.model.code_length)
+    codes: np.ndarray  # [n, n_bits] uint8 0/1 (training.codes.code_length)
     probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
     prepared: list[dict] | None = None  # what training.prepare.prepare did to each image
 

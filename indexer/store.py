@@ -57,6 +57,12 @@ def check_compatible(existing: dict, wanted: dict, collection: str) -> None:
         )
     # A collection from before views were recorded was embedded from the image alone.
     existing, wanted = {"views": "image", **existing}, {"views": "image", **wanted}
+    if existing.get("model_sha256") == wanted.get("model_sha256") and existing.get("n_bits") != wanted.get("n_bits"):
+        raise IncompatibleCollection(
+            f"collection {collection!r} holds {existing.get('n_bits')}-bit codes that {wanted.get('model')}'s weights "
+            f"made before its codes became {wanted.get('n_bits')} bits; derive them again from the stored vectors "
+            f"with `python -m indexer upgrade --collection {collection} --model MODEL_DIR` (no image is read)"
+        )
     for key, what in (
         ("model_sha256", "model"), ("n_bits", "bit count"), ("float_dim", "float vector size"),
         ("views", "embedding views"),
@@ -100,8 +106,9 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 COPY_BATCH = 2000
 
 
-def copy_points(source: Store, target: Store, batch: int = COPY_BATCH) -> int:
-    """Every point of `source` into `target`, vectors and payload as stored (the code key written anew)."""
+def copy_points(source: Store, target: Store, batch: int = COPY_BATCH, recode=None) -> int:
+    """Every point of `source` into `target`, vectors and payload as stored (the code key written anew); `recode`:
+    (float vector, code) → the code to write instead."""
     ids, floats, codes, payloads, copied = [], [], [], [], 0
 
     def put():
@@ -111,7 +118,7 @@ def copy_points(source: Store, target: Store, batch: int = COPY_BATCH) -> int:
     for h in source.all_points(batch, with_vectors=True):
         ids.append(h.id)
         floats.append(h.float_vector)
-        codes.append(h.code_vector)
+        codes.append(h.code_vector if recode is None else recode(h.float_vector, h.code_vector))
         payloads.append({k: v for k, v in h.payload.items() if k != "code"})
         if len(ids) == batch:
             copied += put()

@@ -132,3 +132,47 @@ def _count_labels(points) -> dict:
     labels, counts = np.unique([p.payload["label"] for p in points], return_counts=True)
     return dict(zip(labels.tolist(), counts.tolist(), strict=True))
 
+
+
+def test_a_collection_whose_codes_its_model_made_before_the_hyperplanes_is_upgraded_from_its_vectors(
+        shapes_dir, tmp_path):
+    from indexer.embedder import Embedder
+    from indexer.pipeline import build_index
+    from training.model import build_model
+
+    model_dir, qdrant = tmp_path / "m", str(tmp_path / "q")
+    model, processor = build_model("tiny", n_bits=16, id2label={0: "a", 1: "b"}, image_size=32,
+                                   overrides={"instance_dim": 64, "instance_bits": True})
+    model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+
+    def build(name):
+        store = open_store(name, qdrant)
+        try:
+            build_index(Embedder(model_dir), store, str(shapes_dir), batch_size=32)
+            return {p.id: p for p in store.all_points(with_vectors=True)}
+        finally:
+            store.close()
+
+    before = build("shapes")  # the instance output's own signs: 16 + 64 bits
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps(dict(config, instance_code_bits=32, instance_code_seed=0)))
+    store = open_store("shapes", qdrant)
+    with pytest.raises(IncompatibleCollection, match="indexer upgrade --collection shapes --model"):
+        store.require(Embedder(model_dir).meta)
+    store.close()
+
+    assert main(["upgrade", "--collection", "shapes", "--qdrant", qdrant, "--model", str(model_dir)]) == 0
+    fresh = build("fresh")  # the same pictures embedded by the model as it is now: 16 + 32 bits
+    store = open_store("shapes", qdrant)
+    try:
+        store.require(Embedder(model_dir).meta)
+        after = {p.id: p for p in store.all_points(with_vectors=True)}
+    finally:
+        store.close()
+    assert set(after) == set(before) == set(fresh)
+    for pid, point in after.items():
+        np.testing.assert_array_equal(point.float_vector, before[pid].float_vector)
+        np.testing.assert_array_equal(point.code_vector[:16], before[pid].code_vector[:16])
+    differing = np.mean([np.mean(after[p].code_vector != fresh[p].code_vector) for p in after])
+    assert len(next(iter(after.values())).code_vector) == 48 and differing < 0.005  # a bit at a float's last digit

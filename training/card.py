@@ -11,7 +11,9 @@ def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
     made = (f"set from `{metrics['dataset']}` without training (the pretrained backbone as it is: "
             "training/searcher.py)" if metrics.get("kind") else f"trained on `{metrics['dataset']}`")
     code = ("the hash layer and then of the instance head's output" if metrics.get("instance_dim")
-            else "the hash layer")  # training.model.code_logits: a model trained with an instance head has both
+            else "the hash layer")  # training.codes.code_logits: a model trained with an instance head has both
+    if planes := metrics.get("instance_code_bits"):
+        code += f" projected on {planes} fixed random hyperplanes (`instance_code_seed` in `config.json`)"
     views = metrics.get("embed_views", "image")
     stages = metrics.get("stages", [])
     start = stages[0]["model"] if stages else metrics["model"]

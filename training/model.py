@@ -12,8 +12,8 @@ With `instance_dim` set, an instance head (Linear → instance_dim) on the poole
 from another: trained on two augmented views of every image, each view's nearest among the batch's views must be its
 partner (NT-Xent, Chen et al. 2020; what copy-detection descriptors are trained with). The float vector is then both
 parts, each L2-normalised: the tanh code (which class) and the instance output (which image of it), weighted so that
-the instance part holds `instance_share` of the cosine (`retrieval_features`); the code, with `instance_bits`, also
-the instance output's signs (`code_logits`)."""
+the instance part holds `instance_share` of the cosine (`retrieval_features`); the binary code, with `instance_bits`,
+also says which image (`training.codes`)."""
 
 from __future__ import annotations
 
@@ -151,19 +151,6 @@ def retrieval_features(config, out: HashOutput) -> torch.Tensor:
     share = getattr(config, "instance_share", INSTANCE_SHARE)
     code = F.normalize(torch.tanh(out.hash_logits.float()), dim=-1) * (1 - share) ** 0.5
     return torch.cat([code, F.normalize(out.instance.float(), dim=-1) * share**0.5], dim=-1)
-
-
-def code_logits(config, out: HashOutput) -> torch.Tensor:
-    """What the binary code is the sign of: the hash logits (which class); with `instance_bits` (set for a model trained
-    with an instance head) also the normalised instance output (which image of it: README, "Your photos")."""
-    if out.instance is None or not getattr(config, "instance_bits", False):
-        return out.hash_logits.float()
-    return torch.cat([out.hash_logits.float(), F.normalize(out.instance.float(), dim=-1)], dim=-1)
-
-
-def code_length(config) -> int:
-    """The binary code's length in bits (what a collection records as `n_bits`)."""
-    return int(config.n_bits) + (int(getattr(config, "instance_dim", 0)) if getattr(config, "instance_bits", 0) else 0)
 
 
 def retrieval_dim(config) -> int:

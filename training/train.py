@@ -21,6 +21,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from training.args import TrainArgs, resolve
 from training.augment import RobustCollator
 from training.card import write_model_card
+from training.codes import INSTANCE_CODE_BITS
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.inputs import accuracy_of, decoded_or_lazy, predict_views
 from training.model import INSTANCE_DIM, PRESETS, build_model, processor_size
@@ -61,8 +62,9 @@ def _model(args: TrainArgs, names: list[str]):
         if args.augment != "robust":
             raise ValueError("--instance-weight trains on two augmented views of every image: "
                              "it needs --augment robust (the default)")
-        # instance_bits: the binary code carries the instance part's signs too (training.model.code_logits)
-        overrides = {"instance_dim": INSTANCE_DIM, "instance_bits": True, **overrides,
+        # instance_bits: the binary code also says which image (training.codes)
+        overrides = {"instance_dim": INSTANCE_DIM, "instance_bits": True, "instance_code_bits": INSTANCE_CODE_BITS,
+                     "instance_code_seed": 0, **overrides,
                      "instance_weight": args.instance_weight}
     return build_model(args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
                        overrides=overrides)
@@ -177,6 +179,7 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
         "batch_size": args.batch_size, "epochs": args.epochs, "train_seconds": round(train_seconds, 1),
         "resumed_from": last, "precision": precision, "parameters": sum(p.numel() for p in model.parameters()),
         "instance_dim": getattr(model.config, "instance_dim", 0),  # > 0: the float vector has an instance part
+        "instance_code_bits": getattr(model.config, "instance_code_bits", 0),  # training.codes
         "args": asdict(args),
         "trainer_overrides": {k: str(getattr(v, "value", v)) for k, v in overrides.items()},  # enums by value
     }

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from training.model import ConvNextForImageHashing, code_logits, retrieval_features
+from training.codes import code_logits
+from training.model import ConvNextForImageHashing, retrieval_features
 
 VIEWS = ("image", "image+mirror", "image+mirror+smooth")
 
