@@ -37,6 +37,14 @@ def test_the_share_of_differing_instance_bits_follows_the_angle_between_instance
     assert (differing - angle).abs().mean() < 0.03 and np.corrcoef(differing, angle)[0, 1] > 0.95
 
 
+def test_the_class_bits_are_written_as_many_times_as_the_config_says():
+    config = _config(instance_code_bits=32, class_code_weight=3)
+    assert code_length(config) == 16 * 3 + 32
+    hash_logits = torch.randn(4, 16)
+    logits = code_logits(config, HashOutput(hash_logits=hash_logits, instance=torch.randn(4, 64)))
+    assert logits.shape == (4, 80) and all(torch.equal(logits[:, 16 * i:16 * (i + 1)], hash_logits) for i in range(3))
+
+
 def test_a_model_from_before_the_hyperplanes_keeps_its_instance_outputs_own_signs():
     config = _config()  # no instance_code_bits: a model dir trained before them, and the collections it built
     assert instance_hyperplanes(config) is None and code_length(config) == 16 + 64

@@ -220,7 +220,7 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     parts' signs."""
     from indexer.embedder import Embedder
     from training.augment import PAIR_AUGMENT, robust_augment
-    from training.codes import INSTANCE_CODE_BITS, instance_hyperplanes
+    from training.codes import CLASS_CODE_WEIGHT, INSTANCE_CODE_BITS, instance_hyperplanes
     from training.images import preprocess
     from training.model import INSTANCE_SHARE, instance_loss, partner_rows
     from training.train import TrainArgs, train
@@ -256,11 +256,13 @@ def test_instance_fine_tuning_adds_a_head_that_tells_two_views_of_an_image_from_
     assert embedder.float_dim == 16 + 64 and emb.floats.shape == (4, 80)
     # The binary code carries, after the hash layer's bits, the sides of fixed random hyperplanes the instance part
     # lies on (training.codes), so Hamming tells images apart too: the float vector's instance part gives them again
-    bits = INSTANCE_CODE_BITS
-    assert model.config.instance_bits and embedder.n_bits == 16 + bits and emb.codes.shape == (4, 16 + bits)
+    # (the hash layer's bits written CLASS_CODE_WEIGHT times, so that the class weighs as much as the image)
+    bits = 16 * CLASS_CODE_WEIGHT + INSTANCE_CODE_BITS
+    assert model.config.instance_bits and embedder.n_bits == bits and emb.codes.shape == (4, bits)
     planes = instance_hyperplanes(model.config).numpy()
-    assert planes.shape == (bits, 64)
-    np.testing.assert_array_equal(emb.codes[:, 16:], emb.floats[:, 16:] @ planes.T > 0)
+    assert planes.shape == (INSTANCE_CODE_BITS, 64)
+    np.testing.assert_array_equal(emb.codes[:, :-INSTANCE_CODE_BITS], np.tile(emb.codes[:, :16], CLASS_CODE_WEIGHT))
+    np.testing.assert_array_equal(emb.codes[:, -INSTANCE_CODE_BITS:], emb.floats[:, 16:] @ planes.T > 0)
     np.testing.assert_allclose(np.linalg.norm(emb.floats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose((emb.floats[:, 16:] ** 2).sum(1), INSTANCE_SHARE, atol=0.05)  # views averaged
     # Trained robust with an instance head: its instance part is also the mean over the image and its mirror smoothed

@@ -13,7 +13,9 @@ def write_model_card(out: Path, metrics: dict, names: list[str]) -> None:
     code = ("the hash layer and then of the instance head's output" if metrics.get("instance_dim")
             else "the hash layer")  # training.codes.code_logits: a model trained with an instance head has both
     if planes := metrics.get("instance_code_bits"):
-        code += f" projected on {planes} fixed random hyperplanes (`instance_code_seed` in `config.json`)"
+        weight = metrics.get("class_code_weight", 1)
+        code = (f"the hash layer{f' (each written {weight} times)' if weight > 1 else ''} and then of the instance "
+                f"head's output projected on {planes} fixed random hyperplanes (`instance_code_seed` in `config.json`)")
     views = metrics.get("embed_views", "image")
     stages = metrics.get("stages", [])
     start = stages[0]["model"] if stages else metrics["model"]

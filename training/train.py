@@ -21,7 +21,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from training.args import TrainArgs, resolve
 from training.augment import RobustCollator
 from training.card import write_model_card
-from training.codes import INSTANCE_CODE_BITS
+from training.codes import CLASS_CODE_WEIGHT, INSTANCE_CODE_BITS
 from training.data import UNLABELLED, label_names, load_image_dataset
 from training.inputs import accuracy_of, decoded_or_lazy, predict_views
 from training.model import INSTANCE_DIM, PRESETS, build_model, processor_size
@@ -64,7 +64,7 @@ def _model(args: TrainArgs, names: list[str]):
                              "it needs --augment robust (the default)")
         # instance_bits: the binary code also says which image (training.codes)
         overrides = {"instance_dim": INSTANCE_DIM, "instance_bits": True, "instance_code_bits": INSTANCE_CODE_BITS,
-                     "instance_code_seed": 0, **overrides,
+                     "instance_code_seed": 0, "class_code_weight": CLASS_CODE_WEIGHT, **overrides,
                      "instance_weight": args.instance_weight}
     return build_model(args.model, n_bits=args.bits, id2label=dict(enumerate(names)), image_size=args.image_size,
                        overrides=overrides)
@@ -180,6 +180,7 @@ def train(args: TrainArgs, trainer_flags: list[str] | None = None) -> dict:
         "resumed_from": last, "precision": precision, "parameters": sum(p.numel() for p in model.parameters()),
         "instance_dim": getattr(model.config, "instance_dim", 0),  # > 0: the float vector has an instance part
         "instance_code_bits": getattr(model.config, "instance_code_bits", 0),  # training.codes
+        "class_code_weight": getattr(model.config, "class_code_weight", 1),
         "args": asdict(args),
         "trainer_overrides": {k: str(getattr(v, "value", v)) for k, v in overrides.items()},  # enums by value
     }
