@@ -25,8 +25,8 @@ class TrainArgs:
     epochs: float | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
     bits: int = field(default=64, metadata={
-        "help": "bits of the hash layer's code (which class); with an instance head the binary code also carries the "
-                "instance part's signs"})
+        "help": "bits of the hash layer's code (which class); with an instance head the binary code writes them "
+                "class_code_weight times and adds instance_code_bits that say which image (training.codes)"})
     batch_size: int | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
     learning_rate: float = 2e-3
