@@ -109,8 +109,8 @@ def test_a_flat_background_is_still_analysed_as_one_colour(profile):
 
 def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
     """DecodedImages with `surfaces`: every image also has a view of its object on a generated surface, prepared
-    (so on the collection's background, framed). RobustCollator adds it after a pair's rows, with its label and no
-    partner, for the share it is given; without pairs it takes the image's place."""
+    (so on the collection's background, framed). RobustCollator adds it after a pair's rows, with its label, its
+    image's first view as its partner, for the share it is given; without pairs it takes the image's place."""
     from training.augment import RobustCollator
     from training.data import load_image_dataset
     from training.inputs import DecodedImages
@@ -132,9 +132,11 @@ def test_training_draws_surface_views_prepared_like_a_photo(shapes_dir):
     batch = [ds[i] for i in range(8)]
     labels = torch.tensor([b["labels"] for b in batch])
     out = RobustCollator(bg, pairs=True, surfaces=1.0)(batch)
-    assert out["pixel_values"].shape == (24, 3, 32, 32) and len(out["pairs"]) == 16
+    assert out["pixel_values"].shape == (24, 3, 32, 32) and len(out["pairs"]) == 24
     assert torch.equal(out["labels"], torch.cat([labels, labels, labels]))
-    assert RobustCollator(bg, pairs=True, surfaces=0.0)(batch)["pixel_values"].shape == (16, 3, 32, 32)
+    assert torch.equal(out["pairs"][16:], torch.arange(8)) and torch.equal(out["views_of"], torch.arange(8).repeat(3))
+    none = RobustCollator(bg, pairs=True, surfaces=0.0)(batch)
+    assert none["pixel_values"].shape == (16, 3, 32, 32) and len(none["pairs"]) == 16 and "views_of" not in none
     single = RobustCollator(bg, surfaces=1.0)(batch)
     assert single["pixel_values"].shape == (8, 3, 32, 32) and torch.equal(single["labels"], labels)
     plain = DecodedImages(split, 32, mean, std, "robust", prof)

@@ -367,9 +367,9 @@ def test_a_model_fine_tuned_from_a_model_dir_records_both_stages_in_its_metrics_
     assert f"then 1 epoch from `{tiny_model}` at learning rate 0.001" in card and "| epochs | 12 + 1 |" in card
 
 
-def test_rows_after_the_pairs_learn_the_class_terms_only():
-    """A batch [views 1; views 2; surface views]: the instance term is over the pairs' rows alone (a surface view is
-    no one's partner, nor anyone's negative), and the class terms over every row."""
+def test_rows_after_the_instance_rows_learn_the_class_terms_only():
+    """A batch whose last rows have no partner: the instance term is over the first len(pairs) rows alone, and the
+    class terms over every row."""
     from training.model import INSTANCE_TEMPERATURE, build_model, instance_loss, partner_rows
 
     torch.manual_seed(0)
@@ -377,14 +377,30 @@ def test_rows_after_the_pairs_learn_the_class_terms_only():
                            overrides={"instance_dim": 8, "instance_weight": 0.5, "head_dropout": 0.0})
     model.eval()
     x, labels = torch.randn(10, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 0, 1, 2, 0, 1])
-    pairs = partner_rows(4)  # rows 0-7 are pairs, rows 8-9 surface views
+    pairs = partner_rows(4)  # rows 0-7 are pairs, rows 8-9 have none
     with torch.no_grad():
         both = model(x, labels=labels, pairs=pairs)
         classes = model(x, labels=labels)
     expected = classes.loss + 0.5 * instance_loss(both.instance[:8], pairs, INSTANCE_TEMPERATURE)
     assert torch.allclose(both.loss, expected, atol=1e-5)
     other = torch.cat([x[:8], torch.randn(2, 3, 32, 32)])
-    with torch.no_grad():  # the surface rows' pictures change the class terms, never the instance term
+    with torch.no_grad():  # the last rows' pictures change the class terms, never the instance term
         moved, classes_moved = model(other, labels=labels, pairs=pairs), model(other, labels=labels)
     assert not torch.allclose(moved.loss, both.loss)
     assert torch.allclose(moved.loss - classes_moved.loss, both.loss - classes.loss, atol=1e-5)
+
+
+def test_a_third_view_of_an_image_is_drawn_to_its_first_and_is_no_negative_of_its_others():
+    """Two images, two views each, and image 0's view on a surface (partner: image 0's first view). With `views_of`,
+    three views of image 0 that agree cost next to nothing; without it the view that is not a row's partner counts as
+    a negative as close as the partner. A surface view nearer another image's views costs more."""
+    from training.model import instance_loss
+
+    e = torch.eye(4)
+    pairs = torch.tensor([2, 3, 0, 1, 0])  # rows: image 0, image 1, image 0, image 1, image 0 on a surface
+    views_of = torch.tensor([0, 1, 0, 1, 0])
+    agree = torch.stack([e[0], e[1], e[0], e[1], e[0]])
+    assert instance_loss(agree, pairs, 0.1, views_of) < 0.01
+    assert instance_loss(agree, pairs, 0.1) > 0.4  # log 2 for each of image 0's three rows, over five rows
+    astray = torch.stack([e[0], e[1], e[0], e[1], e[1]])
+    assert instance_loss(astray, pairs, 0.1, views_of) > instance_loss(agree, pairs, 0.1, views_of) + 1

@@ -60,8 +60,9 @@ class TrainArgs:
         default=False,
         metadata={"help": "with --augment robust and --prepare: also train on a view of every image's object lying on "
                   "a generated surface (texture, light stronger on one side, a shadow; training.surfaces), prepared "
-                  "as a photo is, for half the images at each step: added to the batch for the class terms (with "
-                  "--instance-weight), else in the image's place (README: \"Your photos\" has the figures)"},
+                  "as a photo is, for half the images at each step: added to the batch as a third view of its image "
+                  "(with --instance-weight: it learns the class and is drawn to its image's first view), else in the "
+                  "image's place (README: \"Your photos\" has the figures)"},
     )
     instance_weight: float | None = field(
         default=None,

@@ -143,8 +143,8 @@ class RobustCollator:
 
     Items with `surface_values` (training.inputs.DecodedImages): for a share `surfaces` of the images, that view (the
     object on a generated surface, prepared) is used instead of the image; with pairs, it is added to the batch after
-    the pairs' rows instead, for the class terms only (no partner: the instance term keeps every pair of small
-    changes it learns from, and never pulls a surface view to its image).
+    the pairs' rows instead, as a third view whose partner is the image's first view (`views_of`: the instance term
+    keeps every pair of small changes it learns from, and learns to find the image from its photo on a surface).
 
     `colour`: every view also recoloured (`recolour`), so that a tinted or greyscale copy stays near its original.
 
@@ -174,7 +174,11 @@ class RobustCollator:
         rows = torch.cat([x, second] + ([on_surface[seen]] if seen.any() else []))
         batch["pixel_values"] = self._coloured(robust_augment(rows, self.background, **PAIR_AUGMENT))
         batch["labels"] = torch.cat([labels, labels, labels[seen]])
-        batch["pairs"] = partner_rows(len(x))  # the first 2n rows; surface rows after them have none
+        batch["pairs"] = partner_rows(len(x))
+        if seen.any():  # a surface view's partner: its image's first view
+            first = torch.arange(len(x))[seen]
+            batch["pairs"] = torch.cat([batch["pairs"], first])
+            batch["views_of"] = torch.cat([torch.arange(len(x)).repeat(2), first])
         return batch
 
     def _coloured(self, x: torch.Tensor) -> torch.Tensor:

@@ -90,10 +90,11 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                pairs: torch.Tensor | None = None, **kwargs) -> HashOutput:
-        """`pairs` (training with an instance head): for each of the batch's first len(pairs) rows, the row of the
-        other view of the same image; the instance term over those rows is added to the loss (rows after them, such
-        as views on a generated surface, learn the class terms only)."""
+                pairs: torch.Tensor | None = None, views_of: torch.Tensor | None = None, **kwargs) -> HashOutput:
+        """`pairs` (training with an instance head): for each of the batch's first len(pairs) rows, the row of
+        another view of the same image; the instance term over those rows is added to the loss (rows after them learn
+        the class terms only). `views_of`: the image each of those rows shows, when an image has more than two views
+        (its view on a generated surface): see `instance_loss`."""
         pooled = self.convnext(pixel_values).pooler_output
         h = self.hash(self.dropout(pooled))
         z = torch.tanh(h)
@@ -115,7 +116,7 @@ class ConvNextForImageHashing(ConvNextPreTrainedModel):
         instance = self.instance(pooled) if hasattr(self, "instance") else None
         if pairs is not None and instance is not None:
             temperature = getattr(self.config, "instance_temperature", INSTANCE_TEMPERATURE)
-            term = instance_loss(instance[: len(pairs)], pairs, temperature)
+            term = instance_loss(instance[: len(pairs)], pairs, temperature, views_of)
             weight = getattr(self.config, "instance_weight", INSTANCE_WEIGHT)
             loss = weight * term if loss is None else loss + weight * term
         return HashOutput(loss=loss, logits=logits, pooled=pooled, hash_logits=h, instance=instance)
@@ -135,12 +136,18 @@ def partner_rows(n: int) -> torch.Tensor:
     return torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
 
 
-def instance_loss(z: torch.Tensor, pairs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent: each row's cosine to its partner row (`pairs`), against its cosines to every other row."""
+def instance_loss(z: torch.Tensor, pairs: torch.Tensor, temperature: float,
+                  views_of: torch.Tensor | None = None) -> torch.Tensor:
+    """NT-Xent: each row's cosine to its partner row (`pairs`), against its cosines to every other row. With
+    `views_of` (the image each row shows), another view of the row's own image is neither its partner nor a
+    negative: an image's view on a surface (partner: its first view) is drawn to it, and pushes nothing of it away."""
     z = F.normalize(z.float(), dim=-1)
     sim = (z @ z.T) / temperature
-    sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
-    return F.cross_entropy(sim, pairs)
+    hidden = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    if views_of is not None:
+        hidden = views_of[:, None] == views_of[None, :]
+        hidden[torch.arange(len(z)), pairs] = False
+    return F.cross_entropy(sim.masked_fill(hidden, float("-inf")), pairs)
 
 
 def retrieval_features(config, out: HashOutput) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Training views of a collection's object lying on a real surface: the object cut out of its image (its strength
 over the collection's background), drawn in a colour of its own (a grey collection's objects; sometimes patterned)
-or its own colours, turned a few degrees, at 40–60 % of a 4:3 frame, off-centre, on a generated surface (value
+(darker where it stands out more: a grey collection's pictures, light on dark or dark on light, are photos or scans
+whose objects are darker than their paper or studio backdrop where they show most) or its own colours, turned a few degrees, at 40–60 % of a 4:3 frame, off-centre, on a generated surface (value
 noise like sand or carpet, wood grain, a woven cloth, tiles, or a plain one), with light stronger on one side and a
 soft shadow. Training prepares these views as it prepares every picture (training.prepare.model_input), so the
 model learns what preparation makes of a photo on a table, a bed or a floor.
@@ -72,8 +73,8 @@ def _object(image: Image.Image, profile: ImageProfile, rng: np.random.Generator,
     y = strength_over(a, np.asarray(profile.background, np.float32), profile.polarity).max(-1)
     if profile.colour:
         rgb = a
-    else:  # a grey collection: the object in a colour of its own, shaded by its strength, sometimes patterned
-        rgb = rng.uniform(15, 240, 3) * (0.5 + 0.5 * y[..., None])
+    else:  # a grey collection: the object as a camera sees it, in a colour of its own, sometimes patterned
+        rgb = rng.uniform(15, 240, 3) * (1 - rng.uniform(0.3, 0.6) * y[..., None])
         if rng.random() < 0.4:
             yy, xx = np.mgrid[0:side, 0:side]
             period = rng.uniform(3, 10)
