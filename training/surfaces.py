@@ -1,10 +1,11 @@
 """Training views of a collection's object lying on a real surface: the object cut out of its image (its strength
-over the collection's background), drawn in a colour of its own (a grey collection's objects; sometimes patterned)
-(darker where it stands out more: a grey collection's pictures, light on dark or dark on light, are photos or scans
-whose objects are darker than their paper or studio backdrop where they show most) or its own colours, turned a few degrees, at 40–60 % of a 4:3 frame, off-centre, on a generated surface (value
-noise like sand or carpet, wood grain, a woven cloth, tiles, or a plain one), with light stronger on one side and a
-soft shadow. Training prepares these views as it prepares every picture (training.prepare.model_input), so the
-model learns what preparation makes of a photo on a table, a bed or a floor.
+over the collection's background), drawn in a colour of its own, sometimes patterned, and darker where it stands out
+more (a grey collection's objects: its pictures, light on dark or dark on light, are photos or scans whose objects
+are darker than their paper or studio backdrop where they show most), or in its own colours; turned a few degrees,
+at 40–60 % of a 4:3 frame, off-centre, on a generated surface (value noise like sand or carpet, wood grain, a woven
+cloth, tiles, or a plain one), with light stronger on one side and a soft shadow. Training prepares these views as
+it prepares every picture (training.prepare.model_input), so the model learns what preparation makes of a photo on
+a table, a bed or a floor.
 
 The benchmark's scenes (bench/surfaces.py) are generated apart from these, with surfaces training never sees.
 """
