@@ -9,6 +9,10 @@ For each transform and metric: how often the original comes back in the top 5, l
 predicted class's accuracy; with preparation (the product) and without (the baseline, same run, same queries).
 
 python bench/robustness.py [--model models/fmnist-small] [--collection fashion_mnist] [--queries 100]
+                           [--only "surface" --only "product photo" --name robustness-surfaces]
+
+`--only` measures the transforms whose name contains one of the given texts (case-insensitive), and writes
+bench/results/NAME.json (by default robustness-only) and NAME_table.json, leaving the full run's results as they are.
 """
 
 from __future__ import annotations
@@ -150,6 +154,12 @@ TRANSFORMS: dict[str, Transform] = {
 QUERIES = 100  # the bench's queries by default
 
 
+def chosen_transforms(only: list[str]) -> dict[str, Transform]:
+    """The transforms whose name contains one of `only` (case-insensitive); all of them when `only` is empty."""
+    wanted = [t.lower() for t in only]
+    return {n: t for n, t in TRANSFORMS.items() if not wanted or any(w in n.lower() for w in wanted)}
+
+
 def bench_rows(n_test: int, queries: int = QUERIES) -> list[int]:
     """The bench's queries: `queries` rows spread evenly over a test split of `n_test`, from row 0."""
     return list(range(0, n_test, max(1, n_test // queries)))[:queries]
@@ -202,7 +212,14 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=QUERIES, help="test images, spread evenly over the test split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure-only", action="store_true", help="only draw bench/results/robustness.png")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="only the transforms whose name contains TEXT (repeatable; no figure, no non-garment rows)")
+    p.add_argument("--name", help="the results' name (default: robustness, or robustness-only with --only)")
     args = p.parse_args()
+    transforms = chosen_transforms(args.only)
+    if not transforms:
+        p.error(f"no transform's name contains any of {args.only}: they are {', '.join(TRANSFORMS)}")
+    results_name = args.name or ("robustness-only" if args.only else "robustness")
 
     from app.service import SearchService, Settings
     from indexer.store import point_id
@@ -216,10 +233,10 @@ def main() -> None:
     items = [(test[i]["image"], test.features["label"].names[test[i]["label"]],
               point_id({"dataset": "fashion_mnist", "split": "test", "row": i})) for i in rows]
 
-    rec = Recorder("robustness")
+    rec = Recorder(results_name)
     table: dict[str, dict] = {}
     started = time.perf_counter()
-    for name, transform in {} if args.figure_only else TRANSFORMS.items():
+    for name, transform in {} if args.figure_only else transforms.items():
         rng = np.random.default_rng(args.seed)
         queries = [(encode(transform(im, rng)), label, pid) for im, label, pid in items]
         scores = {}
@@ -249,13 +266,16 @@ def main() -> None:
                    "as is, no preparation", unlike_collection=prep["unlike"], queries=len(queries))
     service.prepare_with(profile, source)  # the product's own preparation, as the app searches
     if table:
-        for name, share in not_garments(service, args.queries, args.seed).items():
+        for name, share in {} if args.only else not_garments(service, args.queries, args.seed).items():
             rec.figure(f"flagged_unlike[not a garment: {name}]", share, "share", queries=args.queries)
             table[f"not a garment: {name}"] = {"unlike": share}
         rec.figure("seconds", time.perf_counter() - started, "s", better="lower", profile=source,
-                   queries=len(items), transforms=len(TRANSFORMS))
-        (RESULTS / "robustness_table.json").write_text(json.dumps(table, indent=1) + "\n")
+                   queries=len(items), transforms=len(transforms))
+        (RESULTS / f"{rec.name}_table.json").write_text(json.dumps(table, indent=1) + "\n")
         print(markdown_table(table))
+    if args.only:
+        service.close()
+        return
     rng = np.random.default_rng(args.seed)
     shown = [("product photo", 3), ("light background", 1), ("half size in a larger frame", 5), ("rotate 10°", 2),
              ("on a surface: terrazzo", 4), ("on a surface: window light", 6)]

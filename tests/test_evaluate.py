@@ -87,3 +87,15 @@ def test_the_model_comparison_asks_other_questions_than_the_robustness_bench_and
                            check=True).stdout
     assert (committed / "config.json").read_bytes() == shown and (committed / "model.safetensors").is_file()
     assert model_dir(str(root / "models/fmnist-small"), tmp_path) == root / "models/fmnist-small"
+
+
+def test_the_robustness_bench_measures_only_the_transforms_asked_for():
+    """`--only` picks transforms by part of their name, any case, and several texts add up; none given is all."""
+    from bench.robustness import TRANSFORMS, chosen_transforms
+
+    surfaces = chosen_transforms(["SURFACE"])
+    assert len(surfaces) == 8 and all("surface" in n for n in surfaces)
+    both = chosen_transforms(["window", "product photo,"])
+    assert sorted(both) == sorted(["on a surface: window light", "on a surface, shaded as a photo: window light",
+                                   "product photo, grainy (σ 12)"])
+    assert chosen_transforms([]) == TRANSFORMS and chosen_transforms(["no such transform"]) == {}
