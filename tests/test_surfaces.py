@@ -195,3 +195,26 @@ def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
     assert spreads["shaded"] == pytest.approx(collection.levels[-2] - collection.levels[1], abs=0.1)
     assert spreads["shaded, right - left"] > 0.2  # brighter at the right, as the collection's pullovers are
     assert spreads["by distance"] < 0.6 * spreads["shaded"]
+
+
+def test_a_striped_garment_on_a_surface_keeps_its_own_shading_under_the_stripes():
+    """The same pullover as above in 4-px stripes of its colour and a darker one. Its stripes are finer than a
+    collection picture's pixels: smoothed before it is shaded, the pullover seen at the collection's size (28 px)
+    still takes the collection's spread of strength and stays brighter at the right; shading the stripes as they
+    are spends half the levels on them, and the pullover's own shading is squeezed into what is left."""
+    collection = measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
+    mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
+    mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
+    stripes = (np.arange(150) // 4 % 2 == 0)[:, None, None]
+    colour = np.where(stripes, np.array([120, 90, 80], np.float32), np.array([60, 45, 40], np.float32))
+    a = window_wall(3)
+    a[mask] = (colour * (1 - 0.3 * light)[..., None])[mask[50:200, 60:210]]
+    prepared, info = prepare(Image.fromarray(a.clip(0, 255).astype(np.uint8)), collection)
+    assert info["surface"] and info["shaded"]
+    p = np.asarray(prepared.convert("L").resize((28, 28), Image.Resampling.BOX), dtype=np.float32) / 255
+    obj = p > 0.05
+    cols = np.nonzero(obj.any(0))[0]
+    half = (cols.min() + cols.max()) // 2
+    assert p[:, half:][obj[:, half:]].mean() - p[:, :half][obj[:, :half]].mean() > 0.16
+    spread = np.percentile(p[obj], 90) - np.percentile(p[obj], 10)
+    assert spread == pytest.approx(collection.levels[-2] - collection.levels[1], abs=0.1)

@@ -32,6 +32,10 @@ SURFACE_FLOOR = 0.25
 # The percentiles of an object's strength that a profile's `levels` records, and that an object found on a surface
 # is matched to (`_shaded`).
 LEVEL_PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
+# On a surface the object's strength is smoothed over this share of its box's longer side before it is shaded (half a
+# pixel of a 28-px picture): a stripe or check finer than that is averaged as a small picture averages it, and takes
+# none of the collection's levels away from the garment's own shading.
+SHADE_SMOOTHING = 0.5 / 28
 CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
 # Matting (a colour collection, a picture on a flat background of another colour): a pixel this far (0-255, its
 # channel most unlike the background) from the background is all object; nearer, part object, part background.
@@ -211,6 +215,7 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
     background level."""
     y = strength_over(x, bg, an.polarity)
     if an.light is not None and profile.levels:  # on a surface: the object's pixels only, shaded as the collection's
+        y = _smoothed(y, an.mask, an.box)
         own = y.max(-1)  # in a colour collection its channels keep their proportions: its hues
         y = y * (_shaded(own, an.mask, profile.levels) / np.maximum(own, 1e-6))[..., None]
         info["shaded"] = True
@@ -222,6 +227,18 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
         info["stretched"] = round(profile.contrast / strength, 2)
     info["inverted"] = an.polarity != profile.polarity
     return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
+
+
+def _smoothed(y: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The object's strength `y` [h, w, 3] smoothed within `mask` over SHADE_SMOOTHING of its box's longer side
+    (normalised by the mask's own share, so the surface does not bleed in); 0 outside the mask."""
+    from scipy import ndimage
+
+    left, top, right, bottom = box
+    sigma = SHADE_SMOOTHING * max(right - left, bottom - top)
+    m = mask.astype(np.float32)
+    inside = np.maximum(ndimage.gaussian_filter(m, sigma), 1e-3)[..., None]
+    return np.where(mask[..., None], ndimage.gaussian_filter(y * m[..., None], (sigma, sigma, 0)) / inside, 0.0)
 
 
 def _shaded(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
