@@ -167,19 +167,30 @@ def shaded(size: int, dark: float) -> np.ndarray:
     return (np.asarray(garment(size=size, fg=255, bg=0)) > 128) * (dark + (1 - dark) * shading)
 
 
+def pullovers_shaded_left_to_right() -> ImageProfile:
+    """A collection whose pullovers are shaded from faint at the left to bright at the right."""
+    return measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
+
+
+def pullover_on_a_wall(colour: np.ndarray) -> Image.Image:
+    """A photo of such a pullover, 150 px, on a lit wall: `colour` (RGB, or [150, 150, 3] pixel by pixel) darkened
+    by up to 30 % where the collection's picture is brighter."""
+    mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
+    mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
+    a = window_wall(3)
+    a[mask] = (np.broadcast_to(colour, (150, 150, 3)) * (1 - 0.3 * light)[..., None])[mask[50:200, 60:210]]
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
 def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
     """A collection whose pullovers are shaded from faint at the left to bright at the right; a photo of one in its
     own colour on a surface, darker where the collection's picture is brighter (the collection's images are photos
     with light and dark swapped), and only a little, as a mid-coloured garment on a light table is. Prepared, the
     pullover keeps its shading's direction and takes the collection's spread of strength, where drawing it by its
     distance from the table alone leaves it a narrow band."""
-    collection = measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
+    collection = pullovers_shaded_left_to_right()
     assert collection.levels[0] < 0.4 and collection.levels[-1] > 0.9
-    mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
-    mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
-    a = window_wall(3)
-    a[mask] = np.array([120, 90, 80], np.float32) * (1 - 0.3 * light[mask[50:200, 60:210]])[:, None]
-    photo = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+    photo = pullover_on_a_wall(np.array([120, 90, 80], np.float32))
     spreads = {}
     for name, profile in (("shaded", collection), ("by distance", replace(collection, levels=()))):
         prepared, info = prepare(photo, profile)
@@ -202,14 +213,10 @@ def test_a_striped_garment_on_a_surface_keeps_its_own_shading_under_the_stripes(
     collection picture's pixels: smoothed before it is shaded, the pullover seen at the collection's size (28 px)
     still takes the collection's spread of strength and stays brighter at the right; shading the stripes as they
     are spends half the levels on them, and the pullover's own shading is squeezed into what is left."""
-    collection = measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
-    mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
-    mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
+    collection = pullovers_shaded_left_to_right()
     stripes = (np.arange(150) // 4 % 2 == 0)[:, None, None]
     colour = np.where(stripes, np.array([120, 90, 80], np.float32), np.array([60, 45, 40], np.float32))
-    a = window_wall(3)
-    a[mask] = (colour * (1 - 0.3 * light)[..., None])[mask[50:200, 60:210]]
-    prepared, info = prepare(Image.fromarray(a.clip(0, 255).astype(np.uint8)), collection)
+    prepared, info = prepare(pullover_on_a_wall(colour), collection)
     assert info["surface"] and info["shaded"]
     p = np.asarray(prepared.convert("L").resize((28, 28), Image.Resampling.BOX), dtype=np.float32) / 255
     obj = p > 0.05
