@@ -4,7 +4,6 @@ the instance part's bits for a model with `instance_bits`, training.codes.code_l
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from PIL import Image
 from training import config as settings
 from training.codes import code_length
 from training.model import processor_size, resolve_precision, retrieval_dim
-from training.modeldir import load_model
+from training.modeldir import fingerprint, load_model
 from training.prepare import ImageProfile, model_input
-from training.views import VIEWS, view_count, view_outputs
+from training.surface_encoder import load_surface_encoder
+from training.views import VIEWS, embed_outputs, view_count
 
 
 @dataclass
@@ -26,14 +26,6 @@ class Embeddings:
     codes: np.ndarray  # [n, n_bits] uint8 0/1 (training.codes.code_length)
     probs: np.ndarray  # [n, num_labels] float32, the classifier's softmax
     prepared: list[dict] | None = None  # what training.prepare.prepare did to each image
-
-
-def model_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path / "model.safetensors", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Embedder:
@@ -57,6 +49,10 @@ class Embedder:
                              "(set EMBED_VIEWS or leave it unset)")
         self.dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self.model.to(self.device, self.dtype)
+        # The model's encoder for pictures found on a real surface (training.surface_encoder), where it has one.
+        self.surface_model = load_surface_encoder(self.model_dir)
+        if self.surface_model is not None:
+            self.surface_model.to(self.device, self.dtype)
         self.batch_size = batch_size
         self.size = processor_size(processor)
         self.mean, self.std = processor.image_mean, processor.image_std
@@ -69,7 +65,7 @@ class Embedder:
         # What a collection records about the model that built it (and checks before every search).
         self.meta = {
             "model": self.model_dir.name,
-            "model_sha256": model_fingerprint(self.model_dir),
+            "model_sha256": fingerprint(self.model_dir),
             "n_bits": self.n_bits,
             "float_dim": self.float_dim,
             "labels": self.labels,
@@ -97,13 +93,25 @@ class Embedder:
         """Prepare each image like the collection's (`profile`; None: as it is), then the model's preprocessing."""
         return model_input(images, profile, self.size, self.mean, self.std)
 
-    def embed_pixels(self, pixels: torch.Tensor) -> Embeddings:
+    def embed_pixels(self, pixels: torch.Tensor, prepared: list[dict] | None = None) -> Embeddings:
+        """`pixels` (preprocessed) embedded by the model; those that preparation found on a surface (`prepared`,
+        what `preprocess` reported) by its surface encoder where it has one (their `prepared` entry says so)."""
+        emb = self._embedded(self.model, pixels)
+        rows = [i for i, p in enumerate(prepared or []) if p.get("surface")] if self.surface_model else []
+        if rows:
+            on_surface = self._embedded(self.surface_model, pixels[rows])
+            emb.floats[rows], emb.codes[rows], emb.probs[rows] = on_surface.floats, on_surface.codes, on_surface.probs
+            for i in rows:
+                prepared[i]["surface_encoder"] = True
+        return emb
+
+    def _embedded(self, model, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []
         step = max(1, self.batch_size // view_count(self.views))  # images per forward pass
         for start in range(0, len(pixels), step):
             x = pixels[start : start + step].to(self.device, self.dtype)
-            features, code_logits, p = (t.mean(0) for t in view_outputs(self.model, x, self.views))
-            floats.append(torch.nn.functional.normalize(features, dim=-1).cpu())
+            features, code_logits, p = embed_outputs(model, x, self.views)
+            floats.append(features.cpu())
             codes.append((code_logits > 0).to(torch.uint8).cpu())
             probs.append(p.cpu())
         return Embeddings(
@@ -114,6 +122,6 @@ class Embedder:
 
     def embed(self, images: list[Image.Image], profile: ImageProfile | None) -> Embeddings:
         pixels, prepared = self.preprocess(images, profile)
-        emb = self.embed_pixels(pixels)
+        emb = self.embed_pixels(pixels, prepared)
         emb.prepared = prepared
         return emb

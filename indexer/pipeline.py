@@ -107,9 +107,9 @@ def run(batches: Iterator[Batch], embedder: Embedder, store: Store, report: Repo
     for batch in batches:
         if batch.ids:
             t0 = time.perf_counter()
-            pixels, _ = embedder.preprocess(batch.images, profile)
+            pixels, prepared = embedder.preprocess(batch.images, profile)
             t1 = time.perf_counter()
-            emb = embedder.embed_pixels(pixels)
+            emb = embedder.embed_pixels(pixels, prepared)
             t2 = time.perf_counter()
             store.upsert(batch.ids, emb.floats, emb.codes, batch.payloads)
             t3 = time.perf_counter()

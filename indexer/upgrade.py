@@ -28,14 +28,14 @@ def _recoding(meta: dict, model_dir: str | None):
         return None, None
     from transformers import PretrainedConfig
 
-    from indexer.embedder import model_fingerprint
     from training.codes import code_length, recode_stored
+    from training.modeldir import fingerprint
 
     config = PretrainedConfig(**json.loads((Path(model_dir) / "config.json").read_text()))
     bits = code_length(config)
     if meta.get("n_bits") == bits:
         return None, None
-    if meta.get("model_sha256") != model_fingerprint(Path(model_dir)):
+    if meta.get("model_sha256") != fingerprint(Path(model_dir)):
         raise StoreError(f"collection {meta.get('model')!r}'s points were not made by {model_dir}'s weights: its "
                          "codes cannot be derived again; rebuild it with that model (--recreate)")
     return bits, partial(recode_stored, config)

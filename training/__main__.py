@@ -1,6 +1,7 @@
 """python -m training --dataset fashion_mnist --model fmnist-small --epochs 12 --bits 64 --output models/fmnist-small
 python -m training push models/fmnist-small you/fmnist-small     (a model dir to the Hugging Face Hub: --help)
 python -m training pretrain --output models/backbone           (the generic backbone, self-supervised: --help)
+python -m training surfaces --model models/fmnist-small        (its encoder for photos on real surfaces: --help)
 
 Flags take dashes or underscores (--max-train-samples, --max_train_samples). Any other flag of transformers'
 TrainingArguments (--lr_scheduler_type linear, --gradient_accumulation_steps 2, --logging_steps 10, ...) is passed
@@ -33,6 +34,18 @@ def main(argv: list[str] | None = None) -> None:
         parser = HfArgumentParser(PretrainArgs, description=pretrain.__doc__)
         args, rest = parser.parse_args_into_dataclasses(args=argv[1:], return_remaining_strings=True)
         print(json.dumps({k: v for k, v in pretrain(args, trainer_overrides(rest)).items() if k != "args"}))
+        return
+    if argv[:1] == ["surfaces"]:  # python -m training surfaces: a model's surface encoder (training/surface_encoder.py)
+        from training.surface_encoder import SurfaceArgs, train_surface_encoder
+
+        args = HfArgumentParser(SurfaceArgs, description=train_surface_encoder.__doc__).parse_args_into_dataclasses(
+            args=argv[1:])[0]
+        try:
+            metrics = train_surface_encoder(args)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        print(json.dumps({k: v for k, v in metrics.items() if k != "args"}))
         return
     parser = HfArgumentParser(TrainArgs, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     args, rest = parser.parse_args_into_dataclasses(args=argv,

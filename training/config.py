@@ -53,9 +53,20 @@ def embed_views() -> str | None:
     return os.environ.get("EMBED_VIEWS") or None
 
 
+def surface_encoder_enabled() -> bool:
+    """`SURFACE_ENCODER=0` (or off/false/no) embeds pictures found on a surface with the model itself, not with its
+    surface encoder (training.surface_encoder); the default uses the encoder where the model dir has one."""
+    return _switched_on("SURFACE_ENCODER")
+
+
 def preparation_enabled() -> bool:
     """`PREPARE=0` (or off/false/no) searches and indexes pictures as they are; the default prepares them."""
-    return os.environ.get("PREPARE", "1").strip().lower() not in ("0", "off", "false", "no")
+    return _switched_on("PREPARE")
+
+
+def _switched_on(variable: str) -> bool:
+    """An on/off setting, on unless its variable says 0, off, false or no."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 FLAGS = {

@@ -3,6 +3,7 @@ Hugging Face Hub when given as an id, and loaded."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from transformers import ConvNextImageProcessorPil
@@ -45,3 +46,13 @@ def load_model(path: str | Path) -> tuple[ConvNextForImageHashing, ConvNextImage
     net = ConvNextForImageHashing.from_pretrained(path, use_safetensors=True)
     net.eval()
     return net, ConvNextImageProcessorPil.from_pretrained(path)
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of a model dir's weights: what a collection records as `model_sha256`, and what a surface encoder
+    (training.surface_encoder) records as the model it was trained for."""
+    h = hashlib.sha256()
+    with open(Path(path) / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -58,3 +58,11 @@ def view_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor, views: st
         out.hash_logits, out.logits = out.hash_logits[:plain].repeat(2, 1), out.logits[:plain].repeat(2, 1)
     outputs = (retrieval_features(model.config, out), code_logits(model.config, out), out.logits.float().softmax(-1))
     return [t.view(len(stack) // len(pixels), len(pixels), -1) for t in outputs]
+
+
+def embed_outputs(model: ConvNextForImageHashing, pixels: torch.Tensor,
+                  views: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What a picture is embedded as: its float vector (the mean of its views' retrieval features, unit length), its
+    code logits and its class probabilities (the means over its views; `view_outputs`)."""
+    features, codes, probs = (t.mean(0) for t in view_outputs(model, pixels, views))
+    return torch.nn.functional.normalize(features, dim=-1), codes, probs
