@@ -44,8 +44,10 @@ backbone: | install data $(OPENCLIPART)
 # trains it again in two stages, on two augmented views of every image: the classes, and an instance head that tells
 # each image from the others, so that a changed picture finds its very image (README: "Your photos"). Stage 1 trains
 # from scratch (STAGE1); stage 2 fine-tunes it for FINE_EPOCHS more at a lower rate (FINE_RATE), which
-# settles the weights the first stage's schedule left. A stopped run resumes from its last epoch's checkpoint
-# (<model>/checkpoints) when started again; the model's metrics.json and card record both stages.
+# settles the weights the first stage's schedule left. Then its encoder for photos on real surfaces (<model>/surface,
+# training/surface_encoder.py) learns to put the training images' views on generated surfaces where the model puts the
+# images. A stopped run resumes from its last epoch's checkpoint (<model>/checkpoints, data/<model>-surface) when
+# started again; the model's metrics.json and card record both stages, the encoder's metrics.json its own.
 STAGE1 ?= data/fmnist-small-stage1
 FINE_EPOCHS ?= 4
 FINE_RATE ?= 3e-4
@@ -57,6 +59,7 @@ model: | install data
 		--bits 64 --output $(STAGE1)
 	$(PY) -m training --dataset $(DATASET) --model $(STAGE1) --epochs $(FINE_EPOCHS) --learning-rate $(FINE_RATE) \
 		--instance-weight 0.25 --bits 64 --output $(MODEL)
+	$(PY) -m training surfaces --model $(MODEL) --dataset $(DATASET)
 
 index: $(MODEL)/model.safetensors | install data
 	$(PY) -m indexer build --model $(MODEL) --dataset $(DATASET) --collection $(COLLECTION)

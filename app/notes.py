@@ -48,6 +48,8 @@ def query_note(query: dict) -> str:
         done.append("shaded as the collection's objects are")
     if prep.get("stretched"):
         done.append(f"its contrast stretched {prep['stretched']}×")
+    if prep.get("surface_encoder"):
+        done.append("embedded by the model's encoder for photos on surfaces")
     return "Prepared: " + ", ".join(done) + f" (profile: the {prep['profile']}'s)."
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PACKAGES = ("app", "indexer", "training")
 
-from training.modeldir import MODEL_FILES  # noqa: E402 (after the root is on the path)
+from training.modeldir import model_files  # noqa: E402 (after the root is on the path)
 
 
 def write_bundle(out: str | Path, model_dir: str | Path | None = None) -> Path:
@@ -44,10 +44,9 @@ def write_bundle(out: str | Path, model_dir: str | Path | None = None) -> Path:
     if model_dir:
         model_dir = Path(model_dir)
         target = out / "models" / model_dir.name
-        target.mkdir(parents=True)
-        for pattern in MODEL_FILES:  # weights and configs; never the Trainer's checkpoints
-            for f in model_dir.glob(pattern):
-                shutil.copy2(f, target / f.name)
+        for name in model_files(model_dir):  # weights and configs (its surface encoder's too); never checkpoints
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(model_dir / name, target / name)
         if not (target / "model.safetensors").is_file():
             raise FileNotFoundError(f"{model_dir} has no model.safetensors: train it first (make model)")
     return out

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.notes import query_note
 from indexer.embedder import Embedder
 from tests.test_surfaces import photo_on, wood
-from training.modeldir import fingerprint, load_model
+from training.modeldir import fingerprint, load_model, model_files
 from training.surface_encoder import SurfaceArgs, train_surface_encoder
 
 
@@ -40,7 +41,7 @@ def test_the_encoder_learns_to_find_the_original_from_its_picture_on_a_surface(w
 
 def test_only_pictures_found_on_a_surface_are_embedded_by_the_encoder(with_encoder, monkeypatch):
     """A pullover on wood grain is embedded by the encoder (the answer says so); a picture on a flat background by the
-    model, as without the encoder; SURFACE_ENCODER=0 embeds both with the model."""
+    model, as without the encoder; the page's note says which; SURFACE_ENCODER=0 embeds both with the model."""
     model, _ = with_encoder
     on_wood, _ = photo_on(wood(0), (170, 30, 40), False)
     flat = Image.new("RGB", (200, 150), "white")
@@ -49,6 +50,7 @@ def test_only_pictures_found_on_a_surface_are_embedded_by_the_encoder(with_encod
     emb = embedder.embed([on_wood, flat], embedder.profile)
     assert emb.prepared[0]["surface"] and emb.prepared[0]["surface_encoder"]
     assert not emb.prepared[1]["surface"] and "surface_encoder" not in emb.prepared[1]
+    assert "encoder for photos on surfaces" in query_note({"prepared": {**emb.prepared[0], "profile": "collection"}})
     monkeypatch.setenv("SURFACE_ENCODER", "0")
     plain = Embedder(model, precision="float32")
     assert plain.surface_model is None
@@ -84,3 +86,25 @@ def test_a_stopped_encoder_run_resumes_after_its_last_epoch(with_encoder, shapes
     assert "epoch 1: loss" not in caplog.text
     assert again["losses"] == metrics["losses"]
     assert (model / "surface" / "model.safetensors").read_bytes() == before
+
+
+def test_the_encoder_travels_with_its_model_dir(with_encoder):
+    """What copies a model dir (a Space's bundle, a push to the Hub) takes its surface encoder too, and no
+    checkpoint."""
+    model, _ = with_encoder
+    (model / "checkpoints").mkdir(exist_ok=True)
+    (model / "checkpoints" / "trainer_state.json").write_text("{}")
+    files = model_files(model)
+    assert {"model.safetensors", "config.json", "surface/model.safetensors", "surface/config.json"} <= set(files)
+    assert not [f for f in files if f.startswith("checkpoints")]
+
+
+def test_the_committed_demo_models_encoder_was_trained_for_its_weights():
+    """The demo model retrained (make model) without its encoder trained again would leave photos on surfaces to the
+    model alone: the committed encoder names the committed weights."""
+    from tests.committed_model import MODEL
+
+    config = json.loads((MODEL / "surface" / "config.json").read_text())
+    assert config["surface_encoder_for"] == fingerprint(MODEL)
+    metrics = json.loads((MODEL / "surface" / "metrics.json").read_text())
+    assert metrics["original_in_top5_encoder"] > metrics["original_in_top5_model"]

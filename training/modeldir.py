@@ -13,6 +13,14 @@ from training.model import ConvNextForImageHashing
 # What a model dir is, for whatever copies it (a Space's bundle, a push to the Hub): weights, configs (model, image
 # processor, metrics), the card and its plot; never the Trainer's checkpoints.
 MODEL_FILES = ("*.safetensors", "*.json", "README.md", "*.png")
+SURFACE_DIR = "surface"  # a model's encoder for photos on real surfaces (training.surface_encoder), where it has one
+
+
+def model_files(path: str | Path) -> list[str]:
+    """The files that make a model dir (MODEL_FILES, its own and its surface encoder's), relative to it."""
+    path = Path(path)
+    return sorted(str(f.relative_to(path)) for folder in (path, path / SURFACE_DIR) for pattern in MODEL_FILES
+                  for f in folder.glob(pattern) if f.is_file())
 
 
 def check_model_dir(path: str | Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.modeldir import MODEL_FILES, check_model_dir
+from training.modeldir import check_model_dir, model_files
 
 
 def push(model_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
@@ -21,9 +21,8 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, token: str 
     path = check_model_dir(model_dir)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    # the dir's own files only (the patterns would also match inside checkpoints/)
-    commit = api.upload_folder(repo_id=repo_id, folder_path=str(path), allow_patterns=list(MODEL_FILES),
-                               ignore_patterns=["*/*"],
+    # the model's files by name (patterns would also match inside checkpoints/)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(path), allow_patterns=model_files(path),
                                commit_message=message or f"Upload {path.name} (python -m training push)")
     return commit.commit_url
 

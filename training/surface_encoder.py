@@ -6,7 +6,8 @@ pictures (`--surfaces`) moves every vector of the collection and what it finds f
 Here the model stays as it is: a copy of it learns to map each training image's view on a generated surface
 (training.surfaces, prepared as a photo is: training.inputs.DecodedImages) to where the model puts the image itself:
 its float vector ranked first among every training image's (a softmax over all of them at `temperature`: the
-original must come first, as in a search) and its class probabilities (KL). A compatible query encoder, as in
+original must come first, as in a search) and near it (`align_weight` × (1 - cosine): a query far from every
+stored image is flagged unlike the collection), and its class probabilities (KL). A compatible query encoder, as in
 backward-compatible representation learning (Shen et al., CVPR 2020): the collection is not indexed again.
 
 It is saved as `surface/` in the model dir, tied to the model's weights (`surface_encoder_for`: their sha256), with
@@ -31,14 +32,11 @@ from training.augment import PAIR_AUGMENT, robust_augment
 from training.data import load_image_dataset
 from training.inputs import DecodedImages
 from training.model import processor_size, retrieval_features
-from training.modeldir import fingerprint, load_model
+from training.modeldir import SURFACE_DIR, fingerprint, load_model
 from training.prepare import ImageProfile
 from training.views import embed_outputs
 
 log = logging.getLogger(__name__)
-
-SURFACE_DIR = "surface"  # the encoder's folder inside its model dir
-
 
 @dataclass
 class SurfaceArgs:
@@ -49,10 +47,13 @@ class SurfaceArgs:
                          metadata={"help": "the model's training data ($DATASET): its train split is learnt from"})
     work: str | None = field(default=None, metadata={
         "help": "checkpoints and the drawn surface views (default: data/<model>-surface); a stopped run resumes"})
-    epochs: int = 6
+    epochs: int = 5
     learning_rate: float = 2e-4
     batch_size: int = 128
-    temperature: float = field(default=0.05, metadata={"help": "of the softmax over the training images' vectors"})
+    temperature: float = field(default=0.02, metadata={"help": "of the softmax over the training images' vectors"})
+    align_weight: float = field(default=40.0, metadata={
+        "help": "weight of 1 - cosine to the image's own vector: the original near, not only nearer than the rest "
+                "(a query far from every stored image is flagged unlike the collection)"})
     eval_images: int = field(default=1000, metadata={"help": "test images whose surface views measure the encoder"})
     max_train_samples: int = 0
     seed: int = 0
@@ -104,8 +105,9 @@ def _epoch(student, views, floats, probs, background, optimiser, schedule, args:
         out = student(x)
         f = F.normalize(retrieval_features(student.config, out), dim=-1)
         rank = F.cross_entropy(f @ floats.T / args.temperature, rows)
+        align = 1 - (f * floats[rows]).sum(-1).mean()
         kl = F.kl_div(F.log_softmax(out.logits.float(), -1), probs[rows], reduction="batchmean")
-        loss = rank + kl
+        loss = rank + args.align_weight * align + kl
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
