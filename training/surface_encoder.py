@@ -38,6 +38,7 @@ from training.views import embed_outputs
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SurfaceArgs:
     model: str = field(default_factory=lambda: config.default("model"),
