@@ -49,8 +49,9 @@ class Embedder:
                              "(set EMBED_VIEWS or leave it unset)")
         self.dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self.model.to(self.device, self.dtype)
+        weights = fingerprint(self.model_dir)
         # The model's encoder for pictures found on a real surface (training.surface_encoder), where it has one.
-        self.surface_model = load_surface_encoder(self.model_dir)
+        self.surface_model = load_surface_encoder(self.model_dir, weights)
         if self.surface_model is not None:
             self.surface_model.to(self.device, self.dtype)
         self.batch_size = batch_size
@@ -65,7 +66,7 @@ class Embedder:
         # What a collection records about the model that built it (and checks before every search).
         self.meta = {
             "model": self.model_dir.name,
-            "model_sha256": fingerprint(self.model_dir),
+            "model_sha256": weights,
             "n_bits": self.n_bits,
             "float_dim": self.float_dim,
             "labels": self.labels,
@@ -96,14 +97,18 @@ class Embedder:
     def embed_pixels(self, pixels: torch.Tensor, prepared: list[dict] | None = None) -> Embeddings:
         """`pixels` (preprocessed) embedded by the model; those that preparation found on a surface (`prepared`,
         what `preprocess` reported) by its surface encoder where it has one (their `prepared` entry says so)."""
-        emb = self._embedded(self.model, pixels)
-        rows = [i for i, p in enumerate(prepared or []) if p.get("surface")] if self.surface_model else []
-        if rows:
-            on_surface = self._embedded(self.surface_model, pixels[rows])
-            emb.floats[rows], emb.codes[rows], emb.probs[rows] = on_surface.floats, on_surface.codes, on_surface.probs
-            for i in rows:
-                prepared[i]["surface_encoder"] = True
-        return emb
+        on_surface = np.array([bool(p.get("surface")) for p in prepared or []] or [False] * len(pixels))
+        if self.surface_model is None or not on_surface.any():
+            return self._embedded(self.model, pixels)
+        for i in np.flatnonzero(on_surface):
+            prepared[i]["surface_encoder"] = True
+        # Each picture run once, by the one that embeds it; the answers put back in the pictures' order.
+        parts = [(rows, self._embedded(model, pixels[torch.from_numpy(rows)]))
+                 for model, rows in ((self.model, np.flatnonzero(~on_surface)),
+                                     (self.surface_model, np.flatnonzero(on_surface))) if len(rows)]
+        order = np.argsort(np.concatenate([rows for rows, _ in parts]))
+        return Embeddings(*(np.concatenate([getattr(emb, name) for _, emb in parts])[order]
+                            for name in ("floats", "codes", "probs")))
 
     def _embedded(self, model, pixels: torch.Tensor) -> Embeddings:
         floats, codes, probs = [], [], []

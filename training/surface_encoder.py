@@ -60,14 +60,15 @@ class SurfaceArgs:
     seed: int = 0
 
 
-def load_surface_encoder(model_dir: Path):
+def load_surface_encoder(model_dir: Path, weights: str):
     """The model dir's surface encoder, or None: when it has none, when SURFACE_ENCODER=0, or when the encoder was
-    trained for other weights (the model retrained since: a warning says to train it again)."""
+    trained for other weights than the model's (`weights`, their sha256: the model retrained since; a warning says
+    to train it again)."""
     path = Path(model_dir) / SURFACE_DIR
     if not config.surface_encoder_enabled() or not (path / "model.safetensors").is_file():
         return None
     encoder, _ = load_model(path)
-    if getattr(encoder.config, "surface_encoder_for", None) != fingerprint(Path(model_dir)):
+    if getattr(encoder.config, "surface_encoder_for", None) != weights:
         log.warning("%s was trained for other weights than %s's: not used (train it again: python -m training "
                     "surfaces --model %s)", path, model_dir, model_dir)
         return None
