@@ -2,6 +2,7 @@
 collection's images (training.separate, through training.prepare); training sees its objects on generated surfaces
 (training.surfaces), prepared the same way."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -95,6 +96,18 @@ def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case
     query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     assert (query & reference).sum() / (query | reference).sum() > 0.75
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_photo_on_a_surface_is_prepared_the_same_every_time(profile, case):
+    """The graph cut's colour models start from k-means on OpenCV's random numbers: the same photo, prepared again
+    or on another thread (the server's), is the same picture, so it finds the same results every time."""
+    photo, _ = photo_on(*CASES[case])
+    first = np.asarray(prepare(photo, profile)[0])
+    with ThreadPoolExecutor(2) as pool:
+        again = [np.asarray(p[0]) for p in pool.map(lambda _: prepare(photo, profile), range(4))]
+    for other in again:
+        assert other.shape == first.shape and np.array_equal(other, first)
 
 
 def test_a_flat_background_is_still_analysed_as_one_colour(profile):

@@ -133,6 +133,7 @@ def _graph_cut(even: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if not (labels == cv2.GC_BGD).any() or not (labels == cv2.GC_FGD).any():
         return mask
     image = np.ascontiguousarray(even.clip(0, 255).astype(np.uint8))
+    cv2.setRNGSeed(0)  # its colour models start from k-means on OpenCV's RNG: seeded, the same picture, the same cut
     cv2.grabCut(image, labels, None, np.zeros((1, 65)), np.zeros((1, 65)), CUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     cut = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     return ndimage.binary_fill_holes(cut) if cut.any() else mask
