@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -91,3 +92,10 @@ def serve_process(argv: list[str], env: dict | None = None, cwd: Path | None = N
         proc.kill()
         raise RuntimeError("the app did not start: " + "".join(proc.lines)[-2000:])
     return proc, url[0]
+
+
+def apt_install(packages: list[str]) -> None:
+    """apt-get install Debian packages a benchmark reads (icon themes, textures), non-interactively."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], check=True, env=env)

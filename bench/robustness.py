@@ -1,8 +1,9 @@
 """How the product answers a person's own pictures: test images of the demo collection under the transforms a
 photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
 noisy, JPEG'd, upscaled, and all at once as a product photo, also with a dim room's grain; and lying on a real
-surface, bench/surfaces.py: linen, terrazzo, marble, a wall by a window, each garment in a colour of its own, shaded
-either way round or as a photo is, turned, in uneven light, with a shadow),
+surface, bench/surfaces.py: linen, terrazzo, marble, a wall by a window, photographs of real surfaces (GIMP's
+textures), each garment in a colour of its own, shaded either way round or as a photo is, turned, in uneven light,
+with a shadow),
 searched as the app searches them.
 
 For each transform and metric: how often the original comes back in the top 5, label precision@10, and the

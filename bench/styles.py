@@ -15,8 +15,6 @@ python bench/styles.py [--collection gnome] [--queries nuoveXT2,oxygen] [--backb
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.clipart import folder_of, make_methods, on, record  # noqa: E402
-from bench.common import Recorder  # noqa: E402
+from bench.common import Recorder, apt_install  # noqa: E402
 from training.corpora import ICONS, MIN_ICON_SIDE, icon_size, rgba  # noqa: E402
 
 PACKAGES = {"gnome": "gnome-icon-theme", "nuoveXT2": "lxde-icon-theme", "oxygen": "oxygen-icon-theme",
@@ -40,9 +38,7 @@ def install(themes: list[str]) -> None:
     """apt-get install the Debian packages of the themes this machine lacks."""
     missing = [PACKAGES[t] for t in themes if not (ICONS / t).is_dir()]
     if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True, env=env)
+        apt_install(missing)
 
 
 def icons(theme: str) -> dict[str, tuple[str, Path]]:

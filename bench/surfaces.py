@@ -3,7 +3,8 @@ training generates (training/surfaces.py), so the figures say how preparation an
 have not seen.
 
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
-of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below, with light stronger on one side, a
+of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (four generated here, and
+photographs of real ones: GIMP's texture tiles), with light stronger on one side, a
 soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
 shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`) darker there, as a photo of it is:
 Fashion-MNIST's pictures are product photos with light and dark swapped.
@@ -12,9 +13,14 @@ Fashion-MNIST's pictures are product photos with light and dark swapped.
 from __future__ import annotations
 
 import io
+import struct
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from bench.common import apt_install
 
 W, H = 480, 360
 
@@ -60,7 +66,46 @@ def _window_light(rng, h, w):
     return np.full((h, w, 3), rng.uniform(175, 225), np.float32) + rng.uniform(-10, 10, 3) + rng.normal(0, 2, (h, w, 1))
 
 
-SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light}
+# Photographs of real surfaces nobody here made: GIMP's pattern tiles (Debian's gimp-data), the ones a garment could
+# lie on (a table, a floor, a bed, paper); the sky, water, food and drawn patterns are left out.
+GIMP_PATTERNS = Path("/usr/share/gimp/2.0/patterns")
+PHOTOGRAPHED = ("Animal/leather", "Fabric/burlap", "Paper/crinklepaper", "Paper/paper", "Stone/granite1",
+                "Stone/marble1", "Stone/marble2", "Stone/slate", "Stone/terra", "Stone/pink_marble", "Wood/parque1",
+                "Wood/walnut", "Wood/wood1", "Wood/burlwood", "Wood/corkboard")
+
+
+def read_pattern(path: Path) -> np.ndarray:
+    """A GIMP pattern file (.pat: a big-endian header, then the pixels, 1 to 4 bytes each) as RGB uint8 [H, W, 3]."""
+    data = path.read_bytes()
+    header_size, _version, w, h, depth, magic = struct.unpack(">5I4s", data[:24])
+    if magic != b"GPAT" or not 1 <= depth <= 4:
+        raise ValueError(f"{path}: not a GIMP pattern")
+    px = np.frombuffer(data[header_size : header_size + w * h * depth], np.uint8).reshape(h, w, depth)
+    return np.repeat(px[..., :1], 3, -1) if depth < 3 else px[..., :3]
+
+
+@cache
+def _pattern(name: str) -> np.ndarray:
+    path = GIMP_PATTERNS / f"{name}.pat"
+    if not path.is_file():
+        apt_install(["gimp-data"])
+    return read_pattern(path)
+
+
+def _photographed(rng, h, w):
+    """A photographed surface: one of PHOTOGRAPHED's tiles, enlarged 2-3x (a close photo), tiled from a random
+    offset over the frame."""
+    tile = Image.fromarray(_pattern(PHOTOGRAPHED[int(rng.integers(len(PHOTOGRAPHED)))]))
+    scale = rng.uniform(2, 3)
+    tile = np.asarray(tile.resize((round(tile.width * scale), round(tile.height * scale)), Image.Resampling.BICUBIC))
+    th, tw = tile.shape[:2]
+    dy, dx = int(rng.integers(th)), int(rng.integers(tw))
+    reps = ((h + dy) // th + 1, (w + dx) // tw + 1, 1)
+    return np.tile(tile, reps)[dy : dy + h, dx : dx + w].astype(np.float32)
+
+
+SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light,
+            "photographed": _photographed}
 
 
 def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,

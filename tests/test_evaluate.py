@@ -94,8 +94,28 @@ def test_the_robustness_bench_measures_only_the_transforms_asked_for():
     from bench.robustness import TRANSFORMS, chosen_transforms
 
     surfaces = chosen_transforms(["SURFACE"])
-    assert len(surfaces) == 8 and all("surface" in n for n in surfaces)
+    assert len(surfaces) == 10 and all("surface" in n for n in surfaces)
     both = chosen_transforms(["window", "product photo,"])
     assert sorted(both) == sorted(["on a surface: window light", "on a surface, shaded as a photo: window light",
                                    "product photo, grainy (σ 12)"])
     assert chosen_transforms([]) == TRANSFORMS and chosen_transforms(["no such transform"]) == {}
+
+
+@pytest.mark.parametrize("depth", [1, 3, 4])
+def test_gimp_patterns_are_read_as_rgb(tmp_path, depth):
+    """The bench's photographed surfaces come from GIMP's .pat tiles: a big-endian header (its own size, version,
+    width, height, bytes a pixel, "GPAT", a name), then the pixels; grey ones come back grey in RGB, alpha dropped."""
+    import struct
+
+    from bench.surfaces import read_pattern
+
+    px = np.random.default_rng(depth).integers(0, 256, (5, 7, depth), dtype=np.uint8)
+    name = b"a tile\0"
+    path = tmp_path / "tile.pat"
+    path.write_bytes(struct.pack(">5I4s", 24 + len(name), 1, 7, 5, depth, b"GPAT") + name + px.tobytes())
+    rgb = read_pattern(path)
+    assert rgb.shape == (5, 7, 3)
+    assert np.array_equal(rgb, np.repeat(px, 3, -1) if depth == 1 else px[..., :3])
+    path.write_bytes(b"\0" * 40)
+    with pytest.raises(ValueError, match="not a GIMP pattern"):
+        read_pattern(path)
