@@ -62,10 +62,31 @@ def photo_on(surface: np.ndarray, colour, shadow: bool) -> tuple[Image.Image, np
     return Image.open(BytesIO(buf.getvalue())), mask
 
 
+def parquet(seed: int) -> np.ndarray:
+    """Parquet: square blocks of boards, each block one of two unlike browns, striped along or across."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W]
+    block = (yy // 40 + xx // 40) % 2
+    boards = np.where(block == 0, yy % 10 < 5, xx % 10 < 5)[..., None]
+    light, dark = np.array([205, 120, 50]), np.array([150, 60, 25])
+    tone = np.where(block[..., None] == 0, light, dark).astype(np.float32)
+    return tone * np.where(boards, 1.0, 0.85) + rng.normal(0, 5, (H, W, 1))
+
+
+def crumpled_paper(seed: int) -> np.ndarray:
+    """Beige paper with creases: its brightness wanders by a fifth, more in blue than in red."""
+    rng = np.random.default_rng(seed)
+    grid = rng.random((8, 10)).astype(np.float32)
+    creases = np.asarray(Image.fromarray(grid).resize((W, H), Image.Resampling.BICUBIC))[..., None]
+    return np.array([218, 185, 156]) * (0.85 + 0.3 * creases * np.array([0.5, 0.8, 1.0])) + rng.normal(0, 2, (H, W, 1))
+
+
 CASES = {
     "a red pullover on wood grain": (wood(0), (170, 30, 40), False),
     "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
     "a green pullover on a wall in uneven light, with a shadow": (window_wall(2), (60, 140, 70), True),
+    "a green pullover on parquet of two browns": (parquet(3), (90, 150, 80), False),
+    "a grey-blue pullover on crumpled paper, with a shadow (no shadow itself)": (crumpled_paper(4), (140, 130, 150), True),
 }
 
 

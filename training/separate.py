@@ -3,7 +3,8 @@
 The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the
 border's log-brightness, robustly) and divided out; what is left is described per pixel by its colour, smoothed over
 the surface's grain, and its local texture energy. A pixel belongs to the object when it is
-unlike the border on these (a robust z-score over the border's median and spread) and is not a shadow (the
+unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
+the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
 surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
 a graph cut over colour (OpenCV's grabCut) settles its edge.
 
@@ -21,9 +22,12 @@ MASK_SIDE = 160  # the mask is found on the picture at most this large (its long
 BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
 Z_OBJECT = 5.0  # robust z-scores above this are unlike the surface
 SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
+SHADOW_CHROMA = 0.04  # … and its chromaticity (colour / brightness) within this of the surface's
 FLAT_SPREAD = 8.0  # a border whose colour spreads less than this (0-255, robust, smoothed) in even light …
 CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wide round the mask (at MASK_SIDE)
 CUT_KERNEL = np.ones((3, 3), np.uint8)
+RARE_BINS = 16  # the border's colour histogram: bins a channel
+RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin round it) round the border is rare
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
 
 
@@ -101,10 +105,11 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     luma, ref = colour.mean(-1), max(float(c_med.mean()), 1.0)
     ratio = luma / ref
     chroma = colour / np.maximum(luma, 1)[..., None] - c_med / ref
-    chroma_z = np.abs(chroma).max(-1) * ref / c_mad.max()
-    shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) & (chroma_z < Z_OBJECT) \
+    chroma_off = np.abs(chroma).max(-1)
+    shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) \
+        & (chroma_off < min(Z_OBJECT * float(c_mad.max()) / ref, SHADOW_CHROMA)) \
         & (np.abs(energy - e_med * ratio) < Z_OBJECT * e_mad)
-    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT)) & ~shadow
+    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | _rare_colour(colour, band)) & ~shadow
     candidate = ndimage.binary_opening(candidate, iterations=max(1, round(1.5 * grain)))
     labels, n = ndimage.label(candidate)
     if n == 0:
@@ -117,6 +122,16 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
     mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
     return _graph_cut(even, mask) if mask.any() else None
+
+
+def _rare_colour(colour: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """[h, w] bool: pixels whose colour hardly occurs round the border. The border's colours as a histogram, each
+    count spread over the bins round it: a surface of several colours (boards, tiles) is no single median colour."""
+    q = np.clip((colour * (RARE_BINS / 256)).astype(np.int32), 0, RARE_BINS - 1)
+    idx = (q[..., 0] * RARE_BINS + q[..., 1]) * RARE_BINS + q[..., 2]
+    hist = np.bincount(idx[band], minlength=RARE_BINS**3).reshape((RARE_BINS,) * 3).astype(np.float32)
+    support = ndimage.gaussian_filter(hist, 1.0).ravel()[idx]
+    return support < RARE_SUPPORT
 
 
 def _graph_cut(even: np.ndarray, mask: np.ndarray) -> np.ndarray:
