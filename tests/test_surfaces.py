@@ -86,7 +86,7 @@ CASES = {
     "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
     "a green pullover on a wall in uneven light, with a shadow": (window_wall(2), (60, 140, 70), True),
     "a green pullover on parquet of two browns": (parquet(3), (90, 150, 80), False),
-    "a grey-blue pullover on crumpled paper, with a shadow (not one itself)": (crumpled_paper(4), (140, 130, 150), True),
+    "a grey-blue pullover on crumpled paper, with a shadow (not one)": (crumpled_paper(4), (140, 130, 150), True),
 }
 
 
