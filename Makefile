@@ -99,6 +99,7 @@ bench: index | $(OPENCLIPART)
 	$(PY) bench/serving.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/mixed.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/explore.py --model $(MODEL) --collection $(COLLECTION)
+	$(PY) bench/masks.py
 	$(PY) bench/robustness.py --model $(MODEL) --collection $(COLLECTION)
 	$(PY) bench/folders.py
 	$(PY) bench/clipart.py

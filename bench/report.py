@@ -46,6 +46,7 @@ README_FIGURES = [
     ("robustness", "label_p_at_10[product photo, cosine]", "a product photo: label precision@10, cosine"),
     ("robustness", "label_p_at_10[on a surface: marble, cosine]",
      "a garment photographed on marble: label precision@10, cosine"),
+    ("masks", "mask_iou[photographed]", "a garment on a photographed surface: the found object's IoU with it"),
 ]
 
 
