@@ -44,8 +44,10 @@ README_FIGURES = [
     ("clipart", "category_p_at_10[half size, fine-tuned, cosine]",
      "openclipart: category precision@10, a drawing at half size"),
     ("robustness", "label_p_at_10[product photo, cosine]", "a product photo: label precision@10, cosine"),
-    ("robustness", "label_p_at_10[on a surface: marble, cosine]",
-     "a garment photographed on marble: label precision@10, cosine"),
+    ("robustness-surfaces-encoder12", "label_p_at_10[on a surface: marble, cosine]",
+     "a garment lying on marble: label precision@10, cosine"),
+    ("robustness-surfaces-encoder12", "label_p_at_10[on a surface, shaded as a photo: photographed, cosine]",
+     "a garment on a photographed surface, shaded as a photo: label precision@10, cosine"),
     ("masks", "mask_iou[photographed]", "a garment on a photographed surface: the found object's IoU with it"),
 ]
 
@@ -89,19 +91,31 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _script(results_name: str) -> str:
+    """The benchmark that wrote bench/results/<results_name>.json: the longest leading part of the name (cut at
+    hyphens) that is a script in bench/ (`robustness-surfaces-encoder12` → `robustness`, run with `--name`)."""
+    parts = results_name.split("-")
+    for n in range(len(parts), 0, -1):
+        if (HERE / f"{'-'.join(parts[:n])}.py").is_file():
+            return "-".join(parts[:n])
+    return results_name
+
+
 def readme_table(results: dict[str, dict]) -> str:
     rows = ["| what | figure | beside it | run |", "|---|---|---|---|"]
     for bench, name, what in README_FIGURES:
         data = results.get(bench, {})
         f = next((f for f in data.get("figures", []) if f["figure"] == name), None)
         if f is None:
-            rows.append(f"| {what} | not measured (`bench/{bench}.py`) | | |")
+            rows.append(f"| {what} | not measured (`bench/{_script(bench)}.py`) | | |")
             continue
         beside = f"{_fmt(f['baseline'])} {f['unit']}, {f['baseline_name']}" if "baseline" in f else ""
         for key in ("recall_at_10", "recall_at_10_vs_tie_rule", "p95"):
             if key in f:
                 beside += ("; " if beside else "") + f"{key.replace('_', ' ')} {_fmt(f[key])}"
-        rows.append(f"| {what} | {_fmt(f['value'])} {f['unit']} | {beside} | `bench/{bench}.py`, {data['when']} |")
+        script = _script(bench)
+        run = f"`bench/{script}.py`" + ("" if script == bench else f" (`{bench}.json`)")
+        rows.append(f"| {what} | {_fmt(f['value'])} {f['unit']} | {beside} | {run}, {data['when']} |")
     return "\n".join(rows)
 
 

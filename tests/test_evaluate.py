@@ -119,3 +119,13 @@ def test_gimp_patterns_are_read_as_rgb(tmp_path, depth):
     path.write_bytes(b"\0" * 40)
     with pytest.raises(ValueError, match="not a GIMP pattern"):
         read_pattern(path)
+
+
+def test_the_readme_names_the_script_behind_each_results_file():
+    """A results file written under `--name` (robustness-surfaces-…) is credited to the script that wrote it, not to a
+    script of that name, which does not exist."""
+    from bench.report import _script
+
+    assert _script("robustness-surfaces-encoder12") == "robustness"
+    assert _script("clipart-codes384") == "clipart" and _script("masks") == "masks"
+    assert _script("no-such-bench") == "no-such-bench"
