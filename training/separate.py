@@ -21,13 +21,13 @@ from scipy import ndimage
 MASK_SIDE = 160  # the mask is found on the picture at most this large (its longer side)
 BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
 Z_OBJECT = 5.0  # robust z-scores above this are unlike the surface
+RARE_BINS = 16  # the border's colour histogram: bins a channel
+RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin round it) round the border is rare
 SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
 SHADOW_CHROMA = 0.04  # … and its chromaticity (colour / brightness) within this of the surface's
 FLAT_SPREAD = 8.0  # a border whose colour spreads less than this (0-255, robust, smoothed) in even light …
 CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wide round the mask (at MASK_SIDE)
 CUT_KERNEL = np.ones((3, 3), np.uint8)
-RARE_BINS = 16  # the border's colour histogram: bins a channel
-RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin round it) round the border is rare
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
 
 
