@@ -48,7 +48,7 @@ class SurfaceArgs:
                          metadata={"help": "the model's training data ($DATASET): its train split is learnt from"})
     work: str | None = field(default=None, metadata={
         "help": "checkpoints and the drawn surface views (default: data/<model>-surface); a stopped run resumes"})
-    epochs: int = 12
+    epochs: int = 24
     learning_rate: float = 2e-4
     batch_size: int = 128
     temperature: float = field(default=0.02, metadata={"help": "of the softmax over the training images' vectors"})
