@@ -109,16 +109,17 @@ SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window l
 
 
 def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,
-             photo_shaded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+             photo_shaded: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
     """The garment in a colour of its own (half the time with stripes or checks), `side` px, turned `angle`°:
-    its RGB and its alpha (the silhouette, 0-1)."""
+    its RGB, its alpha (the silhouette, 0-1) and whether it was patterned."""
     v = np.asarray(im.convert("L").resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     colour = rng.uniform(20, 235, 3)
     # Fashion-MNIST's intensity is the garment's own shading: its colour dimmed to 55 % where the intensity is least
     # (or, shaded as a photo, where it is most)
     shade = (1 - 0.45 * v[..., None]) if photo_shaded else (0.55 + 0.45 * v[..., None])
     rgb = colour * shade + (1 - shade) * 255 * 0.15
-    if rng.random() < 0.5:
+    patterned = bool(rng.random() < 0.5)
+    if patterned:
         yy, xx = np.mgrid[0:side, 0:side]
         period = rng.uniform(6, 16)
         stripes = (np.sin(yy * 2 * np.pi / period) > 0) if rng.random() < 0.5 else \
@@ -128,15 +129,16 @@ def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,
     rgba = np.dstack([rgb, alpha * 255]).clip(0, 255).astype(np.uint8)
     turned = np.asarray(Image.fromarray(rgba, "RGBA").rotate(angle, Image.Resampling.BICUBIC, expand=True),
                         dtype=np.float32)
-    return turned[..., :3], turned[..., 3] / 255
+    return turned[..., :3], turned[..., 3] / 255, patterned
 
 
 def scene(im: Image.Image, rng: np.random.Generator, surface: str,
           photo_shaded: bool = False) -> tuple[Image.Image, np.ndarray]:
-    """The garment on `surface` (a name of SURFACES): the JPEG'd picture and the garment's true mask [H, W] bool."""
+    """The garment on `surface` (a name of SURFACES): the JPEG'd picture (its `info["patterned"]`: whether the
+    garment wears stripes or checks its original does not show) and the garment's true mask [H, W] bool."""
     a = SURFACES[surface](rng, H, W).astype(np.float32)
     side = int(H * rng.uniform(0.4, 0.6))
-    rgb, alpha = _garment(im, rng, side, float(rng.uniform(-8, 8)), photo_shaded)
+    rgb, alpha, patterned = _garment(im, rng, side, float(rng.uniform(-8, 8)), photo_shaded)
     gh, gw = alpha.shape
     top, left = int(rng.integers(10, H - gh - 10 + 1)), int(rng.integers(10, W - gw - 10 + 1))
     # A soft shadow: the silhouette, shifted and blurred, darkens the surface under the garment's edge.
@@ -158,7 +160,9 @@ def scene(im: Image.Image, rng: np.random.Generator, surface: str,
     a *= (1 + rng.uniform(0.15, 0.3) * ramp)[..., None]
     buf = io.BytesIO()
     Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
-    return Image.open(io.BytesIO(buf.getvalue())), full > 0.5
+    photo = Image.open(io.BytesIO(buf.getvalue()))
+    photo.info["patterned"] = patterned
+    return photo, full > 0.5
 
 
 def on_surface(surface: str | None, photo_shaded: bool = False):

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from indexer.metrics import average_precision, code_balance, precision_at, recall_at
 
@@ -99,6 +100,23 @@ def test_the_robustness_bench_measures_only_the_transforms_asked_for():
     assert sorted(both) == sorted(["on a surface: window light", "on a surface, shaded as a photo: window light",
                                    "product photo, grainy (σ 12)"])
     assert chosen_transforms([]) == TRANSFORMS and chosen_transforms(["no such transform"]) == {}
+
+
+def test_a_surface_scene_says_whether_its_garment_is_patterned():
+    """The bench splits the original-in-top-5 by `info["patterned"]`: the flag is true exactly when the garment was
+    drawn in two colours (stripes or checks), a plain one being a single colour where its original is even."""
+    from bench.surfaces import _garment, scene
+
+    square = Image.new("L", (28, 28), 0)
+    square.paste(200, (4, 4, 24, 24))
+    seen = set()
+    for seed in range(8):
+        rgb, alpha, patterned = _garment(square, np.random.default_rng(seed), 112, 0.0)
+        assert alpha[40:72, 40:72].min() > 0.99  # the square's middle, away from its edges' ramp
+        assert (rgb[40:72, 40:72].reshape(-1, 3).std(0).max() > 10) == patterned
+        photo, _ = scene(square, np.random.default_rng(seed), "linen")
+        seen.add(photo.info["patterned"])
+    assert seen == {True, False}
 
 
 @pytest.mark.parametrize("depth", [1, 3, 4])
