@@ -81,12 +81,26 @@ def crumpled_paper(seed: int) -> np.ndarray:
     return np.array([218, 185, 156]) * (0.85 + 0.3 * creases * np.array([0.5, 0.8, 1.0])) + rng.normal(0, 2, (H, W, 1))
 
 
+def terrazzo(seed: int, colour) -> np.ndarray:
+    """Terrazzo in light stronger on the left: light grey with small flecks of many colours, and four of `colour`
+    (the garment's own) a few pixels beyond the middle of each side of `photo_on`'s garment box."""
+    rng = np.random.default_rng(seed)
+    a = np.array([205, 200, 192], np.float32) + rng.normal(0, 4, (H, W, 1))
+    yy, xx = np.mgrid[0:H, 0:W]
+    for y, x, r in zip(rng.integers(0, H, 500), rng.integers(0, W, 500), rng.uniform(1.5, 3.5, 500), strict=True):
+        a[(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = rng.uniform(30, 220, 3)
+    for y, x in ((42, 135), (125, 218), (208, 135), (125, 52)):
+        a[(yy - y) ** 2 + (xx - x) ** 2 <= 9] = colour
+    return a * np.linspace(1.0, 0.75, W)[None, :, None]
+
+
 CASES = {
     "a red pullover on wood grain": (wood(0), (170, 30, 40), False),
     "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
     "a green pullover on a wall in uneven light, with a shadow": (window_wall(2), (60, 140, 70), True),
     "a green pullover on parquet of two browns": (parquet(3), (90, 150, 80), False),
     "a grey-blue pullover on crumpled paper, with a shadow (not one)": (crumpled_paper(4), (140, 130, 150), True),
+    "a red pullover on terrazzo with flecks of its red": (terrazzo(5, (170, 30, 40)), (170, 30, 40), True),
 }
 
 
@@ -117,6 +131,15 @@ def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case
     query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     assert (query & reference).sum() / (query | reference).sum() > 0.75
+
+
+def test_specks_of_the_garments_colour_beside_it_do_not_stretch_its_frame():
+    """Terrazzo's flecks of the garment's own colour a few pixels from its edge: the graph cut takes them as object,
+    and the object's box, which frames it, would grow by them; apart from the garment, they are dropped."""
+    photo, truth = photo_on(*CASES["a red pullover on terrazzo with flecks of its red"])
+    found = analyse(np.asarray(photo))
+    ys, xs = np.nonzero(truth)
+    assert np.abs(np.subtract(found.box, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))).max() <= 4, found.box
 
 
 @pytest.mark.parametrize("case", CASES)

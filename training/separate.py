@@ -6,7 +6,7 @@ the surface's grain, and its local texture energy. A pixel belongs to the object
 unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
 the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
 surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
-a graph cut over colour (OpenCV's grabCut) settles its edge.
+a graph cut over colour (OpenCV's grabCut) settles its edge, and specks apart from the object are dropped again.
 
 `flat_border` tells the case preparation has always handled (one even colour round the border) from this one.
 """
@@ -26,6 +26,7 @@ RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin r
 SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
 SHADOW_CHROMA = 0.04  # … and its chromaticity (colour / brightness) within this of the surface's
 FLAT_SPREAD = 8.0  # a border whose colour spreads less than this (0-255, robust, smoothed) in even light …
+REGION_SHARE = 0.3  # regions at least this share of the largest are object too; smaller ones are specks
 CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wide round the mask (at MASK_SIDE)
 CUT_KERNEL = np.ones((3, 3), np.uint8)
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
@@ -111,17 +112,21 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
         & (np.abs(energy - e_med * ratio) < Z_OBJECT * e_mad)
     candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | _rare_colour(colour, band)) & ~shadow
     candidate = ndimage.binary_opening(candidate, iterations=max(1, round(1.5 * grain)))
-    labels, n = ndimage.label(candidate)
-    if n == 0:
+    if not candidate.any():
         return None
-    sizes = ndimage.sum(candidate, labels, index=np.arange(1, n + 1))
-    biggest = int(np.argmax(sizes)) + 1
-    # The largest region, and any nearly as large (a pair of shoes), holes filled.
-    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.3 * sizes[biggest - 1]))
-    keep = ndimage.binary_closing(keep, iterations=max(1, round(grain)))
+    keep = ndimage.binary_closing(_largest_regions(candidate), iterations=max(1, round(grain)))
     # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
     mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
     return _graph_cut(even, mask) if mask.any() else None
+
+
+def _largest_regions(mask: np.ndarray) -> np.ndarray:
+    """The mask's largest connected region and any nearly as large (a pair of shoes): specks apart from it dropped."""
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    return np.isin(labels, 1 + np.flatnonzero(sizes >= REGION_SHARE * sizes.max()))
 
 
 def _rare_colour(colour: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -151,4 +156,6 @@ def _graph_cut(even: np.ndarray, mask: np.ndarray) -> np.ndarray:
     cv2.setRNGSeed(0)  # its colour models start from k-means on OpenCV's RNG: seeded, the same picture, the same cut
     cv2.grabCut(image, labels, None, np.zeros((1, 65)), np.zeros((1, 65)), CUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     cut = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-    return ndimage.binary_fill_holes(cut) if cut.any() else mask
+    # The cut may take specks of the surface's own colours in its band (terrazzo's flecks): dropped, they would
+    # stretch the object's box and so its frame.
+    return ndimage.binary_fill_holes(_largest_regions(cut)) if cut.any() else mask
