@@ -4,6 +4,7 @@ the collection."""
 from __future__ import annotations
 
 from indexer.calibration import UNLIKE_PERCENTILE
+from training.shading import LIGHTEST
 
 
 def query_note(query: dict) -> str:
@@ -46,6 +47,8 @@ def query_note(query: dict) -> str:
         done.append("converted to grey")
     if prep.get("shaded"):
         done.append("shaded as the collection's objects are")
+    if prep.get("shading") == LIGHTEST:
+        done.append("its light and dark taken the other way round (nearer stored images so)")
     if prep.get("stretched"):
         done.append(f"its contrast stretched {prep['stretched']}×")
     if prep.get("surface_encoder"):

@@ -16,6 +16,7 @@ from training.codes import code_length
 from training.model import processor_size, resolve_precision, retrieval_dim
 from training.modeldir import fingerprint, load_model
 from training.prepare import ImageProfile, model_input
+from training.shading import DARKEST
 from training.surface_encoder import load_surface_encoder
 from training.views import VIEWS, embed_outputs, view_count
 
@@ -90,9 +91,11 @@ class Embedder:
             return (own, "collection") if own is not None else (None, "off")
         return (self.profile, "model") if self.profile is not None else (None, "none")
 
-    def preprocess(self, images: list[Image.Image], profile: ImageProfile | None) -> tuple[torch.Tensor, list[dict]]:
-        """Prepare each image like the collection's (`profile`; None: as it is), then the model's preprocessing."""
-        return model_input(images, profile, self.size, self.mean, self.std)
+    def preprocess(self, images: list[Image.Image], profile: ImageProfile | None,
+                   shading: str = DARKEST) -> tuple[torch.Tensor, list[dict]]:
+        """Prepare each image like the collection's (`profile`; None: as it is; `shading`: training.shading), then
+        the model's preprocessing."""
+        return model_input(images, profile, self.size, self.mean, self.std, shading)
 
     def embed_pixels(self, pixels: torch.Tensor, prepared: list[dict] | None = None) -> Embeddings:
         """`pixels` (preprocessed) embedded by the model; those that preparation found on a surface (`prepared`,
@@ -125,8 +128,8 @@ class Embedder:
             probs=torch.cat(probs).numpy().astype(np.float32),
         )
 
-    def embed(self, images: list[Image.Image], profile: ImageProfile | None) -> Embeddings:
-        pixels, prepared = self.preprocess(images, profile)
+    def embed(self, images: list[Image.Image], profile: ImageProfile | None, shading: str = DARKEST) -> Embeddings:
+        pixels, prepared = self.preprocess(images, profile, shading)
         emb = self.embed_pixels(pixels, prepared)
         emb.prepared = prepared
         return emb

@@ -24,6 +24,7 @@ from indexer.plans import Hit
 from indexer.store import Store, StoreError
 from training.images import open_image, sha256
 from training.prepare import ImageProfile
+from training.shading import DARKEST, LIGHTEST
 
 CACHE_SIZE = 256  # uploads whose embeddings are kept, for paging without a model run
 
@@ -82,12 +83,22 @@ class QueryPath:
             if emb is not None:
                 self._cache.move_to_end(key)
                 return emb
-        emb = self.embedder.embed([open_image(data)], self.profile)
+        emb = self._either_shading(open_image(data))
         with self._lock:
             self._cache[key] = emb
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return emb
+
+    def _either_shading(self, image) -> Embeddings:
+        """The picture's vectors. A grey collection's object found on a surface is shaded by its darkness, and again
+        by its lightness (training.shading): the one whose nearest stored image (cosine) is nearer is kept."""
+        emb = self.embedder.embed([image], self.profile)
+        if emb.prepared[0].get("shading") != DARKEST:
+            return emb
+        other = self.embedder.embed([image], self.profile, LIGHTEST)
+        nearest = [self.store.search("cosine", e.floats[0], e.codes[0], k=1) for e in (emb, other)]
+        return other if nearest[1] and (not nearest[0] or nearest[1][0].score > nearest[0][0].score) else emb
 
     def _search(self, q: Query, float_vector, code, exclude=None) -> list[Hit]:
         return self.store.search(q.metric, float_vector, code, k=int(q.k), offset=int(q.offset),

@@ -2,6 +2,7 @@
 collection's images (training.separate, through training.prepare); training sees its objects on generated surfaces
 (training.surfaces), prepared the same way."""
 
+import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -11,10 +12,15 @@ import torch
 from PIL import Image, ImageFilter
 
 from app.notes import query_note
+from indexer.embedder import Embedder
+from indexer.factory import open_store
+from indexer.query import Query, QueryPath
+from indexer.store import point_id
 from tests.test_images import garment
-from training.images import preprocess
+from training.images import open_image, preprocess
 from training.prepare import ImageProfile, analyse, measure_profile, prepare
 from training.separate import flat_border, surface_of
+from training.shading import DARKEST, LIGHTEST
 
 W, H = 400, 300
 
@@ -229,14 +235,23 @@ def pullovers_shaded_left_to_right() -> ImageProfile:
     return measure_profile([Image.fromarray((shaded(28, d) * 255).astype(np.uint8)) for d in (0.2, 0.3, 0.4)])
 
 
-def pullover_on_a_wall(colour: np.ndarray) -> Image.Image:
-    """A photo of such a pullover, 150 px, on a lit wall: `colour` (RGB, or [150, 150, 3] pixel by pixel) darkened
-    by up to 30 % where the collection's picture is brighter."""
+def pullover_on_a_wall(colour: np.ndarray, wall_light: float = 1.0) -> Image.Image:
+    """A photo of such a pullover, 150 px, on a lit wall (its light times `wall_light`): `colour` (RGB, or
+    [150, 150, 3] pixel by pixel) darkened by up to 30 % where the collection's picture is brighter."""
     mask, light = np.zeros((H, W), bool), shaded(150, 0.0)
     mask[50:200, 60:210] = np.asarray(garment(size=150, fg=255, bg=0)) > 128
-    a = window_wall(3)
+    a = window_wall(3) * wall_light
     a[mask] = (np.broadcast_to(colour, (150, 150, 3)) * (1 - 0.3 * light)[..., None])[mask[50:200, 60:210]]
     return Image.fromarray(a.clip(0, 255).astype(np.uint8))
+
+
+def right_minus_left(prepared: Image.Image) -> float:
+    """How much brighter the prepared object's right half is than its left (0-1)."""
+    p = np.asarray(prepared.convert("L"), dtype=np.float32) / 255
+    obj = p > 0.05
+    cols = np.nonzero(obj.any(0))[0]
+    half = (cols.min() + cols.max()) // 2
+    return float(p[:, half:][obj[:, half:]].mean() - p[:, :half][obj[:, :half]].mean())
 
 
 def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
@@ -255,14 +270,44 @@ def test_a_garment_on_a_surface_is_shaded_as_the_collections_objects_are():
         note = query_note({"prepared": {**info, "profile": "collection"}})
         assert ("shaded as the collection's objects are" in note) == (name == "shaded")
         p = np.asarray(prepared.convert("L"), dtype=np.float32) / 255
-        obj = p > 0.05
-        cols = np.nonzero(obj.any(0))[0]
-        half = (cols.min() + cols.max()) // 2
-        spreads[name + ", right - left"] = p[:, half:][obj[:, half:]].mean() - p[:, :half][obj[:, :half]].mean()
-        spreads[name] = np.percentile(p[obj], 90) - np.percentile(p[obj], 10)
+        spreads[name + ", right - left"] = right_minus_left(prepared)
+        spreads[name] = np.percentile(p[p > 0.05], 90) - np.percentile(p[p > 0.05], 10)
     assert spreads["shaded"] == pytest.approx(collection.levels[-2] - collection.levels[1], abs=0.1)
     assert spreads["shaded, right - left"] > 0.2  # brighter at the right, as the collection's pullovers are
     assert spreads["by distance"] < 0.6 * spreads["shaded"]
+
+
+def test_a_pale_garment_on_a_dark_surface_is_shaded_by_its_own_darkness():
+    """The same pullover, pale, on a dark wall (a white shirt on a dark table): it stands out by being lighter than
+    the wall, so its difference from the wall is greatest where it is palest, where the collection's picture is
+    faintest. Prepared, it is shaded by its own darkness and is brighter at the right, as the collection's pullovers
+    are."""
+    collection = pullovers_shaded_left_to_right()
+    colour = np.array([235, 225, 215], np.float32)
+    on_dark, info = prepare(pullover_on_a_wall(colour, wall_light=0.3), collection)
+    assert info["surface"] and info["shaded"]
+    assert right_minus_left(on_dark) > 0.15  # by its difference from the wall: as much darker at the right
+
+
+def test_a_garment_lit_the_other_way_is_searched_with_the_shading_that_finds_nearer_images(tiny_model, tmp_path):
+    """A grey collection's garment found on a surface is embedded shaded by its darkness and by its lightness; the
+    search keeps the one whose nearest stored image is nearer, and the page says when that is its lightness. The
+    collection here holds one image: the photo itself prepared one way or the other (a stand-in for the garment's
+    own picture, which a photo lit the one way or the other resembles)."""
+    embedder, collection = Embedder(tiny_model), pullovers_shaded_left_to_right()
+    buf = io.BytesIO()
+    pullover_on_a_wall(np.array([235, 225, 215], np.float32), wall_light=0.3).save(buf, "PNG")
+    photo = open_image(buf.getvalue())
+    ways = {way: embedder.embed([photo], collection, way) for way in (DARKEST, LIGHTEST)}
+    assert float(ways[DARKEST].floats[0] @ ways[LIGHTEST].floats[0]) < 0.999  # two different queries
+    for way, emb in ways.items():
+        store = open_store(f"stored-{way}", str(tmp_path / way))
+        store.ensure(embedder.meta)
+        store.upsert([point_id({"row": 0})], emb.floats, emb.codes, [{"label": "Pullover"}])
+        answer = QueryPath(embedder, store, store.meta, collection, "collection").picture(buf.getvalue(), Query())
+        assert answer.query["prepared"]["shading"] == way and answer.hits[0].score == pytest.approx(1, abs=1e-3)
+        assert ("the other way round" in query_note(answer.query)) == (way == LIGHTEST)
+        store.close()
 
 
 def test_a_striped_garment_on_a_surface_keeps_its_own_shading_under_the_stripes():
@@ -275,10 +320,9 @@ def test_a_striped_garment_on_a_surface_keeps_its_own_shading_under_the_stripes(
     colour = np.where(stripes, np.array([120, 90, 80], np.float32), np.array([60, 45, 40], np.float32))
     prepared, info = prepare(pullover_on_a_wall(colour), collection)
     assert info["surface"] and info["shaded"]
-    p = np.asarray(prepared.convert("L").resize((28, 28), Image.Resampling.BOX), dtype=np.float32) / 255
+    small = prepared.convert("L").resize((28, 28), Image.Resampling.BOX)
+    assert right_minus_left(small) > 0.16
+    p = np.asarray(small, dtype=np.float32) / 255
     obj = p > 0.05
-    cols = np.nonzero(obj.any(0))[0]
-    half = (cols.min() + cols.max()) // 2
-    assert p[:, half:][obj[:, half:]].mean() - p[:, :half][obj[:, :half]].mean() > 0.16
     spread = np.percentile(p[obj], 90) - np.percentile(p[obj], 10)
     assert spread == pytest.approx(collection.levels[-2] - collection.levels[1], abs=0.1)

@@ -23,19 +23,13 @@ from training.analysis import (
     quietened,
 )
 from training.images import preprocess, to_rgb
+from training.shading import DARKEST, LEVEL_PERCENTILES, surface_shaded
 
 log = logging.getLogger(__name__)
 
 # On a surface, the object's pixels stand out at least this much (0-1): a garment whose colour is near the surface's
 # keeps its silhouette (a collection profiled without `levels`).
 SURFACE_FLOOR = 0.25
-# The percentiles of an object's strength that a profile's `levels` records, and that an object found on a surface
-# is matched to (`_shaded`).
-LEVEL_PERCENTILES = (2, 10, 25, 50, 75, 90, 98)
-# On a surface the object's strength is smoothed over this share of its box's longer side before it is shaded (half a
-# pixel of a 28-px picture): a stripe or check finer than that is averaged as a small picture averages it, and takes
-# none of the collection's levels away from the garment's own shading.
-SHADE_SMOOTHING = 0.5 / 28
 CONTRAST_PERCENTILE = 5  # fainter than all but this share of the collection's objects: stretched (ImageProfile)
 # Matting (a colour collection, a picture on a flat background of another colour): a pixel this far (0-255, its
 # channel most unlike the background) from the background is all object; nearer, part object, part background.
@@ -143,14 +137,16 @@ def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
     return measure_profile(images())
 
 
-def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
+def prepare(image: Image.Image, profile: ImageProfile | None, shading: str = DARKEST) -> tuple[Image.Image, dict]:
     """Make a picture look like the collection's images: smooth it if it is noisy (`quietened`), find the object
     against its background, crop it, match colour, polarity and background level, and frame it as the collection
     frames its objects. In a colour collection, an object on a flat background of another colour keeps its own
     colours, moved onto the collection's background (`_matte`); otherwise it is redrawn by its strength in the
     collection's polarity (`_redrawn`).
 
-    Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
+    A grey collection's object found on a surface is shaded by its darkness, or its lightness (`shading`:
+    training.shading; `info["shading"]` says which, only where it applied). Returns the prepared RGB image and what was
+    done (the API reports it). Without a profile: RGB only."""
     if profile is None:
         return to_rgb(image), {"prepared": False}
     a = analysis_array(image)
@@ -176,7 +172,7 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
     if matte is not None:
         info["inverted"] = False
     else:
-        x = _redrawn(x, bg, an, profile, target, info)
+        x = _redrawn(x, bg, an, profile, target, info, shading)
     info["surface"] = an.light is not None  # found on a textured or unevenly lit surface (training.separate)
     left, top, right, bottom = an.box
     info["object"] = [left, top, right, bottom]
@@ -208,17 +204,20 @@ def _matte(x: np.ndarray, bg: np.ndarray, mask: np.ndarray | None, target: np.nd
 
 
 def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile, target: np.ndarray,
-             info: dict) -> np.ndarray:
+             info: dict, shading: str = DARKEST) -> np.ndarray:
     """The object drawn by its strength over its background in the picture's own polarity (0 = background,
-    1 = extreme), on a surface shaded as the collection's objects are (`_shaded`, with the profile's `levels`),
+    1 = extreme), on a surface shaded as the collection's objects are (training.shading, with the profile's `levels`),
     stretched when fainter than the collection's objects, in the collection's polarity over the collection's
-    background level."""
+    background level.
+
+    In a grey collection, an object on a surface is shaded by its own darkness, or lightness (`shading`:
+    training.shading)."""
     y = strength_over(x, bg, an.polarity)
     if an.light is not None and profile.levels:  # on a surface: the object's pixels only, shaded as the collection's
-        y = _smoothed(y, an.mask, an.box)
-        own = y.max(-1)  # in a colour collection its channels keep their proportions: its hues
-        y = y * (_shaded(own, an.mask, profile.levels) / np.maximum(own, 1e-6))[..., None]
+        y = surface_shaded(y, x, an.mask, an.box, profile.levels, profile.colour, shading)
         info["shaded"] = True
+        if not profile.colour:
+            info["shading"] = shading
     elif an.light is not None:  # none of the surface's grain
         y = np.where(an.mask[..., None], np.maximum(y, SURFACE_FLOOR), 0)
     strength = _object_strength(y)
@@ -229,31 +228,10 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
     return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
 
 
-def _smoothed(y: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The object's strength `y` [h, w, 3] smoothed within `mask` over SHADE_SMOOTHING of its box's longer side
-    (normalised by the mask's own share, so the surface does not bleed in); 0 outside the mask."""
-    from scipy import ndimage
-
-    left, top, right, bottom = box
-    sigma = SHADE_SMOOTHING * max(right - left, bottom - top)
-    m = mask.astype(np.float32)
-    inside = np.maximum(ndimage.gaussian_filter(m, sigma), 1e-3)[..., None]
-    return np.where(mask[..., None], ndimage.gaussian_filter(y * m[..., None], (sigma, sigma, 0)) / inside, 0.0)
-
-
-def _shaded(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
-    """An object found on a surface (`mask`) with its strength `y` [h, w] matched to the collection's `levels`: its
-    pixels keep their order (a fold stays darker than the cloth around it) and take the collection's spread of
-    strength, where its own may be a narrow band (a mid-grey garment on a light table: all about equally far from the
-    table) or cut off by the floor of what stands out. Outside the mask: 0, the background."""
-    own = np.percentile(y[mask], LEVEL_PERCENTILES) + np.arange(len(LEVEL_PERCENTILES)) * 1e-6  # rising
-    return np.where(mask, np.interp(y, own, levels), 0.0)
-
-
-def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
-                std) -> tuple[torch.Tensor, list[dict]]:
+def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean, std,
+                shading: str = DARKEST) -> tuple[torch.Tensor, list[dict]]:
     """The one image path to the model: each picture prepared like the collection's (`profile`; None: as it is),
     then preprocessed; returns the tensor and what preparation did to each picture. Training, indexing and
     queries all call this."""
-    done = [prepare(image, profile) for image in images]
+    done = [prepare(image, profile, shading) for image in images]
     return preprocess([d[0] for d in done], size, mean, std), [d[1] for d in done]
