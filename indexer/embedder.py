@@ -13,10 +13,10 @@ from PIL import Image
 
 from training import config as settings
 from training.codes import code_length
+from training.images import preprocess
 from training.model import processor_size, resolve_precision, retrieval_dim
 from training.modeldir import fingerprint, load_model
-from training.prepare import ImageProfile, model_input
-from training.shading import DARKEST
+from training.prepare import ImageProfile, model_input, readings
 from training.surface_encoder import load_surface_encoder
 from training.views import VIEWS, embed_outputs, view_count
 
@@ -91,11 +91,9 @@ class Embedder:
             return (own, "collection") if own is not None else (None, "off")
         return (self.profile, "model") if self.profile is not None else (None, "none")
 
-    def preprocess(self, images: list[Image.Image], profile: ImageProfile | None,
-                   shading: str = DARKEST) -> tuple[torch.Tensor, list[dict]]:
-        """Prepare each image like the collection's (`profile`; None: as it is; `shading`: training.shading), then
-        the model's preprocessing."""
-        return model_input(images, profile, self.size, self.mean, self.std, shading)
+    def preprocess(self, images: list[Image.Image], profile: ImageProfile | None) -> tuple[torch.Tensor, list[dict]]:
+        """Prepare each image like the collection's (`profile`; None: as it is), then the model's preprocessing."""
+        return model_input(images, profile, self.size, self.mean, self.std)
 
     def embed_pixels(self, pixels: torch.Tensor, prepared: list[dict] | None = None) -> Embeddings:
         """`pixels` (preprocessed) embedded by the model; those that preparation found on a surface (`prepared`,
@@ -128,8 +126,16 @@ class Embedder:
             probs=torch.cat(probs).numpy().astype(np.float32),
         )
 
-    def embed(self, images: list[Image.Image], profile: ImageProfile | None, shading: str = DARKEST) -> Embeddings:
-        pixels, prepared = self.preprocess(images, profile, shading)
+    def embed(self, images: list[Image.Image], profile: ImageProfile | None) -> Embeddings:
+        pixels, prepared = self.preprocess(images, profile)
         emb = self.embed_pixels(pixels, prepared)
         emb.prepared = prepared
         return emb
+
+    def embed_readings(self, image: Image.Image, profile: ImageProfile | None) -> list[Embeddings]:
+        """One picture embedded as each way of drawing it that preparation offers (training.prepare.readings: a grey
+        collection's object on a surface by its darkness and by its lightness), its object found once."""
+        done = readings(image, profile)
+        emb = self.embed_pixels(preprocess([d[0] for d in done], self.size, self.mean, self.std), [d[1] for d in done])
+        return [Embeddings(emb.floats[i : i + 1], emb.codes[i : i + 1], emb.probs[i : i + 1], [info])
+                for i, (_, info) in enumerate(done)]

@@ -24,7 +24,6 @@ from indexer.plans import Hit
 from indexer.store import Store, StoreError
 from training.images import open_image, sha256
 from training.prepare import ImageProfile
-from training.shading import DARKEST, LIGHTEST
 
 CACHE_SIZE = 256  # uploads whose embeddings are kept, for paging without a model run
 
@@ -92,13 +91,13 @@ class QueryPath:
 
     def _either_shading(self, image) -> Embeddings:
         """The picture's vectors. A grey collection's object found on a surface is shaded by its darkness, and again
-        by its lightness (training.shading): the one whose nearest stored image (cosine) is nearer is kept."""
-        emb = self.embedder.embed([image], self.profile)
-        if emb.prepared[0].get("shading") != DARKEST:
-            return emb
-        other = self.embedder.embed([image], self.profile, LIGHTEST)
-        nearest = [self.store.search("cosine", e.floats[0], e.codes[0], k=1) for e in (emb, other)]
-        return other if nearest[1] and (not nearest[0] or nearest[1][0].score > nearest[0][0].score) else emb
+        by its lightness (training.shading): the one whose nearest stored image (cosine) is nearer is kept, the
+        darkness on a tie."""
+        ways = self.embedder.embed_readings(image, self.profile)
+        if len(ways) == 1:
+            return ways[0]
+        nearest = [self.store.search("cosine", e.floats[0], e.codes[0], k=1) for e in ways]
+        return ways[int(np.argmax([hits[0].score if hits else -np.inf for hits in nearest]))]
 
     def _search(self, q: Query, float_vector, code, exclude=None) -> list[Hit]:
         return self.store.search(q.metric, float_vector, code, k=int(q.k), offset=int(q.offset),

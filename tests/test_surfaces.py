@@ -298,7 +298,7 @@ def test_a_garment_lit_the_other_way_is_searched_with_the_shading_that_finds_nea
     buf = io.BytesIO()
     pullover_on_a_wall(np.array([235, 225, 215], np.float32), wall_light=0.3).save(buf, "PNG")
     photo = open_image(buf.getvalue())
-    ways = {way: embedder.embed([photo], collection, way) for way in (DARKEST, LIGHTEST)}
+    ways = dict(zip((DARKEST, LIGHTEST), embedder.embed_readings(photo, collection), strict=True))
     assert float(ways[DARKEST].floats[0] @ ways[LIGHTEST].floats[0]) < 0.999  # two different queries
     for way, emb in ways.items():
         store = open_store(f"stored-{way}", str(tmp_path / way))

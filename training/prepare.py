@@ -23,7 +23,7 @@ from training.analysis import (
     quietened,
 )
 from training.images import preprocess, to_rgb
-from training.shading import DARKEST, LEVEL_PERCENTILES, surface_shaded
+from training.shading import DARKEST, LEVEL_PERCENTILES, LIGHTEST, surface_shaded
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +137,24 @@ def profile_of(split, sample: int = PROFILE_SAMPLE) -> ImageProfile:
     return measure_profile(images())
 
 
-def prepare(image: Image.Image, profile: ImageProfile | None, shading: str = DARKEST) -> tuple[Image.Image, dict]:
+def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Image, dict]:
     """Make a picture look like the collection's images: smooth it if it is noisy (`quietened`), find the object
     against its background, crop it, match colour, polarity and background level, and frame it as the collection
     frames its objects. In a colour collection, an object on a flat background of another colour keeps its own
     colours, moved onto the collection's background (`_matte`); otherwise it is redrawn by its strength in the
-    collection's polarity (`_redrawn`).
+    collection's polarity (`_redrawn`). A grey collection's object found on a surface is shaded by its darkness
+    (training.shading; `info["shading"]`).
 
-    A grey collection's object found on a surface is shaded by its darkness, or its lightness (`shading`:
-    training.shading; `info["shading"]` says which, only where it applied). Returns the prepared RGB image and what was
-    done (the API reports it). Without a profile: RGB only."""
+    Returns the prepared RGB image and what was done (the API reports it). Without a profile: RGB only."""
+    return readings(image, profile, (DARKEST,))[0]
+
+
+def readings(image: Image.Image, profile: ImageProfile | None,
+             shadings: tuple[str, ...] = (DARKEST, LIGHTEST)) -> list[tuple[Image.Image, dict]]:
+    """`prepare`'s picture and what was done, once for each of `shadings` where the shading applies (a grey
+    collection's object found on a surface: training.shading), else once; the object is found once for all."""
     if profile is None:
-        return to_rgb(image), {"prepared": False}
+        return [(to_rgb(image), {"prepared": False})]
     a = analysis_array(image)
     an = analyse(a)
     info: dict = {"prepared": True, "size": [a.shape[1], a.shape[0]]}
@@ -168,17 +174,28 @@ def prepare(image: Image.Image, profile: ImageProfile | None, shading: str = DAR
         info["matted"] = True
     if an.box is None:  # nothing stands out from the background: the picture is framed as it is
         info["object"] = None
-        return Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info
+        return [(Image.fromarray(x.round().clip(0, 255).astype(np.uint8)), info)]
     if matte is not None:
         info["inverted"] = False
-    else:
-        x = _redrawn(x, bg, an, profile, target, info, shading)
+        return [_framed(x, an, profile, target, info)]
+    done = []
+    for shading in shadings:
+        drawn = dict(info)
+        done.append(_framed(_redrawn(x, bg, an, profile, target, drawn, shading), an, profile, target, drawn))
+        if "shading" not in drawn:  # one way to draw it
+            break
+    return done
+
+
+def _framed(x: np.ndarray, an: Analysis, profile: ImageProfile, target: np.ndarray,
+            info: dict) -> tuple[Image.Image, dict]:
+    """The object (`an.box` of `x`) in a frame of the collection's aspect, spanning `fill` of it, its centre where
+    the collection's are, on the collection's background."""
     info["surface"] = an.light is not None  # found on a textured or unevenly lit surface (training.separate)
     left, top, right, bottom = an.box
     info["object"] = [left, top, right, bottom]
     obj = x[top:bottom, left:right]
     bw, bh = right - left, bottom - top
-    # The frame: the collection's aspect, the object spanning `fill` of it, its centre where the collection's are.
     fh = max(bw / profile.aspect, bh) / max(profile.fill, 0.05)
     fw, fh = max(bw, round(fh * profile.aspect)), max(bh, round(fh))
     ox = min(max(round(profile.centre[0] * fw - bw / 2), 0), fw - bw)
@@ -228,10 +245,10 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
     return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
 
 
-def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean, std,
-                shading: str = DARKEST) -> tuple[torch.Tensor, list[dict]]:
+def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
+                std) -> tuple[torch.Tensor, list[dict]]:
     """The one image path to the model: each picture prepared like the collection's (`profile`; None: as it is),
     then preprocessed; returns the tensor and what preparation did to each picture. Training, indexing and
     queries all call this."""
-    done = [prepare(image, profile, shading) for image in images]
+    done = [prepare(image, profile) for image in images]
     return preprocess([d[0] for d in done], size, mean, std), [d[1] for d in done]
