@@ -15,6 +15,7 @@ and the floor every model must clear, raw-pixel cosine (32×32 RGB on white, as 
 Models are written to data/clipart-models/ and reused by a later run (their training time is recorded once).
 
 python bench/clipart.py [--backbone models/backbone] [--methods backbone,fine-tuned,from-scratch] [--epochs E]
+    [--queries N] [--name clipart]
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=None, help="epochs of the trained methods (default: the product's)")
     p.add_argument("--queries", type=int, default=300, help="held-out pictures queried (spread evenly)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="clipart", help="the results' name (bench/results/NAME.json)")
     args = p.parse_args()
     started = time.perf_counter()
     pictures, cats, held = load(SIZE)
@@ -203,7 +205,7 @@ def main() -> None:
     originals = np.flatnonzero(held)
     originals = originals[np.linspace(0, len(originals) - 1, min(args.queries, len(originals))).round().astype(int)]
     white = [on(x) for x in pictures]
-    rec = Recorder("clipart")
+    rec = Recorder(args.name)
     methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs, data / "clipart-models")
     db = {name: f(white) for name, f in methods.items()}
     for change, make in CHANGES.items():
