@@ -13,10 +13,10 @@ from PIL import Image
 
 from training import config as settings
 from training.codes import code_length
-from training.images import preprocess
 from training.model import processor_size, resolve_precision, retrieval_dim
 from training.modeldir import fingerprint, load_model
-from training.prepare import ImageProfile, model_input, readings
+from training.prepare import ImageProfile, model_input
+from training.shading import DARKEST, LIGHTEST
 from training.surface_encoder import load_surface_encoder
 from training.views import VIEWS, embed_outputs, view_count
 
@@ -135,7 +135,7 @@ class Embedder:
     def embed_readings(self, image: Image.Image, profile: ImageProfile | None) -> list[Embeddings]:
         """One picture embedded as each way of drawing it that preparation offers (training.prepare.readings: a grey
         collection's object on a surface by its darkness and by its lightness), its object found once."""
-        done = readings(image, profile)
-        emb = self.embed_pixels(preprocess([d[0] for d in done], self.size, self.mean, self.std), [d[1] for d in done])
+        pixels, prepared = model_input([image], profile, self.size, self.mean, self.std, (DARKEST, LIGHTEST))
+        emb = self.embed_pixels(pixels, prepared)
         return [Embeddings(emb.floats[i : i + 1], emb.codes[i : i + 1], emb.probs[i : i + 1], [info])
-                for i, (_, info) in enumerate(done)]
+                for i, info in enumerate(prepared)]

@@ -245,10 +245,10 @@ def _redrawn(x: np.ndarray, bg: np.ndarray, an: Analysis, profile: ImageProfile,
     return target + y * (255 - target) if profile.polarity == LIGHT_ON_DARK else target - y * target
 
 
-def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean,
-                std) -> tuple[torch.Tensor, list[dict]]:
+def model_input(images: list[Image.Image], profile: ImageProfile | None, size: int, mean, std,
+                shadings: tuple[str, ...] = (DARKEST,)) -> tuple[torch.Tensor, list[dict]]:
     """The one image path to the model: each picture prepared like the collection's (`profile`; None: as it is),
     then preprocessed; returns the tensor and what preparation did to each picture. Training, indexing and
-    queries all call this."""
-    done = [prepare(image, profile) for image in images]
+    queries all call this. With more `shadings`, a picture they apply to gives a row for each (`readings`)."""
+    done = [reading for image in images for reading in readings(image, profile, shadings)]
     return preprocess([d[0] for d in done], size, mean, std), [d[1] for d in done]
