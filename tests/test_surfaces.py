@@ -19,7 +19,7 @@ from indexer.store import point_id
 from tests.test_images import garment
 from training.images import open_image, preprocess
 from training.prepare import ImageProfile, analyse, measure_profile, prepare
-from training.separate import flat_border, surface_of
+from training.separate import flat_border, settled_rim, surface_of
 from training.shading import DARKEST, LIGHTEST
 
 W, H = 400, 300
@@ -137,6 +137,25 @@ def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case
     query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     assert (query & reference).sum() / (query | reference).sum() > 0.75
+
+
+@pytest.mark.parametrize("off", [3, -2])
+def test_a_mask_off_the_edge_is_settled_where_a_blend_is_more_object_than_surface(off):
+    """The mask, found on a smaller picture and enlarged, runs `off` px over the surface (or short of the edge):
+    settled at the picture's own size, the soft edge's blends go to the object where they are more object than
+    surface (its true silhouette, alpha > 0.5), on a grainy surface."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:320]
+    alpha = np.clip((1 - np.hypot((yy - 120) / 70, (xx - 160) / 100)) * 40 + 0.5, 0, 1)[..., None]
+    surface = np.array([200.0, 190.0, 170.0]) + rng.normal(0, 8, (240, 320, 1))
+    even = alpha * np.array([60.0, 80.0, 150.0]) + (1 - alpha) * surface
+    truth = alpha[..., 0] > 0.5
+    grow = ndimage.binary_dilation if off > 0 else ndimage.binary_erosion
+    wrong = grow(truth, iterations=abs(off))
+    settled = settled_rim(even, wrong, 3.0)
+    assert (settled ^ truth).sum() <= 0.2 * (wrong ^ truth).sum(), ((settled ^ truth).sum(), (wrong ^ truth).sum())
 
 
 def test_specks_of_the_garments_colour_beside_it_do_not_stretch_its_frame():

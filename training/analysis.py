@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from training.images import border_colour, to_rgb
-from training.separate import MASK_SIDE, flat_border, object_mask, surface_of
+from training.separate import MASK_SIDE, flat_border, object_mask, settled_rim, surface_of
 
 # A picture is analysed at most this large (its longer side); a phone photo loses nothing the model can see.
 ANALYSIS_SIDE = 512
@@ -58,7 +58,8 @@ def analyse(a: np.ndarray) -> Analysis:
     if mask is None:
         return Analysis(bg, None, LIGHT_ON_DARK if luma(bg) < 128 else DARK_ON_LIGHT, light=light)
     mask = _enlarged(mask.astype(np.float32), w, h) > 0.5
-    return _with_box(a / light[..., None], bg, mask, light)
+    even = a / light[..., None]
+    return _with_box(even, bg, settled_rim(even, mask, max(h, w) / max(small.shape[:2])), light)
 
 
 def _shrunk(a: np.ndarray, side: int) -> np.ndarray:

@@ -7,6 +7,8 @@ unlike the border on these (a robust z-score over the border's median and spread
 the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
 surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
 a graph cut over colour (OpenCV's grabCut) settles its edge, and specks apart from the object are dropped again.
+Found on a smaller picture and enlarged, the edge is settled once more at the picture's own size (`settled_rim`):
+a pixel there is a blend of object and surface, and object when it is more object than surface.
 
 `flat_border` tells the case preparation has always handled (one even colour round the border) from this one.
 """
@@ -30,6 +32,7 @@ REGION_SHARE = 0.3  # regions at least this share of the largest are object too;
 CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wide round the mask (at MASK_SIDE)
 CUT_KERNEL = np.ones((3, 3), np.uint8)
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
+RIM_WIDTH = 2  # the band `settled_rim` decides: this many px of the mask's size either side of its edge, at least
 
 
 @dataclass
@@ -118,6 +121,30 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
     mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
     return _graph_cut(even, mask) if mask.any() else None
+
+
+def settled_rim(even: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
+    """The edge of `mask` ([h, w] bool, found on the picture `scale` times smaller and enlarged) settled pixel by
+    pixel on `even` (the picture, its light evened): within a band round the edge (RIM_WIDTH px, or `scale` px if
+    more), a pixel is object when its colour is nearer the object's colour nearby than the surface's nearby, that is
+    more object than surface, as a blend of the two is; the enlarged mask, smoothed, runs over the surface by a
+    pixel or two. The object's colour nearby is the mean of the mask's pixels inside the band, the surface's the
+    mean of those outside it, each weighted by a Gaussian of the band's width."""
+    width = max(RIM_WIDTH, round(scale))
+    inner = ndimage.binary_erosion(mask, iterations=width)
+    outer = ~ndimage.binary_dilation(mask, iterations=width)
+    if not inner.any() or not outer.any():
+        return mask
+    near = []
+    for side in (inner, outer):
+        weight = ndimage.gaussian_filter(side.astype(np.float32), width)
+        mean = ndimage.gaussian_filter(even * side[..., None], (width, width, 0)) / np.maximum(weight, 1e-6)[..., None]
+        near.append((np.linalg.norm(even - mean, axis=-1), weight > 1e-3))
+    (to_object, seen_object), (to_surface, seen_surface) = near
+    band = ~inner & ~outer & seen_object & seen_surface
+    settled = mask.copy()
+    settled[band] = to_object[band] < to_surface[band]
+    return ndimage.binary_fill_holes(settled)
 
 
 def _largest_regions(mask: np.ndarray) -> np.ndarray:
