@@ -33,6 +33,7 @@ CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wid
 CUT_KERNEL = np.ones((3, 3), np.uint8)
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
 RIM_WIDTH = 2  # the band `settled_rim` decides: this many px of the mask's size either side of its edge, at least
+RIM_KERNEL = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)  # a pixel's four neighbours: the band's steps
 
 
 @dataclass
@@ -130,20 +131,29 @@ def settled_rim(even: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
     more object than surface, as a blend of the two is; the enlarged mask, smoothed, runs over the surface by a
     pixel or two. The object's colour nearby is the mean of the mask's pixels inside the band, the surface's the
     mean of those outside it, each weighted by a Gaussian of the band's width."""
+    import cv2
+
     width = max(RIM_WIDTH, round(scale))
-    inner = ndimage.binary_erosion(mask, iterations=width)
-    outer = ~ndimage.binary_dilation(mask, iterations=width)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return mask
+    reach = 6 * width  # the band and its Gaussians' support: the work is done in the object's box this much larger
+    top, left = max(rows[0] - reach, 0), max(cols[0] - reach, 0)
+    part = (slice(top, rows[-1] + 1 + reach), slice(left, cols[-1] + 1 + reach))
+    m, x = mask[part].astype(np.uint8), np.ascontiguousarray(even[part], np.float32)
+    inner = cv2.erode(m, RIM_KERNEL, iterations=width, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    outer = ~cv2.dilate(m, RIM_KERNEL, iterations=width).astype(bool)
     if not inner.any() or not outer.any():
         return mask
     near = []
     for side in (inner, outer):
-        weight = ndimage.gaussian_filter(side.astype(np.float32), width)
-        mean = ndimage.gaussian_filter(even * side[..., None], (width, width, 0)) / np.maximum(weight, 1e-6)[..., None]
-        near.append((np.linalg.norm(even - mean, axis=-1), weight > 1e-3))
+        weight = cv2.GaussianBlur(side.astype(np.float32), (0, 0), width)
+        mean = cv2.GaussianBlur(x * side[..., None], (0, 0), width) / np.maximum(weight, 1e-6)[..., None]
+        near.append((np.linalg.norm(x - mean, axis=-1), weight > 1e-3))
     (to_object, seen_object), (to_surface, seen_surface) = near
     band = ~inner & ~outer & seen_object & seen_surface
     settled = mask.copy()
-    settled[band] = to_object[band] < to_surface[band]
+    settled[part][band] = to_object[band] < to_surface[band]
     return ndimage.binary_fill_holes(settled)
 
 
