@@ -3,8 +3,7 @@
 The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the
 border's log-brightness, robustly) and divided out; what is left is described per pixel by its colour, smoothed over
 the surface's grain, and its local texture energy. A pixel belongs to the object when it is
-unlike the border on these (a robust z-score over the border's median and spread), smoother than nearly all of the
-border (a plain garment on stone, whose colours it shares), or its colour hardly occurs round
+unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
 the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
 surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
 a graph cut over colour (OpenCV's grabCut) settles its edge, and specks apart from the object are dropped again.
@@ -24,7 +23,6 @@ from scipy import ndimage
 MASK_SIDE = 160  # the mask is found on the picture at most this large (its longer side)
 BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
 Z_OBJECT = 5.0  # robust z-scores above this are unlike the surface
-SMOOTHER_THAN = 5  # a pixel whose texture energy is below this percentile of the border's is unlike the surface
 RARE_BINS = 16  # the border's colour histogram: bins a channel
 RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin round it) round the border is rare
 SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
@@ -113,13 +111,10 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     ratio = luma / ref
     chroma = colour / np.maximum(luma, 1)[..., None] - c_med / ref
     chroma_off = np.abs(chroma).max(-1)
-    # On a busy surface (stone, bark, a coarse weave) its spread is large, and a smooth object in its colours is
-    # within it: smoother than nearly all of the border is object too, and no shadow (a shadow keeps the grain).
-    smooth = energy < np.percentile(energy[band], SMOOTHER_THAN)
-    shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) & ~smooth \
+    shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) \
         & (chroma_off < min(Z_OBJECT * float(c_mad.max()) / ref, SHADOW_CHROMA)) \
         & (np.abs(energy - e_med * ratio) < Z_OBJECT * e_mad)
-    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | smooth | _rare_colour(colour, band)) & ~shadow
+    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | _rare_colour(colour, band)) & ~shadow
     candidate = ndimage.binary_opening(candidate, iterations=max(1, round(1.5 * grain)))
     if not candidate.any():
         return None
