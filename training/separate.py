@@ -129,8 +129,8 @@ def settled_rim(even: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
     pixel on `even` (the picture, its light evened): within a band round the edge (RIM_WIDTH px, or `scale` px if
     more), a pixel is object when its colour is nearer the object's colour nearby than the surface's nearby, that is
     more object than surface, as a blend of the two is; the enlarged mask, smoothed, runs over the surface by a
-    pixel or two. The object's colour nearby is the mean of the mask's pixels inside the band, the surface's the
-    mean of those outside it, each weighted by a Gaussian of the band's width."""
+    pixel or two. The object's colour nearby is the mean of the mask's pixels just inside the band, the surface's
+    the mean of the pixels just outside it, each weighted by a Gaussian as wide as the band."""
     import cv2
 
     width = max(RIM_WIDTH, round(scale))
