@@ -16,7 +16,7 @@ from training.codes import code_length
 from training.model import processor_size, resolve_precision, retrieval_dim
 from training.modeldir import fingerprint, load_model
 from training.prepare import ImageProfile, model_input
-from training.shading import DARKEST, LIGHTEST
+from training.shading import SHADINGS
 from training.surface_encoder import load_surface_encoder
 from training.views import VIEWS, embed_outputs, view_count
 
@@ -135,7 +135,7 @@ class Embedder:
     def embed_readings(self, image: Image.Image, profile: ImageProfile | None) -> list[Embeddings]:
         """One picture embedded as each way of drawing it that preparation offers (training.prepare.readings: a grey
         collection's object on a surface by its darkness and by its lightness), its object found once."""
-        pixels, prepared = model_input([image], profile, self.size, self.mean, self.std, (DARKEST, LIGHTEST))
+        pixels, prepared = model_input([image], profile, self.size, self.mean, self.std, SHADINGS)
         emb = self.embed_pixels(pixels, prepared)
         return [Embeddings(emb.floats[i : i + 1], emb.codes[i : i + 1], emb.probs[i : i + 1], [info])
                 for i, info in enumerate(prepared)]

@@ -23,7 +23,7 @@ from training.analysis import (
     quietened,
 )
 from training.images import preprocess, to_rgb
-from training.shading import DARKEST, LEVEL_PERCENTILES, LIGHTEST, surface_shaded
+from training.shading import DARKEST, LEVEL_PERCENTILES, SHADINGS, surface_shaded
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def prepare(image: Image.Image, profile: ImageProfile | None) -> tuple[Image.Ima
 
 
 def readings(image: Image.Image, profile: ImageProfile | None,
-             shadings: tuple[str, ...] = (DARKEST, LIGHTEST)) -> list[tuple[Image.Image, dict]]:
+             shadings: tuple[str, ...] = SHADINGS) -> list[tuple[Image.Image, dict]]:
     """`prepare`'s picture and what was done, once for each of `shadings` where the shading applies (a grey
     collection's object found on a surface: training.shading), else once; the object is found once for all."""
     if profile is None:

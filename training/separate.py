@@ -154,7 +154,8 @@ def settled_rim(even: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
     band = ~inner & ~outer & seen_object & seen_surface
     settled = mask.copy()
     settled[part][band] = to_object[band] < to_surface[band]
-    return ndimage.binary_fill_holes(settled)
+    settled[part] = ndimage.binary_fill_holes(settled[part])  # the object and every hole it may have lie in `part`
+    return settled
 
 
 def _largest_regions(mask: np.ndarray) -> np.ndarray:

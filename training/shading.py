@@ -19,6 +19,7 @@ SHADE_SMOOTHING = 0.5 / 28
 # its light and dark the other way round (a picture lit or drawn so): a query is searched with whichever of the two
 # finds a nearer stored image (indexer.query).
 DARKEST, LIGHTEST = "darkest", "lightest"
+SHADINGS = (DARKEST, LIGHTEST)  # every way a grey object on a surface is read (training.prepare.readings)
 
 
 def surface_shaded(y: np.ndarray, x: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
