@@ -3,7 +3,7 @@ training generates (training/surfaces.py), so the figures say how preparation an
 have not seen.
 
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
-of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (four generated here, and
+of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (five generated here, and
 photographs of real ones: GIMP's texture tiles), with light stronger on one side, a
 soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
 shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`) darker there, as a photo of it is:
@@ -66,6 +66,16 @@ def _window_light(rng, h, w):
     return np.full((h, w, 3), rng.uniform(175, 225), np.float32) + rng.uniform(-10, 10, 3) + rng.normal(0, 2, (h, w, 1))
 
 
+def _lamp_light(rng, h, w):
+    """A plain table top under a lamp: brightest at a point inside the frame, the light falling off round it to
+    between a half and a fifth at the frame's far side."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    r = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2).clip(0, 0.8 * w) / w
+    base = rng.uniform(180, 225) + rng.uniform(-10, 10, 3)
+    return base * (1.05 - rng.uniform(0.5, 1.0) * r)[..., None] + rng.normal(0, 2, (h, w, 1))
+
+
 # Photographs of real surfaces nobody here made: GIMP's pattern tiles (Debian's gimp-data), the ones a garment could
 # lie on (a table, a floor, a bed, paper); the sky, water, food and drawn patterns are left out.
 GIMP_PATTERNS = Path("/usr/share/gimp/2.0/patterns")
@@ -105,7 +115,7 @@ def _photographed(rng, h, w):
 
 
 SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light,
-            "photographed": _photographed}
+            "lamp light": _lamp_light, "photographed": _photographed}
 
 
 def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,

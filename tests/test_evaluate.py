@@ -95,7 +95,7 @@ def test_the_robustness_bench_measures_only_the_transforms_asked_for():
     from bench.robustness import TRANSFORMS, chosen_transforms
 
     surfaces = chosen_transforms(["SURFACE"])
-    assert len(surfaces) == 10 and all("surface" in n for n in surfaces)
+    assert len(surfaces) == 12 and all("surface" in n for n in surfaces)
     both = chosen_transforms(["window", "product photo,"])
     assert sorted(both) == sorted(["on a surface: window light", "on a surface, shaded as a photo: window light",
                                    "product photo, grainy (σ 12)"])

@@ -46,6 +46,15 @@ def window_wall(seed: int) -> np.ndarray:
     return np.full((H, W, 3), (232, 226, 214), np.float32) * ramp + rng.normal(0, 1.5, (H, W, 1))
 
 
+def lamp_lit(seed: int) -> np.ndarray:
+    """A pale table top under a lamp: brightest to the right of the middle, falling off round it to a third."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    r = np.hypot(yy - 0.45 * H, xx - 0.72 * W) / W
+    return np.full((H, W, 3), (215, 210, 200), np.float32) * (1.05 - 0.9 * r.clip(0, 0.8))[..., None] \
+        + rng.normal(0, 2, (H, W, 1))
+
+
 def photo_on(surface: np.ndarray, colour, shadow: bool) -> tuple[Image.Image, np.ndarray]:
     """A pullover in `colour` lying on `surface`, off-centre at half the frame's height, with a soft shadow to its
     lower right when `shadow`; JPEG'd like a phone photo. Returns the photo and the pullover's mask."""
@@ -104,6 +113,7 @@ CASES = {
     "a red pullover on wood grain": (wood(0), (170, 30, 40), False),
     "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
     "a green pullover on a wall in uneven light, with a shadow": (window_wall(2), (60, 140, 70), True),
+    "a blue pullover on a table under a lamp, its light brightest beside it": (lamp_lit(6), (40, 60, 150), True),
     "a green pullover on parquet of two browns": (parquet(3), (90, 150, 80), False),
     "a grey-blue pullover on crumpled paper, with a shadow (not one)": (crumpled_paper(4), (140, 130, 150), True),
     "a red pullover on terrazzo with flecks of its red": (terrazzo(5, (170, 30, 40)), (170, 30, 40), True),

@@ -1,7 +1,8 @@
 """Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
 
 The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the
-border's log-brightness, robustly) and divided out; what is left is described per pixel by its colour, smoothed over
+border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the surface's
+colour) and divided out; what is left is described per pixel by its colour, smoothed over
 the surface's grain, and its local texture energy. A pixel belongs to the object when it is
 unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
 the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
@@ -33,6 +34,10 @@ CUT_BAND, CUT_ITERATIONS = 6, 3  # the graph cut decides a band this many px wid
 CUT_KERNEL = np.ones((3, 3), np.uint8)
 FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the frame is flat
 RIM_WIDTH = 2  # the band `settled_rim` decides: this many px of the mask's size either side of its edge, at least
+# A lamp's light (`_lamp_field`): fitted to the pixels within about LAMP_SCALE (log-brightness) of it, LAMP_ROUNDS
+# times, over those whose chromaticity is within LAMP_CHROMA of the border's; taken when its log-brightness curves
+# down at least LAMP_CURVE (over the frame's width squared) every way.
+LAMP_SCALE, LAMP_ROUNDS, LAMP_CHROMA, LAMP_CURVE = 0.05, 10, 0.04, -0.3
 RIM_KERNEL = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)  # a pixel's four neighbours: the band's steps
 
 
@@ -69,7 +74,15 @@ def surface_of(a: np.ndarray) -> Surface:
         keep = np.abs(resid - np.median(resid)) < 3 * max(float(_mad(resid)), 0.02)
         coef, *_ = np.linalg.lstsq(rows[keep], target[keep], rcond=None)
         resid = target - rows @ coef
-    field = basis @ coef
+    plane = _lit(a, basis @ coef, band)
+    if flat_border(plane):
+        return plane
+    lamp = _lamp_field(a, band, u, v, log_l, basis @ coef)
+    return plane if lamp is None else _lit(a, lamp, band)
+
+
+def _lit(a: np.ndarray, field: np.ndarray, band: np.ndarray) -> Surface:
+    """The surface under the light `field` (log-brightness [h, w])."""
     light = np.exp(field - np.median(field[band]))
     even = a / light[..., None]
     # The spread of the border's colour, pixel by pixel and (sensor noise alone is no surface) smoothed; the smaller
@@ -78,6 +91,32 @@ def surface_of(a: np.ndarray) -> Surface:
                  float(np.max(_mad(ndimage.gaussian_filter(even, (1.5, 1.5, 0))[band]))))
     seen = light[band]
     return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1))
+
+
+def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, log_l: np.ndarray,
+                plane: np.ndarray) -> np.ndarray | None:
+    """The light of a lamp, or a lens's vignette: brightest inside the frame and falling off every way, which the
+    plane fitted to the border cannot follow (its bright middle would stand out as the object). A quadratic in
+    log-brightness fitted over every pixel of the surface's chromaticity (within LAMP_CHROMA of the border's, or
+    four of its spreads), starting from the plane and keeping, round after round, the pixels near the fit (Tukey's
+    biweight): the light is followed inwards from the border, an object's pixels stay out. None unless the fit
+    curves down every way (a peak: a dip would be a dark object taken for light)."""
+    smooth = ndimage.gaussian_filter(a, (1.5, 1.5, 0))
+    chroma = smooth / np.maximum(smooth.mean(-1, keepdims=True), 1)
+    tol = max(4 * float(_mad(chroma[band]).max()), LAMP_CHROMA)
+    surface = (np.abs(chroma - np.median(chroma[band], 0)).max(-1) < tol)[::2, ::2].ravel()  # every other pixel
+    terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1)
+    rows, target, fit = terms[::2, ::2].reshape(-1, 6), log_l[::2, ::2].ravel(), plane[::2, ::2].ravel()
+    for _ in range(LAMP_ROUNDS):
+        r = (target - fit) / (4.685 * LAMP_SCALE)
+        weight = np.where(np.abs(r) < 1, (1 - r * r) ** 2, 0.0) * surface
+        if weight.sum() < 10 * rows.shape[1]:
+            return None
+        root = np.sqrt(weight)
+        coef, *_ = np.linalg.lstsq(rows * root[:, None], target * root, rcond=None)
+        fit = rows @ coef
+    hessian = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
+    return terms @ coef if np.linalg.eigvalsh(hessian).max() < LAMP_CURVE else None
 
 
 def flat_border(s: Surface) -> bool:
