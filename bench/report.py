@@ -44,9 +44,9 @@ README_FIGURES = [
     ("clipart", "category_p_at_10[half size, fine-tuned, cosine]",
      "openclipart: category precision@10, a drawing at half size"),
     ("robustness", "label_p_at_10[product photo, cosine]", "a product photo: label precision@10, cosine"),
-    ("robustness-surfaces-rim", "label_p_at_10[on a surface: marble, cosine]",
+    ("robustness-surfaces-lamp", "label_p_at_10[on a surface: marble, cosine]",
      "a garment lying on marble: label precision@10, cosine"),
-    ("robustness-surfaces-rim", "label_p_at_10[on a surface, shaded as a photo: photographed, cosine]",
+    ("robustness-surfaces-lamp", "label_p_at_10[on a surface, shaded as a photo: photographed, cosine]",
      "a garment on a photographed surface, shaded as a photo: label precision@10, cosine"),
     ("masks", "mask_iou[photographed]", "a garment on a photographed surface: the found object's IoU with it"),
 ]
