@@ -36,7 +36,7 @@ FLAT_LIGHT = 0.08  # … and whose light varies less than this share over the fr
 RIM_WIDTH = 2  # the band `settled_rim` decides: this many px of the mask's size either side of its edge, at least
 # A lamp's light (`_lamp_field`): fitted to the pixels within about LAMP_SCALE (log-brightness) of it, LAMP_ROUNDS
 # times, over those whose chromaticity is within LAMP_CHROMA of the border's; taken when its log-brightness curves
-# down at least LAMP_CURVE (over the frame's width squared) every way.
+# down every way, its second derivatives' largest eigenvalue under LAMP_CURVE (the frame's width and height as 1).
 LAMP_SCALE, LAMP_ROUNDS, LAMP_CHROMA, LAMP_CURVE = 0.05, 10, 0.04, -0.3
 RIM_KERNEL = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)  # a pixel's four neighbours: the band's steps
 
