@@ -3,7 +3,8 @@ over the collection's background), drawn in a colour of its own, sometimes patte
 more (a grey collection's objects: its pictures, light on dark or dark on light, are photos or scans whose objects
 are darker than their paper or studio backdrop where they show most), or in its own colours; turned a few degrees,
 at 40–60 % of a 4:3 frame, off-centre, on a generated surface (value noise like sand or carpet, wood grain, a woven
-cloth, tiles, or a plain one), with light stronger on one side and a soft shadow. Training prepares these views as
+cloth, tiles, or a plain one), with light stronger on one side (or, in a quarter of them, a lamp's: brightest at a
+point in the frame) and a soft shadow. Training prepares these views as
 it prepares every picture (training.prepare.model_input), so the model learns what preparation makes of a photo on
 a table, a bed or a floor.
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageFilter
 from training.prepare import ImageProfile, strength_over
 
 FRAME = (160, 120)  # the view's size: preparation finds the object on pictures this large (training.separate)
+LAMP_SHARE = 0.25  # views lit by a lamp (brightest inside the frame); the rest stronger on one side
 
 
 def _noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -105,8 +107,13 @@ def surface_view(image: Image.Image, profile: ImageProfile, rng: np.random.Gener
         frame *= 1 - rng.uniform(0.15, 0.45) * np.asarray(blurred, np.float32)[..., None] / 255
     region = frame[top : top + oh, left : left + ow]
     frame[top : top + oh, left : left + ow] = rgb * alpha[..., None] + region * (1 - alpha[..., None])
-    t = rng.uniform(0, 2 * np.pi)  # light stronger on one side
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = ((xx - w / 2) * np.cos(t) + (yy - h / 2) * np.sin(t)) / (w / 2)
-    frame *= (1 + rng.uniform(0, 0.35) * ramp)[..., None]
+    if rng.random() < LAMP_SHARE:  # a lamp: brightest at a point in the frame, dimmer all round it
+        cy, cx, spread = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.6) * w
+        near = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * spread**2))
+        frame *= (1 - rng.uniform(0.3, 0.7) * (1 - near))[..., None]
+    else:  # light stronger on one side
+        t = rng.uniform(0, 2 * np.pi)
+        ramp = ((xx - w / 2) * np.cos(t) + (yy - h / 2) * np.sin(t)) / (w / 2)
+        frame *= (1 + rng.uniform(0, 0.35) * ramp)[..., None]
     return Image.fromarray(frame.clip(0, 255).astype(np.uint8))
