@@ -38,6 +38,7 @@ RIM_WIDTH = 2  # the band `settled_rim` decides: this many px of the mask's size
 # times, over those whose chromaticity is within LAMP_CHROMA of the border's; taken when its log-brightness curves
 # down every way, its second derivatives' largest eigenvalue under LAMP_CURVE (the frame's width and height as 1).
 LAMP_SCALE, LAMP_ROUNDS, LAMP_CHROMA, LAMP_CURVE = 0.05, 10, 0.04, -0.3
+TUKEY_C = 4.685  # Tukey's biweight gives no weight beyond this many scales (its usual constant)
 RIM_KERNEL = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)  # a pixel's four neighbours: the band's steps
 
 
@@ -74,10 +75,11 @@ def surface_of(a: np.ndarray) -> Surface:
         keep = np.abs(resid - np.median(resid)) < 3 * max(float(_mad(resid)), 0.02)
         coef, *_ = np.linalg.lstsq(rows[keep], target[keep], rcond=None)
         resid = target - rows @ coef
-    plane = _lit(a, basis @ coef, band)
+    field = basis @ coef
+    plane = _lit(a, field, band)
     if flat_border(plane):
         return plane
-    lamp = _lamp_field(a, band, u, v, log_l, basis @ coef)
+    lamp = _lamp_field(a, band, u, v, log_l, field)
     return plane if lamp is None else _lit(a, lamp, band)
 
 
@@ -108,7 +110,7 @@ def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, l
     terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1)
     rows, target, fit = terms[::2, ::2].reshape(-1, 6), log_l[::2, ::2].ravel(), plane[::2, ::2].ravel()
     for _ in range(LAMP_ROUNDS):
-        r = (target - fit) / (4.685 * LAMP_SCALE)
+        r = (target - fit) / (TUKEY_C * LAMP_SCALE)
         weight = np.where(np.abs(r) < 1, (1 - r * r) ** 2, 0.0) * surface
         if weight.sum() < 10 * rows.shape[1]:
             return None
