@@ -61,19 +61,19 @@ def _marble(rng, h, w):
     return base[None, None] - (1 - veins[..., None]) * rng.uniform(60, 110)
 
 
-def _window_light(rng, h, w):
-    """A smooth wall by a window: one colour, the light falling off across the frame (the light comes later)."""
+def _plain(rng, h, w):
+    """A smooth wall by a window or a plain table top: one colour (its light, across the frame or a lamp's, comes
+    later, over the garment too)."""
     return np.full((h, w, 3), rng.uniform(175, 225), np.float32) + rng.uniform(-10, 10, 3) + rng.normal(0, 2, (h, w, 1))
 
 
-def _lamp_light(rng, h, w):
-    """A plain table top under a lamp: brightest at a point inside the frame, the light falling off round it to
-    between a half and a fifth at the frame's far side."""
+def _lamp(rng, h, w):
+    """A lamp's light over the whole scene (the garment as well as the table): brightest at a point inside the frame,
+    falling off round it to between a half and a fifth at the frame's far side."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
     r = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2).clip(0, 0.8 * w) / w
-    base = rng.uniform(180, 225) + rng.uniform(-10, 10, 3)
-    return base * (1.05 - rng.uniform(0.5, 1.0) * r)[..., None] + rng.normal(0, 2, (h, w, 1))
+    return 1.05 - rng.uniform(0.5, 1.0) * r
 
 
 # Photographs of real surfaces nobody here made: GIMP's pattern tiles (Debian's gimp-data), the ones a garment could
@@ -114,8 +114,9 @@ def _photographed(rng, h, w):
     return np.tile(tile, reps)[dy : dy + h, dx : dx + w].astype(np.float32)
 
 
-SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _window_light,
-            "lamp light": _lamp_light, "photographed": _photographed}
+SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _plain,
+            "lamp light": _plain, "photographed": _photographed}
+LIGHTS = {"lamp light": _lamp}  # a surface's own light, over the garment too; every scene's light stronger on one side
 
 
 def _garment(im: Image.Image, rng: np.random.Generator, side: int, angle: float,
@@ -168,6 +169,8 @@ def scene(im: Image.Image, rng: np.random.Generator, surface: str,
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     ramp = ((xx - W / 2) * np.cos(t) + (yy - H / 2) * np.sin(t)) / (W / 2)
     a *= (1 + rng.uniform(0.15, 0.3) * ramp)[..., None]
+    if surface in LIGHTS:
+        a *= LIGHTS[surface](rng, H, W)[..., None]
     buf = io.BytesIO()
     Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
     photo = Image.open(io.BytesIO(buf.getvalue()))
