@@ -10,6 +10,7 @@ the same name left out), ranked by the product's rules; methods as bench/clipart
 folder fine-tuned from it) beside raw-pixel cosine, in the same run. Missing themes are installed with apt-get.
 
 python bench/styles.py [--collection gnome] [--queries nuoveXT2,oxygen] [--backbone models/backbone] [--methods …]
+    [--name styles]
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
     p.add_argument("--backbone", default="models/backbone", help="the pretrained backbone's dir")
     p.add_argument("--methods", default="backbone,fine-tuned")
     p.add_argument("--epochs", type=float, default=None, help="epochs of the fine-tuning (default: the product's)")
+    p.add_argument("--name", default="styles", help="the results' name (bench/results/NAME.json)")
     args = p.parse_args()
     started = time.perf_counter()
     query_themes = args.queries.split(",")
@@ -89,7 +91,7 @@ def main() -> None:
     pictures = pictures_of(files)
     data = Path(__file__).resolve().parent.parent / "data"
     folder = folder_of(pictures, cats, data / "styles-folder" / args.collection)
-    rec = Recorder("styles")
+    rec = Recorder(args.name)
     methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs,
                            data / "styles-models" / args.collection)
     db = {name: f([on(x) for x in pictures]) for name, f in methods.items()}

@@ -43,6 +43,24 @@ def test_pretraining_writes_a_transformers_backbone_that_resumes_and_fine_tunes(
     assert net.classifier.out_features == 2 and processor.size["shortest_edge"] == 32
 
 
+def test_a_second_stage_starts_from_a_backbones_weights_and_its_card_says_how(shapes_dir, tmp_path):
+    args = dict(sources=str(shapes_dir), per_source=32, image_size=32, batch_size=16, save_steps=2, epochs=1)
+    pretrain(PretrainArgs(output=str(tmp_path / "first"), **args))
+    first = AutoModel.from_pretrained(tmp_path / "first")
+    # at learning rate 0 a second stage keeps the weights it started from: they are the first stage's, not new ones
+    kept = pretrain(PretrainArgs(output=str(tmp_path / "kept"), init=str(tmp_path / "first"), learning_rate=0.0,
+                                 **args))
+    assert kept["resumed_from"] is None and kept["args"]["init"] == str(tmp_path / "first")
+    second = AutoModel.from_pretrained(tmp_path / "kept")
+    weights, again = first.state_dict(), second.state_dict()
+    assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
+    fresh = AutoModel.from_pretrained(pretrain(PretrainArgs(output=str(tmp_path / "fresh"), learning_rate=0.0,
+                                                            **args))["args"]["output"])
+    assert not torch.equal(fresh.embeddings.patch_embeddings.weight, first.embeddings.patch_embeddings.weight)
+    card = (tmp_path / "kept" / "README.md").read_text()
+    assert f"--init {tmp_path / 'first'} --epochs 1 --learning_rate 0" in card
+
+
 def test_an_outline_view_keeps_only_the_edges_of_a_filled_shape():
     from training.augment import outlines
 

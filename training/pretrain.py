@@ -55,6 +55,8 @@ class PretrainArgs:
     save_steps: int = 200
     seed: int = 0
     resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in <output>/checkpoints"})
+    init: str = field(default="", metadata={"help": "a backbone dir (this command's output) whose weights a new run "
+                                                    "starts from, for a second stage; a resumed run ignores it"})
 
 
 class ConvNextForInstanceDiscrimination(ConvNextPreTrainedModel):
@@ -164,6 +166,10 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
     config = ConvNextConfig(num_channels=3, image_size=args.image_size, **BACKBONE)
     config.pretrain_temperature = args.temperature
     model = ConvNextForInstanceDiscrimination(config)
+    last = get_last_checkpoint(str(ckpt)) if args.resume and ckpt.is_dir() else None
+    if args.init and not last:  # a second stage: the backbone's weights, a new projector, optimiser and schedule
+        model.convnext.load_state_dict(ConvNextModel.from_pretrained(args.init).float().state_dict())
+        log.info("starting from %s", args.init)
     targs = TrainingArguments(**{**dict(
         output_dir=str(ckpt), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_steps=0.03,
@@ -174,7 +180,6 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
     collate = partial(collate_pairs, outline_share=args.outline_share)
     trainer = Trainer(model=model, args=targs, train_dataset=PictureSet(pictures), data_collator=collate,
                       processing_class=processor)
-    last = get_last_checkpoint(str(ckpt)) if args.resume and ckpt.is_dir() else None
     if last:
         log.info("resuming from %s", last)
     start = time.perf_counter()
@@ -210,6 +215,15 @@ rotation up to ±15°, flips, a new background behind transparent pictures, colo
 greyscale, inversion, line weight, blur, and for {m['args'].get('outline_share', 0):.0%} of them outlines only.
 {m['steps']:,} steps of {m['args']['batch_size']} pictures{loss}.
 
-Reproduce: `python -m training pretrain --output {out}` (resumes when stopped). Fine-tune:
+Reproduce: {_reproduce(out, m['args'])} (resumes when stopped). Fine-tune:
 `python -m training --dataset FOLDER --model {out}`. Load: `transformers.AutoModel.from_pretrained("{out}")`.
 """)
+
+
+def _reproduce(out: Path, args: dict) -> str:
+    """The command that made the backbone: a second stage names the backbone it started from, and its own run."""
+    if not args.get("init"):
+        return f"`python -m training pretrain --output {out}`"
+    return (f"`python -m training pretrain --output {args['init']}`, then `python -m training pretrain --output {out} "
+            f"--init {args['init']} --epochs {args['epochs']:g} --learning_rate {args['learning_rate']:g}` (a second "
+            f"stage, from the first one's weights)")
