@@ -36,9 +36,13 @@ $(FMNIST):
 $(OPENCLIPART):
 	apt-get update && apt-get install -y openclipart-png
 
-# The pretrained backbone (committed): what every model trained without --model starts from. Resumes when stopped.
+# The pretrained backbone (committed): what every model trained without --model starts from. Two stages, each resumes
+# when stopped: 40 epochs from scratch (BACKBONE_STAGE1), then 20 more from its weights at half the learning rate.
+BACKBONE_STAGE1 ?= data/backbone-stage1
 backbone: | install data $(OPENCLIPART)
-	$(PY) -m training pretrain --output $(call default,BACKBONE)
+	$(PY) -m training pretrain --output $(BACKBONE_STAGE1)
+	$(PY) -m training pretrain --output $(call default,BACKBONE) --init $(BACKBONE_STAGE1) --epochs 20 \
+		--learning_rate 1e-3
 
 # The demo model is committed (MODEL): `make demo` trains only when it is missing. `make model`
 # trains it again in two stages, on two augmented views of every image: the classes, and an instance head that tells

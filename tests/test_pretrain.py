@@ -59,6 +59,7 @@ def test_a_second_stage_starts_from_a_backbones_weights_and_its_card_says_how(sh
     assert not torch.equal(fresh.embeddings.patch_embeddings.weight, first.embeddings.patch_embeddings.weight)
     card = (tmp_path / "kept" / "README.md").read_text()
     assert f"--init {tmp_path / 'first'} --epochs 1 --learning_rate 0" in card
+    assert kept["first_stage"]["steps"] == 2 and "then a second stage of 2 steps" in card
 
 
 def test_an_outline_view_keeps_only_the_edges_of_a_filled_shape():

@@ -194,13 +194,15 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
                "resumed_from": last, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None,
                "parameters": sum(p.numel() for p in backbone.parameters()), "args": asdict(args)}
+    first = Path(args.init) / "metrics.json" if args.init else None
+    if first is not None and first.is_file():  # a second stage records the first one's run
+        metrics["first_stage"] = json.loads(first.read_text())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _card(out, metrics)
     return metrics
 
 
 def _card(out: Path, m: dict) -> None:
-    loss = f"; loss {m['first_loss']:.2f} → {m['last_loss']:.2f}" if m["first_loss"] is not None else ""
     (out / "README.md").write_text(f"""---
 library_name: transformers
 pipeline_tag: image-feature-extraction
@@ -213,11 +215,24 @@ A ConvNeXt backbone ({m['parameters']:,} parameters, {m['args']['image_size']} p
 {m['sources']} (at most {m['args']['per_source']:,} a source; a tenth of openclipart held out). Views: crop and scale,
 rotation up to ±15°, flips, a new background behind transparent pictures, colour mixing, brightness and contrast,
 greyscale, inversion, line weight, blur, and for {m['args'].get('outline_share', 0):.0%} of them outlines only.
-{m['steps']:,} steps of {m['args']['batch_size']} pictures{loss}.
+{_steps(m)}
 
 Reproduce: {_reproduce(out, m['args'])} (resumes when stopped). Fine-tune:
 `python -m training --dataset FOLDER --model {out}`. Load: `transformers.AutoModel.from_pretrained("{out}")`.
 """)
+
+
+def _steps(m: dict) -> str:
+    """How long it trained: its steps and loss, after its first stage's where it had one."""
+    def run(r: dict) -> str:
+        loss = f" (loss {r['first_loss']:.2f} → {r['last_loss']:.2f})" if r.get("first_loss") is not None else ""
+        return f"{r['steps']:,} steps of {r['args']['batch_size']} pictures{loss}"
+
+    first = m.get("first_stage")
+    if not first:
+        return run(m) + "."
+    return (f"{run(first)} at learning rate {first['args']['learning_rate']:g}, then a second stage of {run(m)} at "
+            f"{m['args']['learning_rate']:g}, from the first one's weights.")
 
 
 def _reproduce(out: Path, args: dict) -> str:
@@ -225,5 +240,4 @@ def _reproduce(out: Path, args: dict) -> str:
     if not args.get("init"):
         return f"`python -m training pretrain --output {out}`"
     return (f"`python -m training pretrain --output {args['init']}`, then `python -m training pretrain --output {out} "
-            f"--init {args['init']} --epochs {args['epochs']:g} --learning_rate {args['learning_rate']:g}` (a second "
-            f"stage, from the first one's weights)")
+            f"--init {args['init']} --epochs {args['epochs']:g} --learning_rate {args['learning_rate']:g}`")
