@@ -9,7 +9,8 @@ flip, the background behind a transparent picture, colour and tint, greyscale, i
 
 `python -m training pretrain` runs it with transformers' Trainer (a checkpoint every `save_steps`; a stopped run
 resumes from its last one) and writes a normal `save_pretrained` ConvNeXt dir (float16 weights), its image
-processor and a model card: `--model <that dir>` fine-tunes from it (training.model.build_model).
+processor and a model card: `--model <that dir>` fine-tunes from it (training.model.build_model). `--init <a backbone
+dir>` starts a second stage from its weights, with a new projection head and schedule (`make backbone` runs two).
 """
 
 from __future__ import annotations
