@@ -12,7 +12,8 @@ the product's own path (indexer.embedder, pictures prepared like the collection'
   serves next;
 - from scratch: the fmnist-small preset trained on the folder at 64 px, what `make collection` did before;
 and the floor every model must clear, raw-pixel cosine (32×32 RGB on white, as they are), in the same run.
-Models are written to data/clipart-models/ and reused by a later run (their training time is recorded once).
+Models are written to data/clipart-models/, one dir per method, backbone (its weights' sha256) and epochs, and
+reused by a later run with the same three (their training time is recorded once).
 
 python bench/clipart.py [--backbone models/backbone] [--methods backbone,fine-tuned,from-scratch] [--epochs E]
     [--queries N] [--name clipart]
@@ -127,12 +128,21 @@ def folder_of(pictures: np.ndarray, cats: np.ndarray, root: Path) -> Path:
     return root
 
 
+def cache_dir(method: str, backbone: str, epochs: float | None, root: Path) -> Path:
+    """Where a method's model is kept: named by what makes it, so that another backbone or epochs is made anew."""
+    from training.modeldir import fingerprint
+
+    name = method if method == "from-scratch" else f"{method}-{fingerprint(backbone)[:12]}"
+    return root / (name if epochs is None else f"{name}-{epochs:g}ep")
+
+
 def model_of(method: str, folder: Path, backbone: str, epochs: float | None, root: Path) -> tuple[Path, dict]:
-    """The model dir of a method (made, or reused from an earlier run) and its metrics."""
+    """The model dir of a method (made, or reused from an earlier run with the same backbone and epochs) and its
+    metrics."""
     from training.searcher import from_backbone
     from training.train import TrainArgs, train
 
-    out = root / method
+    out = cache_dir(method, backbone, epochs, root)
     if not (out / "metrics.json").is_file():
         if method == "backbone":
             from_backbone(backbone, str(folder), out)

@@ -90,6 +90,33 @@ def test_the_model_comparison_asks_other_questions_than_the_robustness_bench_and
     assert model_dir(str(root / "models/fmnist-small"), tmp_path) == root / "models/fmnist-small"
 
 
+def test_the_clipart_bench_makes_a_model_anew_for_another_backbone_and_reuses_it_for_the_same(tiny_backbone,
+                                                                                               shapes_dir, tmp_path):
+    """bench/clipart.py (and bench/styles.py) keep each method's model between runs: measuring another backbone must
+    not read the model made from the last one, and the same backbone must not be made again."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from bench.clipart import model_of
+
+    other = tmp_path / "other-backbone"
+    shutil.copytree(tiny_backbone, other)
+    weights = load_file(other / "model.safetensors")
+    first = next(iter(weights))
+    weights[first] = weights[first] + 0.5
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    root = tmp_path / "models"
+    made, metrics = model_of("backbone", shapes_dir, str(tiny_backbone), None, root)
+    again, metrics_again = model_of("backbone", shapes_dir, str(tiny_backbone), None, root)
+    assert again == made and metrics_again == metrics
+    anew, metrics_anew = model_of("backbone", shapes_dir, str(other), None, root)
+    assert anew != made and metrics_anew["model"] == str(other)
+    a, b = load_file(anew / "model.safetensors"), load_file(made / "model.safetensors")
+    key = next(k for k in a if k.endswith(first))  # the searcher's name for the backbone's weight
+    assert not a[key].equal(b[key])
+
+
 def test_the_robustness_bench_measures_only_the_transforms_asked_for():
     """`--only` picks transforms by part of their name, any case, and several texts add up; none given is all."""
     from bench.robustness import TRANSFORMS, chosen_transforms
