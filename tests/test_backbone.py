@@ -126,6 +126,28 @@ def test_training_starts_from_the_backbone_by_default(tiny_backbone, monkeypatch
     assert Path(starting_point(None)) == Path(__file__).resolve().parent.parent / "models" / "backbone"
 
 
+def test_the_body_learning_rate_scale_holds_the_pretrained_body_while_the_heads_learn(tiny_backbone, shapes_dir,
+                                                                                     tmp_path):
+    """--body_lr_scale: at 0 fine-tuning leaves every weight of the backbone's ConvNeXt body as pretrained and trains
+    the heads; at the default 1 the body is trained too."""
+    from safetensors.torch import load_file
+
+    from training.train import TrainArgs, train
+
+    start = load_file(tiny_backbone / "model.safetensors")
+    for scale in (0.0, 1.0):
+        out = tmp_path / f"body{scale:g}"
+        train(TrainArgs(dataset=str(shapes_dir), model=str(tiny_backbone), output=str(out), epochs=1, batch_size=16,
+                        body_lr_scale=scale))
+        got = load_file(out / "model.safetensors")
+        body = {k: v for k, v in got.items() if k.startswith("convnext.")}
+        assert body and all(k.removeprefix("convnext.") in start for k in body)
+        moved = [k for k, v in body.items() if not v.equal(start[k.removeprefix("convnext.")])]
+        assert (moved == []) if scale == 0 else len(moved) > len(body) // 2
+        if scale == 0:  # the heads learnt the classes on the held body
+            assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.9
+
+
 def test_a_convnext_checkpoint_in_the_hubs_format_fine_tunes_with_the_same_code(shapes_dir, tmp_path):
     """A local dir laid out as a published checkpoint is (facebook/convnext-tiny-224: ConvNextForImageClassification,
     1,000 classes, a centre-cropping processor): `--model DIR` fine-tunes it; its weights are where training starts,

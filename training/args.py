@@ -30,6 +30,8 @@ class TrainArgs:
     batch_size: int | None = field(
         default=None, metadata={"help": "default: chosen from the training set's size (auto_schedule)"})
     learning_rate: float = 2e-3
+    body_lr_scale: float = field(
+        default=1.0, metadata={"help": "the ConvNeXt body's learning rate as a share of --learning_rate (the heads')"})
     weight_decay: float = 0.05
     warmup_ratio: float = 0.05
     image_size: int | None = field(default=None, metadata={"help": "input size; default: the model's"})

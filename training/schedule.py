@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from training.args import TrainArgs
 from training.model import resolve_precision
@@ -99,3 +99,27 @@ def training_arguments(args: TrainArgs, ckpt_dir: Path, precision: str, override
         report_to="none",
         seed=args.seed,
     ), **overrides})
+
+
+class BodyRateTrainer(Trainer):
+    """transformers' Trainer, its optimizer training the ConvNeXt body (`convnext.*`) at `body_lr_scale` times the
+    learning rate of the heads (those a fine-tuning run adds or re-learns), so a pretrained body changes less."""
+
+    def __init__(self, *args, body_lr_scale: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.body_lr_scale = body_lr_scale
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None and self.body_lr_scale != 1.0:
+            model = self.model if model is None else model
+            decay = set(self.get_decay_parameter_names(model))
+            cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            groups: dict[tuple[bool, bool], list] = {}
+            for name, p in model.named_parameters():
+                if p.requires_grad:
+                    groups.setdefault((name.startswith("convnext."), name in decay), []).append(p)
+            lr = kwargs.pop("lr", self.args.learning_rate)
+            self.optimizer = cls([{"params": ps, "weight_decay": self.args.weight_decay if decays else 0.0,
+                                   "lr": lr * self.body_lr_scale if body else lr}
+                                  for (body, decays), ps in groups.items()], lr=lr, **kwargs)
+        return super().create_optimizer(model)

@@ -27,6 +27,7 @@ from training.inputs import accuracy_of, decoded_or_lazy, predict_views
 from training.model import INSTANCE_DIM, PRESETS, build_model, processor_size
 from training.prepare import DARK_ON_LIGHT, profile_of
 from training.schedule import (
+    BodyRateTrainer,
     auto_schedule,
     parse_overrides,
     small_set_warning,
@@ -91,8 +92,9 @@ def _trainer(args: TrainArgs, ds, model, processor, targs) -> tuple[Trainer, obj
         normalised = [(v - torch.tensor(mean)) / torch.tensor(std) for v in (background, ink)]
         collator = RobustCollator(normalised[0], model, pairs=args.instance_weight > 0, colour=bool(args.colour_views),
                                   outline=args.outline_views or 0.0, ink=normalised[1])
-    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, data_collator=collator,
-                      compute_metrics=accuracy_of if val_ds is not None else None)
+    trainer = BodyRateTrainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds,
+                              data_collator=collator, compute_metrics=accuracy_of if val_ds is not None else None,
+                              body_lr_scale=args.body_lr_scale)
     return trainer, decoded_or_lazy(ds["test"], size, mean, std, "none", profile)
 
 
