@@ -60,6 +60,12 @@ def test_a_second_stage_starts_from_a_backbones_weights_and_its_card_says_how(sh
     card = (tmp_path / "kept" / "README.md").read_text()
     assert f"--init {tmp_path / 'first'} --epochs 1 --learning_rate 0" in card
     assert kept["first_stage"]["steps"] == 2 and "then a second stage of 2 steps" in card
+    # a third stage from the second: its card gives all three runs and the three commands, each from the one before
+    pretrain(PretrainArgs(output=str(tmp_path / "third"), init=str(tmp_path / "kept"), **args))
+    card = " ".join((tmp_path / "third" / "README.md").read_text().split())
+    assert "then a second stage of 2 steps" in card and "from the second one's weights" in card
+    assert (f"--output {tmp_path / 'kept'} --init {tmp_path / 'first'} --epochs 1 --learning_rate 0`, then `python -m "
+            f"training pretrain --output {tmp_path / 'third'} --init {tmp_path / 'kept'} --epochs 1") in card
 
 
 def test_an_outline_view_keeps_only_the_edges_of_a_filled_shape():

@@ -218,27 +218,43 @@ rotation up to ±15°, flips, a new background behind transparent pictures, colo
 greyscale, inversion, line weight, blur, and for {m['args'].get('outline_share', 0):.0%} of them outlines only.
 {_steps(m)}
 
-Reproduce: {_reproduce(out, m['args'])} (resumes when stopped). Fine-tune:
+Reproduce: {_reproduce(out, m)} (resumes when stopped). Fine-tune:
 `python -m training --dataset FOLDER --model {out}`. Load: `transformers.AutoModel.from_pretrained("{out}")`.
 """)
 
 
+def _stages(m: dict) -> list[dict]:
+    """A backbone's runs, its first first: a later stage records the run it started from (`first_stage`)."""
+    return [*(_stages(m["first_stage"]) if m.get("first_stage") else []), m]
+
+
+def _ordinal(i: int) -> str:
+    return ("first", "second", "third", "fourth", "fifth")[i] if i < 5 else f"{i + 1}th"
+
 def _steps(m: dict) -> str:
-    """How long it trained: its steps and loss, after its first stage's where it had one."""
+    """How long it trained: its steps and loss, after those of the stages before it, each with its learning rate."""
     def run(r: dict) -> str:
         loss = f" (loss {r['first_loss']:.2f} → {r['last_loss']:.2f})" if r.get("first_loss") is not None else ""
         return f"{r['steps']:,} steps of {r['args']['batch_size']} pictures{loss}"
 
-    first = m.get("first_stage")
-    if not first:
+    stages = _stages(m)
+    if len(stages) == 1:
         return run(m) + "."
-    return (f"{run(first)} at learning rate {first['args']['learning_rate']:g}, then a second stage of {run(m)} at "
-            f"{m['args']['learning_rate']:g}, from the first one's weights.")
+    text = f"{run(stages[0])} at learning rate {stages[0]['args']['learning_rate']:g}"
+    for i, r in enumerate(stages[1:], 1):
+        text += (f", then a {_ordinal(i)} stage of {run(r)} at {r['args']['learning_rate']:g}, from the "
+                 f"{_ordinal(i - 1)} one's weights")
+    return text + "."
 
 
-def _reproduce(out: Path, args: dict) -> str:
-    """The command that made the backbone: a second stage names the backbone it started from, and its own run."""
-    if not args.get("init"):
-        return f"`python -m training pretrain --output {out}`"
-    return (f"`python -m training pretrain --output {args['init']}`, then `python -m training pretrain --output {out} "
-            f"--init {args['init']} --epochs {args['epochs']:g} --learning_rate {args['learning_rate']:g}`")
+def _reproduce(out: Path, m: dict) -> str:
+    """The commands that made the backbone, stage by stage: each earlier stage's output is the dir the next one
+    started from (--init), the last one's is `out`."""
+    stages = _stages(m)
+    outputs = [r["args"]["init"] for r in stages[1:]] + [str(out)]
+    commands = []
+    for r, output in zip(stages, outputs, strict=True):
+        a = r["args"]
+        more = f" --init {a['init']} --epochs {a['epochs']:g} --learning_rate {a['learning_rate']:g}"
+        commands.append(f"`python -m training pretrain --output {output}{more if a.get('init') else ''}`")
+    return ", then ".join(commands)
