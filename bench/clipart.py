@@ -12,11 +12,11 @@ the product's own path (indexer.embedder, pictures prepared like the collection'
   serves next;
 - from scratch: the fmnist-small preset trained on the folder at 64 px, what `make collection` did before;
 and the floor every model must clear, raw-pixel cosine (32×32 RGB on white, as they are), in the same run.
-Models are written to data/clipart-models/, one dir per method, backbone (its weights' sha256) and epochs, and
-reused by a later run with the same three (their training time is recorded once).
+Models are written to data/clipart-models/, one dir per method, backbone (its weights' sha256) and training setting
+given, and reused by a later run with the same ones (their training time is recorded once).
 
 python bench/clipart.py [--backbone models/backbone] [--methods backbone,fine-tuned,from-scratch] [--epochs E]
-    [--queries N] [--name clipart]
+    [--body-lr-scale S] [--queries N] [--name clipart]
 """
 
 from __future__ import annotations
@@ -128,28 +128,32 @@ def folder_of(pictures: np.ndarray, cats: np.ndarray, root: Path) -> Path:
     return root
 
 
-def cache_dir(method: str, backbone: str, epochs: float | None, root: Path) -> Path:
-    """Where a method's model is kept: named by what makes it, so that another backbone or epochs is made anew."""
+def cache_dir(method: str, backbone: str, root: Path, settings: dict) -> Path:
+    """Where a method's model is kept: named by what makes it (the backbone, the training settings given), so that
+    another backbone or setting is made anew."""
     from training.modeldir import fingerprint
 
+    if method == "backbone":
+        return root / f"backbone-{fingerprint(backbone)[:12]}"
     name = method if method == "from-scratch" else f"{method}-{fingerprint(backbone)[:12]}"
-    return root / (name if epochs is None else f"{name}-{epochs:g}ep")
+    return root / "-".join([name, *(f"{k}{v:g}" for k, v in sorted(settings.items()) if v is not None)])
 
 
-def model_of(method: str, folder: Path, backbone: str, epochs: float | None, root: Path) -> tuple[Path, dict]:
-    """The model dir of a method (made, or reused from an earlier run with the same backbone and epochs) and its
-    metrics."""
+def model_of(method: str, folder: Path, backbone: str, root: Path, settings: dict) -> tuple[Path, dict]:
+    """The model dir of a method (made, or reused from an earlier run with the same backbone and settings) and its
+    metrics. `settings`: training.args.TrainArgs fields of the trained methods (None: the product's default)."""
     from training.searcher import from_backbone
     from training.train import TrainArgs, train
 
-    out = cache_dir(method, backbone, epochs, root)
+    out = cache_dir(method, backbone, root, settings)
     if not (out / "metrics.json").is_file():
         if method == "backbone":
             from_backbone(backbone, str(folder), out)
         else:
             start = dict(model=backbone) if method == "fine-tuned" else dict(model="fmnist-small", image_size=64,
                                                                              instance_weight=0.0)
-            train(TrainArgs(dataset=str(folder), output=str(out), epochs=epochs, validation=0.1, **start))
+            given = {k: v for k, v in settings.items() if v is not None}
+            train(TrainArgs(dataset=str(folder), output=str(out), validation=0.1, **given, **start))
     return out, json.loads((out / "metrics.json").read_text())
 
 
@@ -175,12 +179,11 @@ def scores(metric: str, q: tuple, db: tuple, originals: np.ndarray, cats: np.nda
     return top5, float(np.mean(cats[top10] == cats[originals][:, None]))
 
 
-def make_methods(rec: Recorder, names: list[str], folder: Path, backbone: str, epochs: float | None,
-                 root: Path) -> dict:
+def make_methods(rec: Recorder, names: list[str], folder: Path, backbone: str, settings: dict, root: Path) -> dict:
     """name → embedding function: raw pixels, and each method's model (made or reused), its making time recorded."""
     methods = {"pixels": pixels}
     for method in names:
-        model_dir, metrics = model_of(method, folder, backbone, epochs, root)
+        model_dir, metrics = model_of(method, folder, backbone, root, settings)
         methods[method] = embedder_of(model_dir)
         rec.figure(f"seconds to make[{method}]", metrics.get("train_seconds", metrics.get("seconds")), "s",
                    better="lower", test_accuracy=metrics.get("test_accuracy"), epochs=metrics.get("epochs"))
@@ -199,11 +202,18 @@ def record(rec: Recorder, change: str, q: dict, db: dict, originals: np.ndarray,
                            queries=len(originals), database=len(db["pixels"][0]), categories=len(set(cats)), **extra)
 
 
+def training_settings(args: argparse.Namespace) -> dict:
+    """The trained methods' settings given on the command line (None: the product's default)."""
+    return {"epochs": args.epochs, "body_lr_scale": args.body_lr_scale}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="models/backbone", help="the pretrained backbone's dir")
     p.add_argument("--methods", default="backbone,fine-tuned,from-scratch")
     p.add_argument("--epochs", type=float, default=None, help="epochs of the trained methods (default: the product's)")
+    p.add_argument("--body-lr-scale", type=float, default=None,
+                   help="the fine-tuned method's --body_lr_scale (default: the product's)")
     p.add_argument("--queries", type=int, default=300, help="held-out pictures queried (spread evenly)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="clipart", help="the results' name (bench/results/NAME.json)")
@@ -216,7 +226,8 @@ def main() -> None:
     originals = originals[np.linspace(0, len(originals) - 1, min(args.queries, len(originals))).round().astype(int)]
     white = [on(x) for x in pictures]
     rec = Recorder(args.name)
-    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs, data / "clipart-models")
+    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, training_settings(args),
+                           data / "clipart-models")
     db = {name: f(white) for name, f in methods.items()}
     for change, make in CHANGES.items():
         rng = np.random.default_rng(args.seed)

@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.clipart import folder_of, make_methods, on, record  # noqa: E402
+from bench.clipart import folder_of, make_methods, on, record, training_settings  # noqa: E402
 from bench.common import Recorder, apt_install  # noqa: E402
 from training.corpora import ICONS, MIN_ICON_SIDE, icon_size, rgba  # noqa: E402
 
@@ -81,6 +81,8 @@ def main() -> None:
     p.add_argument("--backbone", default="models/backbone", help="the pretrained backbone's dir")
     p.add_argument("--methods", default="backbone,fine-tuned")
     p.add_argument("--epochs", type=float, default=None, help="epochs of the fine-tuning (default: the product's)")
+    p.add_argument("--body-lr-scale", type=float, default=None,
+                   help="the fine-tuning's --body_lr_scale (default: the product's)")
     p.add_argument("--name", default="styles", help="the results' name (bench/results/NAME.json)")
     args = p.parse_args()
     started = time.perf_counter()
@@ -92,7 +94,7 @@ def main() -> None:
     data = Path(__file__).resolve().parent.parent / "data"
     folder = folder_of(pictures, cats, data / "styles-folder" / args.collection)
     rec = Recorder(args.name)
-    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, args.epochs,
+    methods = make_methods(rec, args.methods.split(","), folder, args.backbone, training_settings(args),
                            data / "styles-models" / args.collection)
     db = {name: f([on(x) for x in pictures]) for name, f in methods.items()}
     for theme in query_themes:

@@ -144,8 +144,9 @@ def test_the_body_learning_rate_scale_holds_the_pretrained_body_while_the_heads_
         assert body and all(k.removeprefix("convnext.") in start for k in body)
         moved = [k for k, v in body.items() if not v.equal(start[k.removeprefix("convnext.")])]
         assert (moved == []) if scale == 0 else len(moved) > len(body) // 2
-        if scale == 0:  # the heads learnt the classes on the held body
+        if scale == 0:  # the heads learnt the classes on the held body, and the card says how it was trained
             assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.9
+            assert "| learning rate | 0.002, the ConvNeXt body at 0 of it |" in (out / "README.md").read_text()
 
 
 def test_a_convnext_checkpoint_in_the_hubs_format_fine_tunes_with_the_same_code(shapes_dir, tmp_path):

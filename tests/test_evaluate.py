@@ -98,7 +98,7 @@ def test_the_clipart_bench_makes_a_model_anew_for_another_backbone_and_reuses_it
 
     from safetensors.torch import load_file, save_file
 
-    from bench.clipart import model_of
+    from bench.clipart import cache_dir, model_of
 
     other = tmp_path / "other-backbone"
     shutil.copytree(tiny_backbone, other)
@@ -107,14 +107,18 @@ def test_the_clipart_bench_makes_a_model_anew_for_another_backbone_and_reuses_it
     weights[first] = weights[first] + 0.5
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
     root = tmp_path / "models"
-    made, metrics = model_of("backbone", shapes_dir, str(tiny_backbone), None, root)
-    again, metrics_again = model_of("backbone", shapes_dir, str(tiny_backbone), None, root)
+    made, metrics = model_of("backbone", shapes_dir, str(tiny_backbone), root, {})
+    again, metrics_again = model_of("backbone", shapes_dir, str(tiny_backbone), root, {})
     assert again == made and metrics_again == metrics
-    anew, metrics_anew = model_of("backbone", shapes_dir, str(other), None, root)
+    anew, metrics_anew = model_of("backbone", shapes_dir, str(other), root, {})
     assert anew != made and metrics_anew["model"] == str(other)
     a, b = load_file(anew / "model.safetensors"), load_file(made / "model.safetensors")
     key = next(k for k in a if k.endswith(first))  # the searcher's name for the backbone's weight
     assert not a[key].equal(b[key])
+    # a trained method's model is kept apart for each training setting given; one left at the default is not named
+    tuned = {s: cache_dir("fine-tuned", str(tiny_backbone), root, {"epochs": None, "body_lr_scale": s})
+             for s in (None, 0.1, 1)}
+    assert len(set(tuned.values())) == 3 and tuned[None] == cache_dir("fine-tuned", str(tiny_backbone), root, {})
 
 
 def test_the_robustness_bench_measures_only_the_transforms_asked_for():

@@ -64,7 +64,9 @@ def _stages(stages: list[dict]) -> str:
 
 def _table(metrics: dict) -> str:
     """The card's figures: those this model dir has (epochs and time stage by stage for a model trained in stages)."""
-    stages = metrics.get("stages", [])
+    stages, args = metrics.get("stages", []), metrics.get("args", {})
+    scale = args.get("body_lr_scale")  # None: a model trained before the option, at one rate
+    body = f", the ConvNeXt body at {scale:g} of it" if scale not in (None, 1) else ""
 
     def staged(key: str):
         return " + ".join(f"{s[key]:g}" for s in stages) if len(stages) > 1 else metrics.get(key)
@@ -75,6 +77,7 @@ def _table(metrics: dict) -> str:
             ("embedding views", metrics.get("embed_views"), str),
             ("train samples", metrics.get("train_samples"), str),
             ("epochs", staged("epochs"), str),
+            ("learning rate", args.get("learning_rate"), lambda v: f"{v:g}{body}"),
             ("training time (s)", staged("train_seconds"), str),
             ("parameters", metrics.get("parameters"), lambda v: f"{v:,}")]
     lines = ["| metric | value |", "|---|---|"]
