@@ -213,7 +213,7 @@ def main() -> None:
     p.add_argument("--methods", default="backbone,fine-tuned,from-scratch")
     p.add_argument("--epochs", type=float, default=None, help="epochs of the trained methods (default: the product's)")
     p.add_argument("--body-lr-scale", type=float, default=None,
-                   help="the fine-tuned method's --body_lr_scale (default: the product's)")
+                   help="the trained methods' --body_lr_scale (default: the product's)")
     p.add_argument("--queries", type=int, default=300, help="held-out pictures queried (spread evenly)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="clipart", help="the results' name (bench/results/NAME.json)")

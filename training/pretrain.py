@@ -228,11 +228,11 @@ def _stages(m: dict) -> list[dict]:
     return [*(_stages(m["first_stage"]) if m.get("first_stage") else []), m]
 
 
-def _ordinal(i: int) -> str:
-    return ("first", "second", "third", "fourth", "fifth")[i] if i < 5 else f"{i + 1}th"
-
 def _steps(m: dict) -> str:
     """How long it trained: its steps and loss, after those of the stages before it, each with its learning rate."""
+    def nth(i: int) -> str:
+        return ("first", "second", "third", "fourth", "fifth")[i] if i < 5 else f"{i + 1}th"
+
     def run(r: dict) -> str:
         loss = f" (loss {r['first_loss']:.2f} → {r['last_loss']:.2f})" if r.get("first_loss") is not None else ""
         return f"{r['steps']:,} steps of {r['args']['batch_size']} pictures{loss}"
@@ -242,8 +242,8 @@ def _steps(m: dict) -> str:
         return run(m) + "."
     text = f"{run(stages[0])} at learning rate {stages[0]['args']['learning_rate']:g}"
     for i, r in enumerate(stages[1:], 1):
-        text += (f", then a {_ordinal(i)} stage of {run(r)} at {r['args']['learning_rate']:g}, from the "
-                 f"{_ordinal(i - 1)} one's weights")
+        text += (f", then a {nth(i)} stage of {run(r)} at {r['args']['learning_rate']:g}, from the {nth(i - 1)} "
+                 "one's weights")
     return text + "."
 
 
