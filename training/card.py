@@ -67,18 +67,19 @@ def _table(metrics: dict) -> str:
     stages, args = metrics.get("stages", []), metrics.get("args", {})
     scale = args.get("body_lr_scale")  # None: a model trained before the option, at one rate
     body = f", the ConvNeXt body at {scale:g} of it" if scale not in (None, 1) else ""
+    rate = args.get("learning_rate")
 
-    def staged(key: str):
-        return " + ".join(f"{s[key]:g}" for s in stages) if len(stages) > 1 else metrics.get(key)
+    def staged(key: str, single):
+        return " + ".join(f"{s[key]:g}" for s in stages) if len(stages) > 1 else single
 
     rows = [("test accuracy", metrics.get("test_accuracy"), lambda v: f"{v:.4f} (chance: {metrics['chance']:.4f})"
              if "chance" in metrics else f"{v:.4f}"),
             ("test accuracy, one view", metrics.get("test_accuracy_single_view"), lambda v: f"{v:.4f}"),
             ("embedding views", metrics.get("embed_views"), str),
             ("train samples", metrics.get("train_samples"), str),
-            ("epochs", staged("epochs"), str),
-            ("learning rate", args.get("learning_rate"), lambda v: f"{v:g}{body}"),
-            ("training time (s)", staged("train_seconds"), str),
+            ("epochs", staged("epochs", metrics.get("epochs")), str),
+            ("learning rate", staged("learning_rate", None if rate is None else f"{rate:g}"), lambda v: f"{v}{body}"),
+            ("training time (s)", staged("train_seconds", metrics.get("train_seconds")), str),
             ("parameters", metrics.get("parameters"), lambda v: f"{v:,}")]
     lines = ["| metric | value |", "|---|---|"]
     return "\n".join(lines + [f"| {name} | {show(value)} |" for name, value, show in rows if value is not None])

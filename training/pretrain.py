@@ -196,7 +196,7 @@ def pretrain(args: PretrainArgs, trainer_overrides: dict | None = None) -> dict:
                "last_loss": losses[-1] if losses else None,
                "parameters": sum(p.numel() for p in backbone.parameters()), "args": asdict(args)}
     first = Path(args.init) / "metrics.json" if args.init else None
-    if first is not None and first.is_file():  # a second stage records the first one's run
+    if first is not None and first.is_file():  # a later stage records the run it started from
         metrics["first_stage"] = json.loads(first.read_text())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _card(out, metrics)

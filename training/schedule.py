@@ -115,11 +115,12 @@ class BodyRateTrainer(Trainer):
             decay = set(self.get_decay_parameter_names(model))
             cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             groups: dict[tuple[bool, bool], list] = {}
+            body = model.base_model_prefix + "."  # convnext.
             for name, p in model.named_parameters():
                 if p.requires_grad:
-                    groups.setdefault((name.startswith("convnext."), name in decay), []).append(p)
+                    groups.setdefault((name.startswith(body), name in decay), []).append(p)
             lr = kwargs.pop("lr", self.args.learning_rate)
             self.optimizer = cls([{"params": ps, "weight_decay": self.args.weight_decay if decays else 0.0,
-                                   "lr": lr * self.body_lr_scale if body else lr}
-                                  for (body, decays), ps in groups.items()], lr=lr, **kwargs)
+                                   "lr": lr * self.body_lr_scale if in_body else lr}
+                                  for (in_body, decays), ps in groups.items()], lr=lr, **kwargs)
         return super().create_optimizer(model)
