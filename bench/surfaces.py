@@ -3,9 +3,9 @@ training generates (training/surfaces.py), so the figures say how preparation an
 have not seen.
 
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
-of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (five generated here, and
-photographs of real ones: GIMP's texture tiles), with light stronger on one side, a
-soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
+of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (five generated here, photographs
+of real ones: GIMP's texture tiles, and a table whose edge crosses the frame, the floor beyond it), with light
+stronger on one side, a soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
 shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`) darker there, as a photo of it is:
 Fashion-MNIST's pictures are product photos with light and dark swapped.
 """
@@ -76,6 +76,20 @@ def _lamp(rng, h, w):
     return 1.05 - rng.uniform(0.5, 1.0) * r
 
 
+def _table_edge(rng, h, w):
+    """A table (linen, marble, terrazzo or a photographed one) whose edge crosses the frame near one of its sides,
+    a little aslant: beyond it, in a twelfth to a quarter of the frame, the floor or a wall (a photographed surface,
+    in the table's shadow: half to nine tenths as bright)."""
+    table = SURFACES[("linen", "marble", "terrazzo", "photographed")[int(rng.integers(4))]](rng, h, w)
+    floor = _photographed(rng, h, w) * rng.uniform(0.5, 0.9)
+    yy, xx = np.mgrid[0:h, 0:w]
+    side = int(rng.integers(4))  # the side the floor shows along: top, bottom, left, right
+    depth, slant = rng.uniform(1 / 12, 1 / 4), rng.uniform(-0.15, 0.15)
+    across = (yy / h, 1 - yy / h, xx / w, 1 - xx / w)[side]
+    along = (xx / w, xx / w, yy / h, yy / h)[side]
+    return np.where((across + slant * (along - 0.5) < depth)[..., None], floor, table).astype(np.float32)
+
+
 # Photographs of real surfaces nobody here made: GIMP's pattern tiles (Debian's gimp-data), the ones a garment could
 # lie on (a table, a floor, a bed, paper); the sky, water, food and drawn patterns are left out.
 GIMP_PATTERNS = Path("/usr/share/gimp/2.0/patterns")
@@ -115,7 +129,7 @@ def _photographed(rng, h, w):
 
 
 SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _plain,
-            "lamp light": _plain, "photographed": _photographed}
+            "lamp light": _plain, "photographed": _photographed, "table edge": _table_edge}
 LIGHTS = {"lamp light": _lamp}  # a surface's own light, over the garment too; every scene's light stronger on one side
 
 

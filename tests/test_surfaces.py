@@ -109,6 +109,20 @@ def terrazzo(seed: int, colour) -> np.ndarray:
     return a * np.linspace(1.0, 0.75, W)[None, :, None]
 
 
+def floor_beyond(table: np.ndarray, seed: int, side: str) -> np.ndarray:
+    """`table` with its edge crossing the frame, a little aslant, near the top or the bottom (`side`): beyond it, an
+    eighth of the frame deep on average, a floor of dark grainy carpet."""
+    carpet = np.array([90, 80, 75], np.float32) + np.random.default_rng(seed).normal(0, 7, (H, W, 1))
+    return np.where(_beyond(side)[..., None], carpet, table)
+
+
+def _beyond(side: str) -> np.ndarray:
+    """[H, W] bool: the floor's pixels in `floor_beyond`."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    edge = 0.12 * H + 0.1 * (xx - W / 2)
+    return yy < edge if side == "top" else yy > H - edge
+
+
 CASES = {
     "a red pullover on wood grain": (wood(0), (170, 30, 40), False),
     "a blue pullover on wood grain, with a shadow": (wood(1), (40, 60, 150), True),
@@ -117,6 +131,10 @@ CASES = {
     "a green pullover on parquet of two browns": (parquet(3), (90, 150, 80), False),
     "a grey-blue pullover on crumpled paper, with a shadow (not one)": (crumpled_paper(4), (140, 130, 150), True),
     "a red pullover on terrazzo with flecks of its red": (terrazzo(5, (170, 30, 40)), (170, 30, 40), True),
+    "a red pullover on wood grain, the floor beyond the table's edge": (floor_beyond(wood(7), 7, "top"),
+                                                                         (170, 30, 40), True),
+    "a green pullover on a wall in uneven light, the floor along its foot": (floor_beyond(window_wall(8), 8, "bottom"),
+                                                                             (60, 140, 70), False),
 }
 
 
@@ -147,6 +165,36 @@ def test_a_garment_on_a_real_surface_is_framed_like_the_collection(profile, case
     query = preprocess([prepared], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     reference = preprocess([garment(fg=200)], 28, [0.0] * 3, [1.0] * 3)[0, 0] > 0.15
     assert (query & reference).sum() / (query | reference).sum() > 0.75
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_floor_beyond_a_tables_edge_is_told_from_the_table(case):
+    """Part of the border shows another surface beyond a straight edge (a floor beyond the table's edge): that
+    surface is found, and none of the garment or the table with it; round a single surface there is none."""
+    photo, truth = photo_on(*CASES[case])
+    a = np.asarray(photo).astype(np.float32)
+    beyond = surface_of(a).beyond
+    if "beyond" not in case and "along its foot" not in case:
+        assert not beyond.any()
+        return
+    floor = _beyond("top" if "beyond" in case else "bottom")
+    assert (beyond & floor).sum() / (beyond | floor).sum() > 0.9
+    assert not (beyond & truth).any()
+
+
+def test_a_garment_the_frame_cuts_off_is_not_taken_for_a_surface_beyond_it():
+    """A pullover in a corner of the picture, cut off by two of its sides, touches the border along a stretch,
+    abruptly unlike the wall there, as a floor beyond an edge would; but it goes on past the straight line between
+    those ends: it is found as the object, not left out as a surface."""
+    table = window_wall(9)
+    shape = np.asarray(garment(size=150, fg=255, bg=0)) > 128
+    truth = np.zeros((H, W), bool)
+    truth[0:120, 0:120] = shape[30:, 30:]
+    table[truth] = (40, 60, 150)
+    a = table.clip(0, 255).astype(np.uint8)
+    assert not surface_of(a.astype(np.float32)).beyond.any()
+    found = analyse(a)
+    assert (found.mask & truth).sum() / (found.mask | truth).sum() > 0.85
 
 
 @pytest.mark.parametrize("off", [3, -2])

@@ -15,6 +15,7 @@ import torch
 from transformers import default_data_collator
 
 from training import analysis as analysis_module
+from training import edges as edges_module
 from training import images as images_module
 from training import prepare as prepare_module
 from training import separate as separate_module
@@ -60,7 +61,7 @@ def _surface_views(split, profile: ImageProfile, size: int, seed: int, cache: Pa
     folder) when given, so that a stopped run, resumed, does not draw them again."""
     # Keyed by the split (its labels), the size, the seed, the profile and the code that draws and prepares them.
     code = [Path(m.__file__).read_bytes() for m in (surfaces_module, prepare_module, shading_module,
-                                                  analysis_module, separate_module, images_module)]
+                                                  analysis_module, separate_module, edges_module, images_module)]
     key = hashlib.sha256(json.dumps([list(split["label"]), size, seed, profile.as_dict()]).encode()
                          + b"".join(code)).hexdigest()[:16]
     path = cache / f"surface-views-{key}.pt" if cache is not None else None

@@ -1,7 +1,8 @@
 """Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
 
-The surface is what the picture's border shows. Its light is modelled as a smooth field (a plane fitted to the
-border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the surface's
+The surface is what the picture's border shows (where part of it shows another surface beyond a straight edge, a
+floor beyond a table's edge, the rest: `training.edges`). Its light is modelled as a smooth field (a plane fitted to
+the border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the surface's
 colour) and divided out; what is left is described per pixel by its colour, smoothed over
 the surface's grain, and its local texture energy. A pixel belongs to the object when it is
 unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from training.edges import REST_OF_BORDER, Z_OBJECT, beyond_an_edge, grain_of, mad
+
 MASK_SIDE = 160  # the mask is found on the picture at most this large (its longer side)
 BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
-Z_OBJECT = 5.0  # robust z-scores above this are unlike the surface
 RARE_BINS = 16  # the border's colour histogram: bins a channel
 RARE_SUPPORT = 1.0  # a colour with less than this (a count, spread over a bin round it) round the border is rare
 SHADOW_DARKER = (0.4, 0.97)  # a shadow keeps the surface's colour at this share of its brightness
@@ -48,6 +50,8 @@ class Surface:
     colour: np.ndarray  # [3] the surface's median RGB under even light
     spread: float  # the border's robust colour spread after its light is evened
     light_range: float  # how much the light varies over the frame (max/min − 1)
+    band: np.ndarray  # [h, w] bool: the border pixels it was learnt from
+    beyond: np.ndarray  # [h, w] bool: another surface the border shows, beyond an edge (`training.edges`)
 
 
 def _band(h: int, w: int) -> np.ndarray:
@@ -57,14 +61,16 @@ def _band(h: int, w: int) -> np.ndarray:
     return m
 
 
-def _mad(x: np.ndarray, axis=0) -> np.ndarray:
-    return 1.4826 * np.median(np.abs(x - np.median(x, axis=axis)), axis=axis)
-
-
 def surface_of(a: np.ndarray) -> Surface:
-    """The surface a picture ([h, w, 3] float RGB) shows round its border."""
+    """The surface a picture ([h, w, 3] float RGB) shows round its border; where part of the border shows another
+    surface beyond an edge (a floor beyond a table's edge), the one the rest of it shows."""
     h, w = a.shape[:2]
     band = _band(h, w)
+    beyond = beyond_an_edge(ndimage.gaussian_filter(a, (grain_of(a), grain_of(a), 0)))
+    if (band & ~beyond).sum() >= REST_OF_BORDER * band.sum():
+        band = band & ~beyond
+    else:
+        beyond = np.zeros_like(band)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = xx / w - 0.5, yy / h - 0.5
     basis = np.stack([np.ones_like(u), u, v], -1)
@@ -72,27 +78,28 @@ def surface_of(a: np.ndarray) -> Surface:
     rows, target = basis[band], log_l[band]
     resid = target - np.median(target)
     for _ in range(3):  # least squares on the border without its outliers (an object touching it), refined
-        keep = np.abs(resid - np.median(resid)) < 3 * max(float(_mad(resid)), 0.02)
+        keep = np.abs(resid - np.median(resid)) < 3 * max(float(mad(resid)), 0.02)
         coef, *_ = np.linalg.lstsq(rows[keep], target[keep], rcond=None)
         resid = target - rows @ coef
     field = basis @ coef
-    plane = _lit(a, field, band)
+    plane = _lit(a, field, band, beyond)
     if flat_border(plane):
         return plane
     lamp = _lamp_field(a, band, u, v, log_l, field)
-    return plane if lamp is None else _lit(a, lamp, band)
+    return plane if lamp is None else _lit(a, lamp, band, beyond)
 
 
-def _lit(a: np.ndarray, field: np.ndarray, band: np.ndarray) -> Surface:
+def _lit(a: np.ndarray, field: np.ndarray, band: np.ndarray, beyond: np.ndarray) -> Surface:
     """The surface under the light `field` (log-brightness [h, w])."""
     light = np.exp(field - np.median(field[band]))
     even = a / light[..., None]
     # The spread of the border's colour, pixel by pixel and (sensor noise alone is no surface) smoothed; the smaller
     # (smoothing smears an object that touches the border into it).
-    spread = min(float(np.max(_mad(even[band]))),
-                 float(np.max(_mad(ndimage.gaussian_filter(even, (1.5, 1.5, 0))[band]))))
+    spread = min(float(np.max(mad(even[band]))),
+                 float(np.max(mad(ndimage.gaussian_filter(even, (1.5, 1.5, 0))[band]))))
     seen = light[band]
-    return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1))
+    return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1), band,
+                   beyond)
 
 
 def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, log_l: np.ndarray,
@@ -105,7 +112,7 @@ def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, l
     curves down every way (a peak: a dip would be a dark object taken for light)."""
     smooth = ndimage.gaussian_filter(a, (1.5, 1.5, 0))
     chroma = smooth / np.maximum(smooth.mean(-1, keepdims=True), 1)
-    tol = max(4 * float(_mad(chroma[band]).max()), LAMP_CHROMA)
+    tol = max(4 * float(mad(chroma[band]).max()), LAMP_CHROMA)
     surface = (np.abs(chroma - np.median(chroma[band], 0)).max(-1) < tol)[::2, ::2].ravel()  # every other pixel
     terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1)
     rows, target, fit = terms[::2, ::2].reshape(-1, 6), log_l[::2, ::2].ravel(), plane[::2, ::2].ravel()
@@ -123,7 +130,7 @@ def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, l
 
 def flat_border(s: Surface) -> bool:
     """One even colour round the border, in even light: the background is that colour."""
-    return s.spread < FLAT_SPREAD and s.light_range < FLAT_LIGHT
+    return s.spread < FLAT_SPREAD and s.light_range < FLAT_LIGHT and not s.beyond.any()
 
 
 def _features(even: np.ndarray, grain: float) -> tuple[np.ndarray, np.ndarray]:
@@ -136,15 +143,30 @@ def _features(even: np.ndarray, grain: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
-    """[h, w] bool: the object's pixels in `a` ([h, w, 3] float RGB) on surface `s`; None when nothing stands out."""
-    h, w = a.shape[:2]
-    band = _band(h, w)
+    """[h, w] bool: the object's pixels in `a` ([h, w, 3] float RGB) on surface `s`; None when nothing stands out.
+    Another surface the border shows beyond an edge is not object."""
+    grain = grain_of(a)
     even = a / s.light[..., None]
-    grain = max(1.0, 0.012 * max(h, w))
     colour, energy = _features(even, grain)
+    opening = max(1, round(1.5 * grain))
+    beyond = ndimage.binary_dilation(s.beyond, iterations=max(1, round(grain))) if s.beyond.any() else s.beyond
+    candidate = _unlike(colour, energy, s.band) & ~beyond
+    candidate = ndimage.binary_opening(candidate, iterations=opening)
+    if not candidate.any():
+        return None
+    keep = ndimage.binary_closing(_largest_regions(candidate), iterations=max(1, round(grain)))
+    # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
+    mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
+    return _graph_cut(even, mask) if mask.any() else None
+
+
+def _unlike(colour: np.ndarray, energy: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """[h, w] bool: the pixels unlike the surface that `band` shows (by colour or texture energy: a robust z-score
+    over the band's median and spread; or a colour rare in it), and not its shadow (the surface's own colour and
+    grain, only darker)."""
     floor = 3.0
-    c_med, c_mad = np.median(colour[band], 0), np.maximum(_mad(colour[band]), floor)
-    e_med, e_mad = np.median(energy[band]), max(float(_mad(energy[band])), floor / 2)
+    c_med, c_mad = np.median(colour[band], 0), np.maximum(mad(colour[band]), floor)
+    e_med, e_mad = np.median(energy[band]), max(float(mad(energy[band])), floor / 2)
     z_colour = (np.abs(colour - c_med) / c_mad).max(-1)
     z_energy = np.abs(energy - e_med) / e_mad
     # A shadow: the surface's chromaticity, darker by a share in SHADOW_DARKER, its grain dimmed alike.
@@ -155,14 +177,7 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     shadow = (ratio > SHADOW_DARKER[0]) & (ratio < SHADOW_DARKER[1]) \
         & (chroma_off < min(Z_OBJECT * float(c_mad.max()) / ref, SHADOW_CHROMA)) \
         & (np.abs(energy - e_med * ratio) < Z_OBJECT * e_mad)
-    candidate = ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | _rare_colour(colour, band)) & ~shadow
-    candidate = ndimage.binary_opening(candidate, iterations=max(1, round(1.5 * grain)))
-    if not candidate.any():
-        return None
-    keep = ndimage.binary_closing(_largest_regions(candidate), iterations=max(1, round(grain)))
-    # Smoothing spread the object's colour over the surface round it: that rim is taken off again.
-    mask = ndimage.binary_erosion(ndimage.binary_fill_holes(keep), iterations=max(1, round(2 * grain)))
-    return _graph_cut(even, mask) if mask.any() else None
+    return ((z_colour > Z_OBJECT) | (z_energy > Z_OBJECT) | _rare_colour(colour, band)) & ~shadow
 
 
 def settled_rim(even: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
