@@ -49,6 +49,8 @@ README_FIGURES = [
     ("robustness-surfaces-lamp", "label_p_at_10[on a surface, shaded as a photo: photographed, cosine]",
      "a garment on a photographed surface, shaded as a photo: label precision@10, cosine"),
     ("masks", "mask_iou[photographed]", "a garment on a photographed surface: the found object's IoU with it"),
+    ("robustness-surfaces-edge", "predicted_class_accuracy[on a surface, shaded as a photo: table edge]",
+     "a garment on a table, the floor beyond its edge, shaded as a photo: the predicted class"),
 ]
 
 

@@ -1,10 +1,9 @@
 """How the product answers a person's own pictures: test images of the demo collection under the transforms a
 photo goes through (shifted, cropped, rotated, small in a larger frame, on a light background, tinted, blurred,
 noisy, JPEG'd, upscaled, and all at once as a product photo, also with a dim room's grain; and lying on a real
-surface, bench/surfaces.py: linen, terrazzo, marble, a wall by a window, photographs of real surfaces (GIMP's
-textures), each garment in a colour of its own, shaded either way round or as a photo is, turned, in uneven light,
-with a shadow),
-searched as the app searches them.
+surface, bench/surfaces.py: linen, terrazzo, marble, a wall by a window, a table under a lamp, photographs of real
+surfaces (GIMP's textures), a table with the floor beyond its edge, each garment in a colour of its own, shaded
+either way round or as a photo is, turned, in uneven light, with a shadow), searched as the app searches them.
 
 For each transform and metric: how often the original comes back in the top 5 (on a surface, also apart for the
 garments drawn plain and those wearing stripes or checks their original does not show), label precision@10, and the

@@ -5,9 +5,9 @@ have not seen.
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
 of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (five generated here, photographs
 of real ones: GIMP's texture tiles, and a table whose edge crosses the frame, the floor beyond it), with light
-stronger on one side, a soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests' framing checks. The garment is
-shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`) darker there, as a photo of it is:
-Fashion-MNIST's pictures are product photos with light and dark swapped.
+stronger on one side, a soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests'
+framing checks. The garment is shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`)
+darker there, as a photo of it is: Fashion-MNIST's pictures are product photos with light and dark swapped.
 """
 
 from __future__ import annotations

@@ -124,9 +124,10 @@ def test_the_clipart_bench_makes_a_model_anew_for_another_backbone_and_reuses_it
 def test_the_robustness_bench_measures_only_the_transforms_asked_for():
     """`--only` picks transforms by part of their name, any case, and several texts add up; none given is all."""
     from bench.robustness import TRANSFORMS, chosen_transforms
+    from bench.surfaces import SURFACES
 
     surfaces = chosen_transforms(["SURFACE"])
-    assert len(surfaces) == 12 and all("surface" in n for n in surfaces)
+    assert len(surfaces) == 2 * len(SURFACES) and all("surface" in n for n in surfaces)  # two shadings each
     both = chosen_transforms(["window", "product photo,"])
     assert sorted(both) == sorted(["on a surface: window light", "on a surface, shaded as a photo: window light",
                                    "product photo, grainy (σ 12)"])

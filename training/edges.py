@@ -13,6 +13,9 @@ Z_OBJECT = 5.0  # robust z-scores over a surface's colour above this are unlike 
 # the picture changes from like it to unlike it along EDGE_SHARE of the straight line between its ends. It is left
 # out of the object, and of what the surface is learnt from when at least REST_OF_BORDER of the border is left.
 EDGE_ARC, EDGE_LAG, EDGE_STEP, EDGE_SHARE, REST_OF_BORDER = 0.08, 4, 6.0, 0.5, 0.3
+# Only in pictures at least this large (the shorter side, px, as analysed): smaller ones are thumbnails and drawings,
+# which fill their frame with bands of colour (a flag, a framed icon) as often as a photo shows a floor beyond a table.
+EDGE_MIN_SIDE = 100
 
 
 def mad(x: np.ndarray, axis=0) -> np.ndarray:
@@ -32,8 +35,10 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     by more than EDGE_STEP times either's grain, as abruptly at both its ends, and the picture changes along the
     straight line between those ends from like the shorter arc (a robust z-score up to Z_OBJECT) to unlike it for at
     least EDGE_SHARE of the line (an object the frame cuts off goes on past that line), what lies beyond the line is
-    the other surface."""
+    the other surface. Pictures smaller than EDGE_MIN_SIDE have none."""
     h, w = colour.shape[:2]
+    if min(h, w) < EDGE_MIN_SIDE:
+        return np.zeros((h, w), bool)
     ring = _ring(h, w)
     seq = colour[ring[:, 0], ring[:, 1]].astype(np.float64)
     n = len(seq)
@@ -58,7 +63,7 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     if changes.mean() < EDGE_SHARE:
         return none
     yy, xx = np.mgrid[0:h, 0:w]
-    return (yy - p[0]) * normal[0] + (xx - p[1]) * normal[1] > 0
+    return like & ((yy - p[0]) * normal[0] + (xx - p[1]) * normal[1] > 0)
 
 
 def _arcs(seq: np.ndarray) -> tuple[int, int, np.ndarray]:
