@@ -4,7 +4,7 @@ have not seen.
 
 A scene: a Fashion-MNIST garment (28 px grey on black) drawn in a colour of its own, sometimes patterned, at 40–60 %
 of a 4:3 frame, turned a few degrees, off-centre, on one of the surfaces below (five generated here, photographs
-of real ones: GIMP's texture tiles, and a table whose edge crosses the frame, the floor beyond it), with light
+of real ones: GIMP's texture tiles, and a table whose edge, or corner, is in view, the floor beyond it), with light
 stronger on one side, a soft shadow, JPEG'd. Its true silhouette comes back with it (`scene`), for the tests'
 framing checks. The garment is shaded brighter where Fashion-MNIST's picture is brighter, or (`photo_shaded`)
 darker there, as a photo of it is: Fashion-MNIST's pictures are product photos with light and dark swapped.
@@ -80,14 +80,32 @@ def _table_edge(rng, h, w):
     """A table (linen, marble, terrazzo or a photographed one) whose edge crosses the frame near one of its sides,
     a little aslant: beyond it, in a twelfth to a quarter of the frame, the floor or a wall (a photographed surface,
     in the table's shadow: half to nine tenths as bright)."""
-    table = SURFACES[("linen", "marble", "terrazzo", "photographed")[int(rng.integers(4))]](rng, h, w)
-    floor = _photographed(rng, h, w) * rng.uniform(0.5, 0.9)
+    table, floor = _table_and_floor(rng, h, w)
     yy, xx = np.mgrid[0:h, 0:w]
     side = int(rng.integers(4))  # the side the floor shows along: top, bottom, left, right
     depth, slant = rng.uniform(1 / 12, 1 / 4), rng.uniform(-0.15, 0.15)
     across = (yy / h, 1 - yy / h, xx / w, 1 - xx / w)[side]
     along = (xx / w, xx / w, yy / h, yy / h)[side]
     return np.where((across + slant * (along - 0.5) < depth)[..., None], floor, table).astype(np.float32)
+
+
+def _table_corner(rng, h, w):
+    """A table's corner in view: its two edges, each a little aslant, run along two sides of the frame that meet, and
+    the floor shows beyond both (each a twelfth to a quarter of the frame deep; the table and the floor as in
+    `_table_edge`)."""
+    table, floor = _table_and_floor(rng, h, w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    down, right = rng.integers(2, size=2)  # the floor along the top or the bottom, and the left or the right
+    across_y, across_x = (1 - yy / h if down else yy / h), (1 - xx / w if right else xx / w)
+    d1, d2 = rng.uniform(1 / 12, 1 / 4, 2)
+    s1, s2 = rng.uniform(-0.1, 0.1, 2)
+    beyond = (across_y + s1 * (xx / w - 0.5) < d1) | (across_x + s2 * (yy / h - 0.5) < d2)
+    return np.where(beyond[..., None], floor, table).astype(np.float32)
+
+
+def _table_and_floor(rng, h, w):
+    table = SURFACES[("linen", "marble", "terrazzo", "photographed")[int(rng.integers(4))]](rng, h, w)
+    return table, _photographed(rng, h, w) * rng.uniform(0.5, 0.9)
 
 
 # Photographs of real surfaces nobody here made: GIMP's pattern tiles (Debian's gimp-data), the ones a garment could
@@ -129,7 +147,8 @@ def _photographed(rng, h, w):
 
 
 SURFACES = {"linen": _linen, "terrazzo": _terrazzo, "marble": _marble, "window light": _plain,
-            "lamp light": _plain, "photographed": _photographed, "table edge": _table_edge}
+            "lamp light": _plain, "photographed": _photographed, "table edge": _table_edge,
+            "table corner": _table_corner}
 LIGHTS = {"lamp light": _lamp}  # a surface's own light, over the garment too; every scene's light stronger on one side
 
 

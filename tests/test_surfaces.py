@@ -110,16 +110,18 @@ def terrazzo(seed: int, colour) -> np.ndarray:
 
 
 def floor_beyond(table: np.ndarray, seed: int, side: str) -> np.ndarray:
-    """`table` with its edge crossing the frame, a little aslant, near the top or the bottom (`side`): beyond it, an
-    eighth of the frame deep on average, a floor of dark grainy carpet."""
+    """`table` with its edge crossing the frame, a little aslant, near the top or the bottom (`side`; or its corner
+    in view, "bottom right"): beyond it, an eighth of the frame deep on average, a floor of dark grainy carpet."""
     carpet = np.array([90, 80, 75], np.float32) + np.random.default_rng(seed).normal(0, 7, (H, W, 1))
     return np.where(_beyond(side)[..., None], carpet, table)
 
 
 def _beyond(side: str) -> np.ndarray:
-    """[H, W] bool: the floor's pixels in `floor_beyond`."""
+    """[H, W] bool: the floor's pixels in `floor_beyond` (`side` top, bottom, or a corner: "bottom right")."""
     yy, xx = np.mgrid[0:H, 0:W]
     edge = 0.12 * H + 0.1 * (xx - W / 2)
+    if side == "bottom right":  # a table's corner: the floor along the bottom and the right
+        return (yy > H - 0.15 * H + 0.05 * (xx - W / 2)) | (xx > W - 0.15 * W - 0.05 * (yy - H / 2))
     return yy < edge if side == "top" else yy > H - edge
 
 
@@ -135,6 +137,8 @@ CASES = {
                                                                          (170, 30, 40), True),
     "a green pullover on a wall in uneven light, the floor along its foot": (floor_beyond(window_wall(8), 8, "bottom"),
                                                                              (60, 140, 70), False),
+    "a blue pullover on a table's corner in uneven light, the floor beyond": (
+        floor_beyond(window_wall(10), 10, "bottom right"), (40, 60, 150), True),
 }
 
 
@@ -178,7 +182,7 @@ def test_the_floor_beyond_a_tables_edge_is_told_from_the_table(case):
     if "beyond" not in case and "along its foot" not in case:
         assert not beyond.any()
         return
-    floor = _beyond("top" if "beyond" in case else "bottom")
+    floor = _beyond("bottom right" if "corner" in case else "top" if "beyond the" in case else "bottom")
     assert (beyond & floor).sum() > 0.8 * floor.sum() and (beyond & ~floor).sum() < 0.02 * floor.sum()
     assert not (beyond & truth).any()
 

@@ -1,7 +1,7 @@
 """Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
 
-The surface is what the picture's border shows (where part of it shows another surface beyond a straight edge, a
-floor beyond a table's edge, the rest: `training.edges`). Its light is modelled as a smooth field (a plane fitted to
+The surface is what the picture's border shows (where part of it shows another surface beyond an edge, a floor
+beyond a table's edge or corner, the rest: `training.edges`). Its light is modelled as a smooth field (a plane fitted to
 the border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the surface's
 colour) and divided out; what is left is described per pixel by its colour, smoothed over
 the surface's grain, and its local texture energy. A pixel belongs to the object when it is
