@@ -36,7 +36,8 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     differ by more than EDGE_STEP times either's grain, as abruptly at the shorter's ends, the edge between them is
     looked for: the straight line between those ends, else two lines that meet inside the frame (`_inner_corner`);
     it is an edge when along EDGE_SHARE of each line the picture changes from like the shorter arc (a robust z-score
-    up to Z_OBJECT) on its side to unlike it on the other (an object the frame cuts off goes on past such a line).
+    up to Z_OBJECT; for a corner's two lines, nearer its colour than the longer arc's) on its side to unlike it on
+    the other (an object the frame cuts off goes on past such a line).
     The other surface is the smaller part: the pixels there that look like its arc. Pictures smaller than
     EDGE_MIN_SIDE have none."""
     h, w = colour.shape[:2]
@@ -54,14 +55,15 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     if np.abs(np.median(a, 0) - np.median(b, 0)).max() <= least or min(jump[i], jump[(i + m) % n]) <= least:
         return none
     z_a, z_b = (_z(colour, part) for part in (a, b))
-    like = z_a < Z_OBJECT
+    like, nearer = z_a < Z_OBJECT, z_a < z_b
     reach = 2 * grain_of(colour)
     arc = ring[(i + np.arange(m)) % n]
-    for corner in _corners(z_a < z_b, ring, i, m):
+    for corner in _corners(nearer, ring, i, m):
         outline = arc if corner is None else np.concatenate([arc, corner[None].round().astype(int)])
         side = _polygon(outline, h, w)  # the arc's side of the edge
         ends = [arc[0], arc[-1]] if corner is None else [arc[0], corner, arc[-1]]
-        if all(_changes(like, side, e, f, reach) for e, f in zip(ends[:-1], ends[1:], strict=True)):
+        test = like if corner is None else nearer  # a corner's lines, fitted over the nearer pixels, tested so
+        if all(_changes(test, side, e, f, reach) for e, f in zip(ends[:-1], ends[1:], strict=True)):
             if side.sum() <= (~side).sum():
                 return like & side
             return (z_b < Z_OBJECT) & ~side
