@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 Z_OBJECT = 5.0  # robust z-scores over a surface's colour above this are unlike the surface
+SPREAD_FLOOR = 3.0  # a surface's colour spreads at least this much (0-255) a channel: sensor noise is no texture
 # Another surface beyond an edge (`beyond_an_edge`): the border is split where its colour jumps most (the means of
 # EDGE_LAG px either side), at two places at least EDGE_ARC of the way round apart; the two arcs are two surfaces when
 # they differ, and jump at both ends, by more than EDGE_STEP times their grain, and the picture changes from like the
@@ -54,7 +55,7 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     none = np.zeros((h, w), bool)
     if np.abs(np.median(a, 0) - np.median(b, 0)).max() <= least or min(jump[i], jump[(i + m) % n]) <= least:
         return none
-    z_a, z_b = (_z(colour, part) for part in (a, b))
+    z_a, z_b = (robust_z(colour, *centre_and_spread(part)) for part in (a, b))
     like, nearer = z_a < Z_OBJECT, z_a < z_b
     reach = 2 * grain_of(colour)
     arc = ring[(i + np.arange(m)) % n]
@@ -70,9 +71,14 @@ def beyond_an_edge(colour: np.ndarray) -> np.ndarray:
     return none
 
 
-def _z(colour: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """[h, w] each pixel's robust z-score over the colours `seen` ([k, 3]): its channel most unlike their median."""
-    return (np.abs(colour - np.median(seen, 0)) / np.maximum(mad(seen), 3.0)).max(-1)
+def centre_and_spread(seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The median of the colours `seen` ([k, 3]) and their robust spread, at least SPREAD_FLOOR a channel."""
+    return np.median(seen, 0), np.maximum(mad(seen), SPREAD_FLOOR)
+
+
+def robust_z(colour: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """[h, w] each pixel's robust z-score over a surface's colour (`centre_and_spread`): its channel most unlike it."""
+    return (np.abs(colour - centre) / spread).max(-1)
 
 
 def _corners(nearer: np.ndarray, ring: np.ndarray, i: int, m: int):

@@ -1,19 +1,17 @@
 """Finding the object on a real surface: texture, light stronger on one side, a soft shadow.
 
 The surface is what the picture's border shows (where part of it shows another surface beyond an edge, a floor
-beyond a table's edge or corner, the rest: `training.edges`). Its light is modelled as a smooth field (a plane fitted to
-the border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the surface's
-colour) and divided out; what is left is described per pixel by its colour, smoothed over
-the surface's grain, and its local texture energy. A pixel belongs to the object when it is
-unlike the border on these (a robust z-score over the border's median and spread) or its colour hardly occurs round
-the border at all (a surface of several colours, boards or tiles, has no one median), and is not a shadow (the
-surface's own colour and grain, only darker). The largest region, its holes filled, is the object's first guess;
-a graph cut over colour (OpenCV's grabCut) settles its edge, and specks apart from the object are dropped again.
-Found on a smaller picture and enlarged, the edge is settled once more at the picture's own size (`settled_rim`):
-a pixel there is a blend of object and surface, and object when it is more object than surface.
-
-`flat_border` tells the case preparation has always handled (one even colour round the border) from this one.
-"""
+beyond a table's edge or corner, the rest: `training.edges`). Its light is modelled as a smooth field (a plane
+fitted to the border's log-brightness, robustly; or a lamp's, brightest inside the frame, followed inwards over the
+surface's colour) and divided out; what is left is described per pixel by its colour, smoothed over the surface's
+grain, and its local texture energy. A pixel belongs to the object when it is unlike the border on these (a robust
+z-score over the border's median and spread) or its colour hardly occurs round the border at all (a surface of
+several colours, boards or tiles, has no one median), and is not a shadow (the surface's own colour and grain, only
+darker). The largest region, its holes filled, is the object's first guess; a graph cut over colour (OpenCV's
+grabCut) settles its edge, and specks apart from the object are dropped again. Found on a smaller picture and
+enlarged, the edge is settled once more at the picture's own size (`settled_rim`): a pixel there is a blend of
+object and surface, and object when it is more object than surface. `flat_border` tells the case preparation has
+always handled (one even colour round the border) from this one."""
 
 from __future__ import annotations
 
@@ -22,7 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from training.edges import REST_OF_BORDER, Z_OBJECT, beyond_an_edge, grain_of, mad
+from training.edges import (
+    REST_OF_BORDER,
+    SPREAD_FLOOR,
+    Z_OBJECT,
+    beyond_an_edge,
+    centre_and_spread,
+    grain_of,
+    mad,
+    robust_z,
+)
 
 MASK_SIDE = 160  # the mask is found on the picture at most this large (its longer side)
 BAND = 0.04  # the border band the surface is learnt from, as a share of the shorter side
@@ -50,7 +57,6 @@ class Surface:
     colour: np.ndarray  # [3] the surface's median RGB under even light
     spread: float  # the border's robust colour spread after its light is evened
     light_range: float  # how much the light varies over the frame (max/min − 1)
-    band: np.ndarray  # [h, w] bool: the border pixels it was learnt from
     beyond: np.ndarray  # [h, w] bool: another surface the border shows, beyond an edge (`training.edges`)
 
 
@@ -67,10 +73,9 @@ def surface_of(a: np.ndarray) -> Surface:
     h, w = a.shape[:2]
     band = _band(h, w)
     beyond = beyond_an_edge(ndimage.gaussian_filter(a, (grain_of(a), grain_of(a), 0)))
-    if (band & ~beyond).sum() >= REST_OF_BORDER * band.sum():
-        band = band & ~beyond
-    else:
+    if (band & ~beyond).sum() < REST_OF_BORDER * band.sum():  # too little of the border left to learn the surface
         beyond = np.zeros_like(band)
+    band = band & ~beyond
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = xx / w - 0.5, yy / h - 0.5
     basis = np.stack([np.ones_like(u), u, v], -1)
@@ -98,8 +103,7 @@ def _lit(a: np.ndarray, field: np.ndarray, band: np.ndarray, beyond: np.ndarray)
     spread = min(float(np.max(mad(even[band]))),
                  float(np.max(mad(ndimage.gaussian_filter(even, (1.5, 1.5, 0))[band]))))
     seen = light[band]
-    return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1), band,
-                   beyond)
+    return Surface(light, np.median(even[band], axis=0), spread, float(seen.max() / max(seen.min(), 1e-3) - 1), beyond)
 
 
 def _lamp_field(a: np.ndarray, band: np.ndarray, u: np.ndarray, v: np.ndarray, log_l: np.ndarray,
@@ -150,7 +154,7 @@ def object_mask(a: np.ndarray, s: Surface) -> np.ndarray | None:
     colour, energy = _features(even, grain)
     opening = max(1, round(1.5 * grain))
     beyond = ndimage.binary_dilation(s.beyond, iterations=max(1, round(grain))) if s.beyond.any() else s.beyond
-    candidate = _unlike(colour, energy, s.band) & ~beyond
+    candidate = _unlike(colour, energy, _band(*a.shape[:2]) & ~s.beyond) & ~beyond  # the border it was learnt from
     candidate = ndimage.binary_opening(candidate, iterations=opening)
     if not candidate.any():
         return None
@@ -164,10 +168,9 @@ def _unlike(colour: np.ndarray, energy: np.ndarray, band: np.ndarray) -> np.ndar
     """[h, w] bool: the pixels unlike the surface that `band` shows (by colour or texture energy: a robust z-score
     over the band's median and spread; or a colour rare in it), and not its shadow (the surface's own colour and
     grain, only darker)."""
-    floor = 3.0
-    c_med, c_mad = np.median(colour[band], 0), np.maximum(mad(colour[band]), floor)
-    e_med, e_mad = np.median(energy[band]), max(float(mad(energy[band])), floor / 2)
-    z_colour = (np.abs(colour - c_med) / c_mad).max(-1)
+    c_med, c_mad = centre_and_spread(colour[band])
+    e_med, e_mad = np.median(energy[band]), max(float(mad(energy[band])), SPREAD_FLOOR / 2)
+    z_colour = robust_z(colour, c_med, c_mad)
     z_energy = np.abs(energy - e_med) / e_mad
     # A shadow: the surface's chromaticity, darker by a share in SHADOW_DARKER, its grain dimmed alike.
     luma, ref = colour.mean(-1), max(float(c_med.mean()), 1.0)
